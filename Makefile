@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine:
+#   make test   - create .venv on first use, then run every test (package, sync, grading, nbval)
+#   make book   - create .venv on first use, then build the HTML book into _build/html
+# Both accept a PyTorch spec, e.g.  make test TORCH=torch==2.13.0  (default: plain torch).
+
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch
+BIN    := $(abspath $(VENV))/bin
+STAMP  := $(VENV)/.installed
+# nbgrader starts `alembic` in a subprocess: the environment's bin/ must be on PATH.
+RUN    := PATH="$(BIN):$$PATH" MPLBACKEND=Agg
+
+.PHONY: env test book chapters benchmark clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+test: $(STAMP)
+	$(RUN) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
+		tests solutions chapters
+
+book: $(STAMP)
+	$(RUN) $(BIN)/jupyter-book build . --all -W -n --keep-going
+
+# Regenerate the student versions in chapters/ from solutions/ (nbgrader + tagging).
+chapters: $(STAMP)
+	$(RUN) $(BIN)/python tools/regenerate_chapters.py
+
+# Time every notebook and measure its peak memory; rewrites back/runtimes.md.
+benchmark: $(STAMP)
+	$(RUN) $(BIN)/python tools/benchmark.py
+
+clean:
+	rm -rf _build

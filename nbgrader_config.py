@@ -1,0 +1,29 @@
+"""nbgrader configuration for the book's course directory (the repository root).
+
+`solutions/` is nbgrader's source directory and `chapters/` its release directory, so
+`make chapters` (which wraps `nbgrader generate_assignment`) writes the student versions
+that the book renders. Each part folder (`attention`, `sequence_models`, ...) is one
+nbgrader assignment; each section notebook in it is one notebook of that assignment.
+"""
+
+c = get_config()  # noqa: F821 - injected by traitlets when nbgrader loads this file
+
+c.CourseDirectory.course_id = "everything-is-a-mapping"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "chapters"
+
+# Each cell may run for two minutes before the kernel is interrupted (the default, 30 s,
+# is too short for the training cells of later parts). An infinite loop in a student's
+# answer therefore costs that run two minutes, not the whole grading session.
+c.Execute.timeout = 120
+
+# Put back test cells a student deleted, instead of silently skipping their points.
+c.OverwriteCells.add_missing_cells = True
+
+# nbgrader gives 0 points to a test cell with ANY stderr output, even when every assert
+# passed. Warnings, progress bars and logging write to stderr, so we drop stderr outputs
+# before grading -- except those carrying the integrity marker that seqbook's checks
+# write when they detect tampering (see seqbook/checks/integrity.py). An exception still
+# produces an `error` output, which this preprocessor never touches.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"^(?![\s\S]*SEQBOOK-INTEGRITY)"

@@ -1,0 +1,11 @@
+"""seqbook: the helper package of the book *Everything Is a Mapping*.
+
+It holds what several sections share: reference implementations that later sections
+reuse (``seqbook.attention``), plotting helpers (``seqbook.plotting``), the exercise
+checks that test cells call (``seqbook.checks``) and run-time helpers re-exported here.
+"""
+
+from seqbook.runtime import get_device, set_seed
+
+__all__ = ["get_device", "set_seed", "__version__"]
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""A guard that makes named functions unusable while a student's code runs.
+
+An exercise that asks for X "from primitives" is graded inside ``forbid_calls``. The
+guard works at two depths:
+
+* it replaces each forbidden function at its import path (``torch.nn.functional.
+  scaled_dot_product_attention``, ``seqbook.attention.scaled_dot_product_attention``, ...)
+  by one that raises at once with a message, and
+* it installs a profiling hook (``sys.setprofile``) that sees every function call, so
+  a forbidden function reached through an alias captured *before* the guard started
+  (``from torch.nn.functional import scaled_dot_product_attention as f``), or through a
+  library function that calls it internally, is caught too.
+
+Removing the hook from inside the guarded code is itself reported as a violation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from seqbook.checks.core import CheckFailure
+
+__all__ = ["ForbiddenCall", "forbid_calls"]
+
+
+class ForbiddenCall(CheckFailure):
+    """The student's code used a function that this exercise asks them to write."""
+
+
+def _resolve(path: str) -> tuple[Any, str, Any]:
+    module_name, _, attribute = path.rpartition(".")
+    owner = importlib.import_module(module_name)
+    return owner, attribute, getattr(owner, attribute)
+
+
+def _refuse(path: str, reason: str):
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise ForbiddenCall(f"`{path}` is not allowed here: {reason}")
+
+    refused.__name__ = path.rpartition(".")[2]
+    return refused
+
+
+@contextmanager
+def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") -> Iterator[None]:
+    """Within the block, any call to the functions at ``paths`` raises :class:`ForbiddenCall`.
+
+    Paths are dotted import paths such as
+    ``"torch.nn.functional.scaled_dot_product_attention"``.
+    """
+    originals = [_resolve(path) for path in paths]
+    forbidden_code: dict[types.CodeType, str] = {}
+    forbidden_builtins: dict[int, str] = {}
+    forbidden_names: dict[str, str] = {}
+    for path, (_, _, fn) in zip(paths, originals):
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            forbidden_code[code] = path
+        else:  # a C function: recognise it by identity, or by name if re-wrapped
+            forbidden_builtins[id(fn)] = path
+            forbidden_names[getattr(fn, "__name__", path)] = path
+
+    seen: list[str] = []
+
+    def hook(frame: types.FrameType, event: str, arg: Any) -> None:
+        if event == "call":
+            path = forbidden_code.get(frame.f_code)
+            if path is not None:
+                seen.append(path)
+        elif event == "c_call":
+            path = forbidden_builtins.get(id(arg))
+            if path is None:
+                path = forbidden_names.get(getattr(arg, "__name__", None))
+            if path is not None:
+                seen.append(path)
+
+    for path, (owner, attribute, _) in zip(paths, originals):
+        setattr(owner, attribute, _refuse(path, reason))
+    previous_profile = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        yield
+        hook_removed = sys.getprofile() is not hook
+    finally:
+        sys.setprofile(previous_profile)
+        for owner, attribute, fn in originals:
+            setattr(owner, attribute, fn)
+    if hook_removed:
+        raise ForbiddenCall(
+            "your code switched off the grading guard (sys.setprofile); "
+            "this exercise cannot be graded that way."
+        )
+    if seen:
+        raise ForbiddenCall(
+            f"your code called `{seen[0]}` (possibly through another name): {reason}"
+        )

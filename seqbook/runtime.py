@@ -1,0 +1,62 @@
+"""Reproducibility and device selection, used by the set-up cell of every notebook."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["set_seed", "get_device", "GPURequiredError"]
+
+
+class GPURequiredError(RuntimeError):
+    """Raised by :func:`get_device` when ``REQUIRE_GPU=1`` but no CUDA device is usable."""
+
+
+def set_seed(seed: int = 0) -> None:
+    """Seed Python's, NumPy's and PyTorch's random number generators.
+
+    Results in the book are reproducible run to run on the CPU. (CUDA kernels are not all
+    deterministic, so GPU numbers may differ in the last digits.)
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _gpu_required() -> bool:
+    return os.environ.get("REQUIRE_GPU", "").strip().lower() in {"1", "true", "yes"}
+
+
+def get_device(verbose: bool = False) -> torch.device:
+    """Return ``cuda`` when a CUDA device is usable, otherwise ``cpu``.
+
+    With the environment variable ``REQUIRE_GPU=1`` (as on the book's GPU CI runner) a
+    missing GPU is an error instead of a silent fall-back to the CPU.
+    """
+    if torch.cuda.is_available():
+        try:
+            # is_available() can be true while the driver refuses work; touch the device.
+            torch.zeros(1, device="cuda")
+            device = torch.device("cuda")
+        except RuntimeError as err:
+            if _gpu_required():
+                raise GPURequiredError(
+                    f"REQUIRE_GPU=1 but the CUDA device cannot be used: {err}"
+                ) from err
+            device = torch.device("cpu")
+    elif _gpu_required():
+        raise GPURequiredError(
+            "REQUIRE_GPU=1 but PyTorch sees no usable CUDA device "
+            f"(torch {torch.__version__}, built with CUDA: {torch.version.cuda}). "
+            "Install a CUDA build of PyTorch or unset REQUIRE_GPU to run on the CPU."
+        )
+    else:
+        device = torch.device("cpu")
+    if verbose:
+        print(f"Running on {device}.")
+    return device

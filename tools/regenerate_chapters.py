@@ -112,4 +112,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.chdir(REPO)
+    # nbgrader runs `alembic` in a subprocess: the environment's bin/ must be on PATH.
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     sys.exit(main())

@@ -1,0 +1,124 @@
+"""The book's configuration: table of contents, repository URL, notebook hygiene."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+import yaml
+from conftest import REPO, chapter_notebooks, solution_notebooks
+
+CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
+TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
+PART_CAPTIONS = [
+    "Part 1 — Sequence models",
+    "Part 2 — Attention",
+    "Part 3 — Feed-forward networks and the Transformer block",
+    "Part 4 — Encoder–decoder",
+    "Part 5 — Pretraining and fine-tuning",
+]
+
+
+def toc_files() -> list[str]:
+    files = [TOC["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in TOC["parts"]:
+        walk(part["chapters"])
+    return files
+
+
+def test_only_toc_files_are_built_and_solutions_never():
+    assert CONFIG["only_build_toc_files"] is True
+    assert not [f for f in toc_files() if f.startswith("solutions")]
+    assert "solutions" in CONFIG["exclude_patterns"]
+
+
+def test_parts_in_order_with_front_and_back_matter():
+    captions = [part["caption"] for part in TOC["parts"]]
+    assert [c for c in captions if c.startswith("Part")] == PART_CAPTIONS
+    assert captions[0] == "Getting started" and captions[-1] == "Back matter"
+    front = [e["file"] for e in TOC["parts"][0]["chapters"]]
+    assert front == ["front/setup", "front/notation", "front/instructors"]
+    back = [e["file"] for e in TOC["parts"][-1]["chapters"]]
+    assert back == ["back/glossary", "back/references", "back/runtimes"]
+
+
+def test_every_toc_entry_exists_and_every_chapter_is_listed():
+    for name in toc_files():
+        assert (REPO / f"{name}.md").exists() or (REPO / f"{name}.ipynb").exists(), name
+    listed = set(toc_files())
+    for notebook in chapter_notebooks():
+        assert str(notebook.relative_to(REPO).with_suffix("")) in listed, f"{notebook} not in _toc.yml"
+
+
+def test_each_part_opens_with_its_overview_page():
+    for part in TOC["parts"][1:-1]:
+        assert part["chapters"][0]["file"].startswith("parts/"), part["caption"]
+
+
+def test_execution_is_forced_and_errors_fail_the_build():
+    execute = CONFIG["execute"]
+    assert execute["execute_notebooks"] == "force" and execute["raise_on_error"] is True
+    assert execute["timeout"] >= 60
+
+
+def test_colab_cells_install_seqbook_from_the_configured_repository():
+    url = CONFIG["repository"]["url"].rstrip("/")
+    branch = CONFIG["repository"]["branch"]
+    assert CONFIG["launch_buttons"]["colab_url"] and CONFIG["html"]["use_download_button"]
+    expected = f'"seqbook @ git+{url}@{branch}"'
+    for notebook_path in solution_notebooks() + chapter_notebooks():
+        notebook = nbformat.read(notebook_path, as_version=4)
+        setup = [c.source for c in notebook.cells if "google.colab" in c.source]
+        assert setup, f"{notebook_path} has no Colab set-up cell"
+        assert expected in setup[0], f"{notebook_path}: the Colab cell must install {expected}"
+
+
+def test_no_other_repository_url_is_written_anywhere():
+    url = CONFIG["repository"]["url"].rstrip("/")
+    pattern = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+")
+    texts = list(REPO.glob("*.md")) + list(REPO.glob("front/*.md")) + list(REPO.glob("parts/*.md")) \
+        + list(REPO.glob("solutions/*/*.ipynb")) + [REPO / "pyproject.toml"]
+    for path in texts:
+        for found in pattern.findall(path.read_text()):
+            assert found.removesuffix(".git") == url, f"{path} names {found}, not {url}"
+
+
+@pytest.mark.parametrize("notebook_path", solution_notebooks(), ids=lambda p: p.stem)
+def test_solution_sources_are_clean(notebook_path):
+    notebook = nbformat.read(notebook_path, as_version=4)
+    section = notebook_path.stem
+    grade_ids = []
+    for cell in notebook.cells:
+        assert cell.get("outputs", []) == [], "store notebooks without outputs"
+        assert cell.get("execution_count") is None
+        assert "raises-exception" not in cell.metadata.get("tags", []), \
+            "never tag solution cells raises-exception: nbval would not check them"
+        grading = cell.metadata.get("nbgrader")
+        if grading:
+            grade_ids.append(grading["grade_id"])
+            if grading.get("grade") and cell.cell_type == "code":
+                assert "### BEGIN HIDDEN TESTS" in cell.source, f"{grading['grade_id']} has no hidden tests"
+                assert grading["grade_id"].endswith("-tests")
+    assert len(set(grade_ids)) == len(grade_ids), "duplicate grade ids"
+    prefix = {"scaled_dot_product_attention": "sdpa"}.get(section, section)
+    assert all(g.startswith(prefix + "-") for g in grade_ids), grade_ids
+
+
+@pytest.mark.parametrize("notebook_path", chapter_notebooks(), ids=lambda p: p.stem)
+def test_student_versions_hide_solutions_and_tag_exercises(notebook_path):
+    notebook = nbformat.read(notebook_path, as_version=4)
+    for cell in notebook.cells:
+        for secret in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME"):
+            assert secret not in cell.source
+        grading = cell.metadata.get("nbgrader", {})
+        tagged = "raises-exception" in cell.metadata.get("tags", [])
+        is_exercise = cell.cell_type == "code" and (grading.get("solution") or grading.get("grade"))
+        assert tagged == bool(is_exercise), cell.source[:80]

@@ -1,0 +1,76 @@
+"""chapters/ is exactly what the regeneration command produces, and each solution that
+also lives in seqbook is the same code (one source, never two copies that drift)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+
+import nbformat
+import pytest
+from conftest import REPO, chapter_notebooks, solution_notebooks
+
+import regenerate_chapters
+
+# Section notebook -> the seqbook module holding its reference implementations.
+SECTION_MODULES = {
+    "attention/scaled_dot_product_attention": "seqbook.attention",
+}
+
+
+def test_committed_chapters_match_a_fresh_regeneration(tmp_path):
+    release = tmp_path / "release"
+    written = regenerate_chapters.regenerate(release, f"sqlite:///{tmp_path / 'gradebook.db'}")
+    fresh = {p.relative_to(release) for p in written}
+    committed = {p.relative_to(REPO / "chapters") for p in chapter_notebooks()}
+    assert fresh == committed, "chapters/ and solutions/ hold different notebooks: run `make chapters`"
+    for relative in sorted(fresh):
+        assert (release / relative).read_bytes() == (REPO / "chapters" / relative).read_bytes(), (
+            f"chapters/{relative} is out of date: run `make chapters` and commit the result"
+        )
+
+
+def _normalised(function: ast.FunctionDef) -> str:
+    """The function without docstring and type annotations, as a canonical AST dump."""
+    function = ast.parse(ast.unparse(function)).body[0]
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        function.body = body[1:]
+    function.returns = None
+    for argument in function.args.args + function.args.kwonlyargs:
+        argument.annotation = None
+    return ast.dump(function)
+
+
+def _solution_functions(notebook_path) -> dict[str, ast.FunctionDef]:
+    notebook = nbformat.read(notebook_path, as_version=4)
+    functions = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            source = "\n".join(line for line in cell.source.splitlines()
+                               if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.FunctionDef):
+                    functions[node.name] = node
+    return functions
+
+
+@pytest.mark.parametrize("section, module_name", sorted(SECTION_MODULES.items()))
+def test_solutions_are_the_package_reference(section, module_name):
+    module = importlib.import_module(module_name)
+    functions = _solution_functions(REPO / "solutions" / f"{section}.ipynb")
+    shared = [name for name in functions if inspect.isfunction(getattr(module, name, None))]
+    assert shared, f"no solution of {section} is shared with {module_name}"
+    for name in shared:
+        package_function = ast.parse(inspect.getsource(getattr(module, name))).body[0]
+        assert _normalised(functions[name]) == _normalised(package_function), (
+            f"the solution of `{name}` in solutions/{section}.ipynb differs from {module_name}.{name}"
+        )
+
+
+def test_every_section_is_mapped_or_has_no_shared_code():
+    for notebook in solution_notebooks():
+        section = str(notebook.relative_to(REPO / "solutions").with_suffix(""))
+        assert section in SECTION_MODULES, f"add {section} to SECTION_MODULES in tests/test_sync.py"

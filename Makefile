@@ -6,6 +6,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch
+# pytest-xdist workers; the GPU job uses 1 so notebook kernels do not share the GPU.
+PYTEST_WORKERS ?= 2
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 # nbgrader starts `alembic` in a subprocess: the environment's bin/ must be on PATH.
@@ -23,7 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	$(RUN) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
+	$(RUN) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
 		tests solutions chapters
 
 book: $(STAMP)

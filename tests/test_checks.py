@@ -108,7 +108,7 @@ def test_hidden_attention_checks_gradients_and_dtype():
 
 def test_hidden_attention_rejects_only_2d_support():
     def two_dims_only(q, k, v, mask=None):
-        return correct_attention(q, k.T, v, mask)  # k.T fails for 3-D+
+        return correct_attention(q, k.t(), v, mask)  # .t() fails beyond 2-D
     with pytest.raises(CheckFailure, match="raised"):
         checks.check_attention(two_dims_only, hidden=True)
 

@@ -11,7 +11,7 @@ PYTEST_WORKERS ?= 2
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 # nbgrader starts `alembic` in a subprocess: the environment's bin/ must be on PATH.
-RUN    := PATH="$(BIN):$$PATH" MPLBACKEND=Agg
+RUN    := PATH="$(BIN):$$PATH"
 
 .PHONY: env test book chapters benchmark clean
 

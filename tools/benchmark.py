@@ -48,7 +48,7 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024, "errors": error
 def measure(notebook: Path) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", RUNNER, str(notebook), str(notebook.parent)],
-        capture_output=True, text=True, cwd=REPO, env={**os.environ, "MPLBACKEND": "Agg"},
+        capture_output=True, text=True, cwd=REPO,
     )
     if result.returncode != 0:
         raise RuntimeError(f"{notebook} could not be run:\n{result.stderr[-3000:]}")

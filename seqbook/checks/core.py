@@ -35,6 +35,11 @@ _print = print
 class CheckFailure(AssertionError):
     """A check found a mistake; the message explains it in words."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of a traceback through the checking code:
+        # the message is what the student needs. It is still an error, so it scores 0.
+        return [f"\x1b[1;31m✘ {type(self).__name__}\x1b[0m: {self}"]
+
 
 def describe(value: Any) -> str:
     """A short description of a value for error messages."""

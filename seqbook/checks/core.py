@@ -9,6 +9,7 @@ submission that later replaces ``torch.allclose`` or friends cannot change a ver
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Callable, Sequence
 
 import torch
@@ -38,7 +39,9 @@ class CheckFailure(AssertionError):
     def _render_traceback_(self) -> list[str]:
         # IPython shows these lines instead of a traceback through the checking code:
         # the message is what the student needs. It is still an error, so it scores 0.
-        return [f"\x1b[1;31m✘ {type(self).__name__}\x1b[0m: {self}"]
+        text = textwrap.wrap(f"{type(self).__name__}: {self}", width=76,
+                             subsequent_indent="  ", break_on_hyphens=False)
+        return [f"\x1b[1;31m✘\x1b[0m {text[0]}", *text[1:]]
 
 
 def describe(value: Any) -> str:

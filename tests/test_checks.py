@@ -79,6 +79,44 @@ def test_attention_mistakes_are_named(variant, message, hidden):
         checks.check_attention(attention_variant(**variant), hidden=hidden)
 
 
+def test_large_negative_fill_is_named():
+    def attend(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, -1e9)
+        w = torch.softmax(scores, -1)
+        return w @ v, w
+    with pytest.raises(CheckFailure, match="uniform weights"):
+        checks.check_attention(attend)
+
+
+def other_correct_implementations():
+    def prescaled_einsum(q, k, v, mask=None):
+        scores = torch.einsum("...qd,...kd->...qk", q / math.sqrt(q.shape[-1]), k)
+        if mask is not None:
+            scores = torch.where(mask, scores, torch.tensor(float("-inf"), dtype=scores.dtype))
+        w = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+        return torch.einsum("...qk,...kd->...qd", w, v), w
+
+    def manual_softmax(q, k, v, mask=None):
+        scores = q.matmul(k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+        if mask is not None:
+            scores = scores.masked_fill(mask.logical_not(), float("-inf"))
+        scores = scores - scores.amax(dim=-1, keepdim=True).clamp_min(-1e30)
+        e = scores.exp()
+        w = e / e.sum(-1, keepdim=True).clamp_min(1e-30)
+        return w.matmul(v), w
+
+    return [prescaled_einsum, manual_softmax]
+
+
+@pytest.mark.parametrize("implementation", other_correct_implementations(),
+                         ids=lambda f: f.__name__)
+def test_other_correct_implementations_pass_repeatedly(implementation):
+    for _ in range(30):  # hidden inputs are fresh every time: no flaky verdicts
+        checks.check_attention(implementation, hidden=True)
+
+
 def test_attention_scaled_by_dk_is_named():
     def attend(q, k, v, mask=None):
         scores = q @ k.transpose(-2, -1) / q.size(-1)

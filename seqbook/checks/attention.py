@@ -256,6 +256,18 @@ def _run_case(
                 "zero weights, e.g. fill the masked positions of the weights with 0 after "
                 "the softmax."
             )
+        if bool(empty_rows.any()):
+            t_k = expected_weights.shape[-1]
+            stray = weights.detach()[empty_rows]
+            if max_abs_error(stray, torch.zeros_like(stray)) > 1e-6:
+                uniform = max_abs_error(stray, torch.full_like(stray, 1.0 / t_k)) < 1e-5
+                raise CheckFailure(
+                    f"{what}: a query whose mask row is all False must get zero weights, "
+                    + (f"but it gets uniform weights 1/{t_k}: masked scores were set to a "
+                       "large finite number such as -1e9, so a fully masked row is a softmax "
+                       "of equal numbers. Use -inf and zero such rows after the softmax."
+                       if uniform else "but its weights are not all zero.")
+                )
     if max_abs_error(weights, expected_weights) > 1e-5:
         mistake = _diagnose(weights.detach(), q, k, mask)
         if mistake is not None:

@@ -1,0 +1,75 @@
+"""A small, explicit training loop shared by the sections that train models.
+
+It does what every section's loop would repeat -- sample a batch, forward, loss, backward,
+optional clipping by global norm, step, record -- and stops after a number of steps or
+a wall-clock budget, whichever comes first (so a section stays inside its time budget on
+slow machines and the text can compare models at equal time).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+__all__ = ["TrainingLog", "train", "language_model_batch"]
+
+
+@dataclass
+class TrainingLog:
+    """What happened during training: loss per step and elapsed seconds per step."""
+
+    losses: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return len(self.losses)
+
+
+def train(
+    model: torch.nn.Module,
+    next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    max_seconds: float | None = None,
+    clip_norm: float | None = None,
+    log: TrainingLog | None = None,
+) -> TrainingLog:
+    """Train ``model`` for ``steps`` steps (or until ``max_seconds`` have passed).
+
+    ``next_batch()`` returns ``(inputs, targets)``; ``loss_fn(model, inputs, targets)``
+    returns a scalar loss. Pass an existing ``log`` to continue a run.
+    """
+    log = log if log is not None else TrainingLog()
+    offset = log.seconds[-1] if log.seconds else 0.0
+    start = time.perf_counter()
+    model.train()
+    for _ in range(steps):
+        inputs, targets = next_batch()
+        loss = loss_fn(model, inputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+        log.losses.append(loss.item())
+        log.seconds.append(offset + time.perf_counter() - start)
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            break
+    model.eval()
+    return log
+
+
+def language_model_batch(ids: torch.Tensor, batch_size: int, seq_len: int,
+                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows of a 1-D token tensor: inputs ``(B, T)`` and targets shifted by one."""
+    if ids.dim() != 1 or len(ids) <= seq_len:
+        raise ValueError(f"need a 1-D tensor longer than seq_len={seq_len}, got shape {tuple(ids.shape)}")
+    starts = torch.randint(0, len(ids) - seq_len, (batch_size,), generator=generator)
+    offsets = torch.arange(seq_len + 1)
+    windows = ids[starts[:, None] + offsets]  # (B, T + 1)
+    return windows[:, :-1], windows[:, 1:]

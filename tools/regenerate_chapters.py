@@ -67,15 +67,17 @@ def tag_exercise_cells(notebook_path: Path) -> None:
     nbformat.write(notebook, notebook_path)
 
 
-def regenerate(release_dir: Path, db_url: str, root: Path = REPO) -> list[Path]:
-    """Generate every assignment into ``release_dir``; return the student notebooks."""
+def regenerate(release_dir: Path, db_url: str, root: Path = REPO,
+               only: list[str] | None = None) -> list[Path]:
+    """Generate every assignment (or those in ``only``) into ``release_dir``; return the
+    student notebooks."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
     config = course_config(root, release_dir, db_url)
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
     written: list[Path] = []
-    for assignment in assignments():
+    for assignment in only if only is not None else assignments():
         result = api.generate_assignment(assignment, force=True, create=True)
         if not result["success"]:
             raise RuntimeError(

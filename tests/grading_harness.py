@@ -1,0 +1,141 @@
+"""Helpers for grading round-trip tests: a temporary nbgrader course, submissions built
+from a section's student version, autograding with nbgrader's API and a real sqlite
+gradebook.
+
+A section's test module describes its exercises in a :class:`Section` and gets the
+standard round trip (solution = full marks, blank = 0, one bug = exactly that exercise's
+points lost) from :func:`round_trip_tests`::
+
+    SECTION = Section(assignment="attention", notebook="scaled_dot_product_attention",
+                      points={"sdpa-causal-mask-tests": 2, ...},
+                      answers={"sdpa-causal-mask-tests": "sdpa-causal-mask", ...},
+                      wrong={"sdpa-causal-mask": "def causal_mask(size): ...", ...})
+    course = course_fixture(SECTION)
+    globals().update(round_trip_tests(SECTION))
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+import pytest
+from conftest import REPO
+
+import regenerate_chapters
+
+
+@dataclass(frozen=True)
+class Section:
+    assignment: str
+    notebook: str
+    points: dict[str, float]  # test-cell grade id -> points
+    answers: dict[str, str]  # test-cell grade id -> answer-cell grade id
+    wrong: dict[str, str]  # answer-cell grade id -> a wrong answer (code)
+
+    @property
+    def solution_path(self) -> Path:
+        return REPO / "solutions" / self.assignment / f"{self.notebook}.ipynb"
+
+    @property
+    def student_path(self) -> Path:
+        return REPO / "chapters" / self.assignment / f"{self.notebook}.ipynb"
+
+    def student_version(self) -> nbformat.NotebookNode:
+        return nbformat.read(self.student_path, as_version=4)
+
+    def solution_code(self, grade_id: str) -> str:
+        cell = cell_with_id(nbformat.read(self.solution_path, as_version=4), grade_id)
+        return "\n".join(line for line in cell.source.splitlines()
+                         if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+
+    def answered(self, wrong: tuple[str, ...] = (), prefix: str = "") -> nbformat.NotebookNode:
+        """The student version with every exercise answered, those in ``wrong`` wrongly."""
+        notebook = self.student_version()
+        for grade_id in self.answers.values():
+            code = self.wrong[grade_id] if grade_id in wrong else self.solution_code(grade_id)
+            cell_with_id(notebook, grade_id).source = prefix + code
+        return notebook
+
+    def full_marks_except(self, *lost: str) -> dict[str, float]:
+        return {name: (0 if name in lost else points) for name, points in self.points.items()}
+
+
+@dataclass
+class Course:
+    root: Path
+    db_url: str
+    api: object
+
+
+def cell_with_id(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            return cell
+    raise KeyError(grade_id)
+
+
+def course_fixture(section: Section) -> Callable:
+    """A module-scoped fixture: a course directory with ``section``'s assignment generated."""
+
+    @pytest.fixture(scope="module")
+    def course(tmp_path_factory) -> Course:
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.coursedir import CourseDirectory
+
+        root = tmp_path_factory.mktemp("course")
+        db_url = f"sqlite:///{root / 'gradebook.db'}"
+        regenerate_chapters.regenerate(root / "release", db_url, root=root, only=[section.assignment])
+        config = regenerate_chapters.course_config(root, root / "release", db_url)
+        return Course(root, db_url, NbGraderAPI(CourseDirectory(config=config), config=config))
+
+    return course
+
+
+def autograde(section: Section, course: Course, student: str,
+              notebook: nbformat.NotebookNode | Path) -> dict[str, float]:
+    """Submit ``notebook`` as ``student``, autograde it, return the autograded scores."""
+    from nbgrader.api import Gradebook
+
+    target = course.root / "submitted" / student / section.assignment / f"{section.notebook}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(notebook, Path):
+        shutil.copy(notebook, target)
+    else:
+        nbformat.write(notebook, target)
+    result = course.api.autograde(section.assignment, student, force=True, create=True)
+    assert result["success"], result.get("log")
+    with Gradebook(course.db_url) as gradebook:
+        submission = gradebook.find_submission_notebook(section.notebook, section.assignment, student)
+        scores = {grade.name: grade.auto_score for grade in submission.grades}
+        max_scores = {grade.name: grade.max_score for grade in submission.grades}
+    assert {k: max_scores[k] for k in section.points} == section.points, \
+        "points were not reset to the source's"
+    return {name: scores[name] for name in section.points}
+
+
+def round_trip_tests(section: Section) -> dict[str, Callable]:
+    """The standard round trip as test functions, to put in a test module's globals."""
+
+    def test_solution_scores_full_marks(course):
+        assert autograde(section, course, "solution", section.solution_path) \
+            == section.full_marks_except()
+
+    def test_unanswered_student_version_scores_zero(course):
+        assert autograde(section, course, "blank", section.student_version()) \
+            == section.full_marks_except(*section.points)
+
+    @pytest.mark.parametrize("test_id", sorted(section.points))
+    def test_one_buggy_exercise_loses_exactly_its_points(course, test_id):
+        notebook = section.answered(wrong=(section.answers[test_id],))
+        assert autograde(section, course, f"buggy-{test_id}", notebook) \
+            == section.full_marks_except(test_id)
+
+    return {
+        "test_solution_scores_full_marks": test_solution_scores_full_marks,
+        "test_unanswered_student_version_scores_zero": test_unanswered_student_version_scores_zero,
+        "test_one_buggy_exercise_loses_exactly_its_points": test_one_buggy_exercise_loses_exactly_its_points,
+    }

@@ -24,8 +24,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# Two workers on two cores: one math thread per process, or kernels fight for the cores
+# (measured: small RNNs ran up to 28 times slower with two threads each).
 test: $(STAMP)
-	$(RUN) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
+	$(RUN) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
 		tests solutions chapters
 
 book: $(STAMP)

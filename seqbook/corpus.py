@@ -7,7 +7,8 @@ reproducible for one Python version, not across versions.
 
 :func:`clean_text` turns the reStructuredText-flavoured help pages into plain prose:
 
-1. heading underlines (lines made of one repeated punctuation character) are dropped;
+1. heading underlines (lines made of one repeated punctuation character) and table
+   borders (lines made only of ``-`` or ``=`` runs and spaces) are dropped;
 2. indented lines (code samples and grammar rules, indented by three or more spaces) are
    dropped, so what remains is mostly English sentences;
 3. text is lower-cased, typographic quotes become ASCII quotes, and every character
@@ -25,6 +26,7 @@ __all__ = ["ALPHABET", "raw_topics", "clean_text", "load_corpus", "split_text"]
 ALPHABET = set("abcdefghijklmnopqrstuvwxyz0123456789 \n.,;:!?'\"()-")
 
 _UNDERLINE = re.compile(r"^\s*([=*\-~^#+])\1{2,}\s*$")
+_TABLE_BORDER = re.compile(r"^[\s=\-+]*[=\-]{2,}[\s=\-+]*$")
 _TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                               "\u2013": "-", "\u2014": "-"})
 
@@ -42,7 +44,7 @@ def clean_text(text: str) -> str:
         raise TypeError(f"clean_text expects a str, got {type(text).__name__}")
     kept = []
     for line in text.splitlines():
-        if _UNDERLINE.match(line) or line.startswith("   "):
+        if _UNDERLINE.match(line) or _TABLE_BORDER.match(line) or line.startswith("   "):
             continue
         kept.append(line)
     text = "\n".join(kept).translate(_TYPOGRAPHIC).lower()

@@ -37,6 +37,9 @@ class NGramModel:
         return self
 
     def prob(self, context: Sequence[int], token: int) -> float:
+        if len(context) < self.n - 1:
+            raise ValueError(f"a {self.n}-gram model needs {self.n - 1} context tokens, "
+                             f"got {len(context)}")
         context = tuple(context)[len(context) - (self.n - 1):] if self.n > 1 else ()
         numerator = self.ngram_counts[context + (token,)] + self.k
         return numerator / (self.context_counts[context] + self.k * self.vocab_size)

@@ -11,6 +11,14 @@ from conftest import REPO, chapter_notebooks, solution_notebooks
 
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
+# Section notebook -> the short prefix of its nbgrader grade ids.
+GRADE_ID_PREFIXES = {
+    "scaled_dot_product_attention": "sdpa",
+    "language_models": "lm",
+    "recurrent_networks": "rnn",
+    "gated_units": "gated",
+    "convolutions": "conv",
+}
 PART_CAPTIONS = [
     "Part 1 — Sequence models",
     "Part 2 — Attention",
@@ -108,7 +116,7 @@ def test_solution_sources_are_clean(notebook_path):
                 assert "### BEGIN HIDDEN TESTS" in cell.source, f"{grading['grade_id']} has no hidden tests"
                 assert grading["grade_id"].endswith("-tests")
     assert len(set(grade_ids)) == len(grade_ids), "duplicate grade ids"
-    prefix = {"scaled_dot_product_attention": "sdpa"}.get(section, section)
+    prefix = GRADE_ID_PREFIXES[section]
     assert all(g.startswith(prefix + "-") for g in grade_ids), grade_ids
 
 

@@ -12,7 +12,7 @@ from seqbook.vocab import PAD, UNK, Vocabulary, build_vocabulary, word_tokens
 
 
 def test_clean_text_follows_its_rules():
-    raw = "Title\n*****\n\nSome \u201cQuoted\u201d Text\u2014here.\n   code = 1\n\n\n\nNext   para_graph."
+    raw = "Title\n*****\n\n------ ----\nSome \u201cQuoted\u201d Text\u2014here.\n   code = 1\n\n\n\nNext   para_graph."
     assert clean_text(raw) == 'title\n\nsome "quoted" text-here.\n\nnext para graph.\n'
     with pytest.raises(TypeError):
         clean_text(None)
@@ -73,3 +73,8 @@ def test_train_reduces_a_simple_loss_and_respects_budget():
     short = train(model, lambda: (data, target), lambda m, x, y: ((m(x) - y) ** 2).mean(),
                   torch.optim.SGD(model.parameters(), lr=0.1), steps=10**6, max_seconds=0.05)
     assert short.steps < 10**6
+
+
+def test_ngram_refuses_a_short_context():
+    with pytest.raises(ValueError, match="needs 2 context tokens, got 1"):
+        NGramModel(3, 4).fit([0, 1, 2, 3]).prob([1], 2)

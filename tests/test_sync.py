@@ -13,9 +13,13 @@ from conftest import REPO, chapter_notebooks, solution_notebooks
 
 import regenerate_chapters
 
-# Section notebook -> the seqbook module holding its reference implementations.
+# Section notebook -> the seqbook modules holding its reference implementations.
 SECTION_MODULES = {
-    "attention/scaled_dot_product_attention": "seqbook.attention",
+    "attention/scaled_dot_product_attention": ("seqbook.attention",),
+    "sequence_models/language_models": ("seqbook.vocab", "seqbook.ngram"),
+    "sequence_models/convolutions": ("seqbook.convolution",),
+    "sequence_models/gated_units": ("seqbook.gated",),
+    "sequence_models/recurrent_networks": ("seqbook.rnn",),
 }
 
 
@@ -57,17 +61,22 @@ def _solution_functions(notebook_path) -> dict[str, ast.FunctionDef]:
     return functions
 
 
-@pytest.mark.parametrize("section, module_name", sorted(SECTION_MODULES.items()))
-def test_solutions_are_the_package_reference(section, module_name):
-    module = importlib.import_module(module_name)
+@pytest.mark.parametrize("section, module_names", sorted(SECTION_MODULES.items()))
+def test_solutions_are_the_package_reference(section, module_names):
     functions = _solution_functions(REPO / "solutions" / f"{section}.ipynb")
-    shared = [name for name in functions if inspect.isfunction(getattr(module, name, None))]
-    assert shared, f"no solution of {section} is shared with {module_name}"
-    for name in shared:
-        package_function = ast.parse(inspect.getsource(getattr(module, name))).body[0]
-        assert _normalised(functions[name]) == _normalised(package_function), (
-            f"the solution of `{name}` in solutions/{section}.ipynb differs from {module_name}.{name}"
-        )
+    compared = 0
+    for module_name in module_names:
+        module = importlib.import_module(module_name)
+        shared = [name for name in functions if inspect.isfunction(getattr(module, name, None))]
+        assert shared, f"no solution of {section} is shared with {module_name}"
+        for name in shared:
+            package_function = ast.parse(inspect.getsource(getattr(module, name))).body[0]
+            assert _normalised(functions[name]) == _normalised(package_function), (
+                f"the solution of `{name}` in solutions/{section}.ipynb differs from "
+                f"{module_name}.{name}"
+            )
+            compared += 1
+    assert compared >= 1
 
 
 def test_every_section_is_mapped_or_has_no_shared_code():

@@ -17,6 +17,7 @@ Removing the hook from inside the guarded code is itself reported as a violation
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import types
 from contextlib import contextmanager
@@ -57,7 +58,9 @@ def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") 
     forbidden_builtins: dict[int, str] = {}
     forbidden_names: dict[str, str] = {}
     for path, (_, _, fn) in zip(paths, originals):
-        code = getattr(fn, "__code__", None)
+        # Recognise the function itself, not a decorator's wrapper that other functions
+        # may share (torch's clipping functions share one).
+        code = getattr(inspect.unwrap(fn), "__code__", None)
         if code is not None:
             forbidden_code[code] = path
         else:  # a C function: recognise it by identity, or by name if re-wrapped

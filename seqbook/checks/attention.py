@@ -14,7 +14,6 @@ so knowing the test code does not help to pass it.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Callable
 
 import torch
@@ -22,6 +21,8 @@ import torch
 from seqbook import attention as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks.core import (
+    grading_generator,
+    random_int,
     CheckFailure,
     call_student,
     expect_close,
@@ -44,14 +45,8 @@ _ATTENTION_BUILTINS = (
 )
 
 
-def _generator(hidden: bool) -> torch.Generator:
-    seed = int.from_bytes(os.urandom(8), "little") if hidden else 0
-    return torch.Generator().manual_seed(seed)
-
-
-def _randint(g: torch.Generator, low: int, high: int) -> int:
-    """A random integer in [low, high]."""
-    return int(torch.randint(low, high + 1, (1,), generator=g))
+_generator = grading_generator
+_randint = random_int
 
 
 def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -9,6 +9,7 @@ submission that later replaces ``torch.allclose`` or friends cannot change a ver
 
 from __future__ import annotations
 
+import os
 import textwrap
 from typing import Any, Callable, Sequence
 
@@ -21,6 +22,8 @@ __all__ = [
     "max_abs_error",
     "expect_close",
     "passed",
+    "grading_generator",
+    "random_int",
 ]
 
 # Captured at import: the comparisons below never look these names up again.
@@ -127,3 +130,15 @@ def expect_close(
 def passed(message: str) -> None:
     """Report a passed check."""
     _print(f"✔ {message}")
+
+
+def grading_generator(hidden: bool) -> torch.Generator:
+    """The random generator of a check: seed 0 for the visible check (the same friendly
+    cases every time), a fresh seed from the OS for hidden tests (drawn at grading time)."""
+    seed = int.from_bytes(os.urandom(8), "little") if hidden else 0
+    return torch.Generator().manual_seed(seed)
+
+
+def random_int(g: torch.Generator, low: int, high: int) -> int:
+    """A random integer in [low, high], from the check's own generator."""
+    return int(torch.randint(low, high + 1, (1,), generator=g))

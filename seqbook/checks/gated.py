@@ -22,7 +22,6 @@ parameter are compared as well.
 from __future__ import annotations
 
 import itertools
-import os
 from typing import Any, Callable
 
 import torch
@@ -30,6 +29,8 @@ import torch
 from seqbook import gated as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks.core import (
+    grading_generator,
+    random_int,
     CheckFailure,
     call_student,
     expect_close,
@@ -86,14 +87,8 @@ _GRU_BUILTINS = _existing((
 _REASON = "write the cell from tensor primitives (@, .T, chunk, torch.sigmoid, torch.tanh)."
 
 
-def _generator(hidden: bool) -> torch.Generator:
-    seed = int.from_bytes(os.urandom(8), "little") if hidden else 0
-    return torch.Generator().manual_seed(seed)
-
-
-def _randint(g: torch.Generator, low: int, high: int) -> int:
-    """A random integer in [low, high]."""
-    return int(torch.randint(low, high + 1, (1,), generator=g))
+_generator = grading_generator
+_randint = random_int
 
 
 def _same(actual: Any, expected: torch.Tensor) -> bool:

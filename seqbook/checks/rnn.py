@@ -16,19 +16,16 @@ random seed at grading time; expected values are computed inside the check.
 from __future__ import annotations
 
 import importlib
-import inspect
 import math
-import os
-import sys
-import types
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
 from seqbook import rnn as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks.core import (
+    grading_generator,
+    random_int,
     CheckFailure,
     call_student,
     describe,
@@ -77,67 +74,8 @@ def _resolve(path: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-@contextmanager
-def _forbid(paths: tuple[str, ...], reason: str) -> Iterator[None]:
-    """``forbid_calls(*paths)``, with decorated functions recognised by their own code.
-
-    ``forbid_calls`` recognises a Python function by its code object. A decorated
-    function such as ``torch.nn.utils.clip_grad_norm_`` (wrapped by torch's ``_no_grad``)
-    shares that code with every function the same decorator wraps --
-    ``clip_grad_value_`` too -- so a call of ``clip_grad_value_`` would be reported as
-    ``clip_grad_norm_``. Inside the guard this hook therefore hides the shared wrapper
-    code from ``forbid_calls``' hook and recognises the undecorated function instead.
-    """
-    wrapper_codes: set[types.CodeType] = set()
-    inner_codes: dict[types.CodeType, str] = {}
-    for path in paths:
-        fn = _resolve(path)
-        unwrapped = inspect.unwrap(fn) if callable(fn) else fn
-        if unwrapped is not fn and hasattr(fn, "__code__") and hasattr(unwrapped, "__code__"):
-            wrapper_codes.add(fn.__code__)
-            inner_codes[unwrapped.__code__] = path
-    with forbid_calls(*paths, reason=reason):
-        if not inner_codes:
-            yield
-            return
-        outer = sys.getprofile()
-        seen: list[str] = []
-
-        def hook(frame: types.FrameType, event: str, arg: Any) -> None:
-            if event == "call":
-                if frame.f_code in wrapper_codes:
-                    return
-                path = inner_codes.get(frame.f_code)
-                if path is not None:
-                    seen.append(path)
-            if outer is not None:
-                outer(frame, event, arg)
-
-        sys.setprofile(hook)
-        try:
-            yield
-            hook_removed = sys.getprofile() is not hook
-        finally:
-            sys.setprofile(outer)
-        if hook_removed:
-            raise ForbiddenCall(
-                "your code switched off the grading guard (sys.setprofile); "
-                "this exercise cannot be graded that way."
-            )
-        if seen:
-            raise ForbiddenCall(
-                f"your code called `{seen[0]}` (possibly through another name): {reason}"
-            )
-
-
-def _generator(hidden: bool) -> torch.Generator:
-    seed = int.from_bytes(os.urandom(8), "little") if hidden else 0
-    return torch.Generator().manual_seed(seed)
-
-
-def _randint(g: torch.Generator, low: int, high: int) -> int:
-    """A random integer in [low, high]."""
-    return int(torch.randint(low, high + 1, (1,), generator=g))
+_generator = grading_generator
+_randint = random_int
 
 
 # ------------------------------------------------------------------- rnn_forward
@@ -253,7 +191,7 @@ def _run_rnn_case(fn, label: str, tensors: tuple[torch.Tensor, ...],
     batch, steps, hidden = inputs.size(0), inputs.size(1), w_hh.size(0)
     arguments = [t.clone().requires_grad_(check_gradients) for t in tensors]
     before = [t.detach().clone() for t in arguments]
-    with _forbid(_RNN_BUILTINS, reason="write the recurrence yourself with @, + and "
+    with forbid_calls(*_RNN_BUILTINS, reason="write the recurrence yourself with @, + and "
                  "torch.tanh (a loop over the time steps)."):
         try:
             result = call_student(fn, *arguments, what=what)
@@ -477,7 +415,7 @@ def _run_clip_case(fn, label: str, parameters: list[torch.Tensor], max_norm: flo
         argument = (p for p in theirs)
     else:
         argument = theirs
-    with _forbid(_CLIP_BUILTINS, reason="compute the global norm and scale the "
+    with forbid_calls(*_CLIP_BUILTINS, reason="compute the global norm and scale the "
                  "gradients yourself."):
         try:
             returned = call_student(fn, argument, max_norm, what=what)

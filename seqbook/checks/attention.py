@@ -234,7 +234,10 @@ def _run_case(
     if (
         isinstance(output, torch.Tensor) and isinstance(weights, torch.Tensor)
         and output.shape == expected_weights.shape and weights.shape == expected_output.shape
-        and expected_output.shape != expected_weights.shape
+        and (expected_output.shape != expected_weights.shape  # told apart by shape, or
+             or (max_abs_error(output, expected_weights) < 1e-5  # by value (T_k == d_v)
+                 and max_abs_error(weights, expected_output) < 1e-5
+                 and max_abs_error(output, expected_output) > 1e-5))
     ):
         raise CheckFailure(f"{what}: return (output, weights), in that order.")
     expect_tensor(weights, f"the weights of {what}", shape=expected_weights.shape, dtype=q.dtype)

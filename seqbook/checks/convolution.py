@@ -416,6 +416,7 @@ def check_receptive_field(fn: Callable[..., Any], hidden: bool = False) -> None:
 
 def _check_stacks(fn: Callable[..., Any],
                   cases: list[tuple[Sequence[int], Sequence[int]]]) -> None:
+    failures: list[tuple[str, list[str]]] = []  # (message, names of matching mistakes)
     for kernels, dilations in cases:
         what = f"receptive_field({kernels}, {dilations})"
         with forbid_calls("seqbook.convolution.receptive_field", reason=_OWN_FORMULA):
@@ -426,18 +427,28 @@ def _check_stacks(fn: Callable[..., Any],
         expected = _measured(kernels, dilations)
         if got == expected:
             continue
-        explanation = next((text for name, text in _FIELD_MISTAKES.items()
-                            if _formula_mistakes(kernels, dilations).get(name) == got), None)
+        matching = [name for name, value in _formula_mistakes(kernels, dilations).items()
+                    if value == got]
+        explanation = _FIELD_MISTAKES[matching[0]] if matching else None
         if explanation is None and len(kernels) == 1:
             explanation = (f"it is wrong for a single layer: k = {kernels[0]} taps spaced "
                            f"d = {dilations[0]} apart cover (k - 1) * d + 1 = {expected} "
                            "steps")
-        raise CheckFailure(
+        failures.append((
             f"{what} returned {got}, but a real stack of these causal convolutions, "
             f"measured with autograd, has receptive field {expected}"
             + (f": {explanation}." if explanation else
-               " (R = 1 + sum over layers of (k_l - 1) * d_l).")
-        )
+               " (R = 1 + sum over layers of (k_l - 1) * d_l)."),
+            matching,
+        ))
+    if failures:
+        # Report a case that identifies the mistake unambiguously when there is one
+        # (with later dilations all 1, ignoring the first dilation looks like ignoring all).
+        first_message, first_matching = failures[0]
+        if len(first_matching) > 1:
+            unambiguous = [message for message, matching in failures if len(matching) == 1]
+            first_message = unambiguous[0] if unambiguous else first_message
+        raise CheckFailure(first_message)
 
 
 integrity.protect_module("seqbook.convolution")

@@ -12,6 +12,10 @@ c.CourseDirectory.course_id = "everything-is-a-mapping"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "chapters"
 
+# Mark schemes of the hand-graded questions live beside each notebook in
+# `<section>.marking.md`: instructors only, so never copied into the student release.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.marking.md"]
+
 # Each cell may run for two minutes before the kernel is interrupted (the default, 30 s,
 # is too short for the training cells of later parts). An infinite loop in a student's
 # answer therefore costs that run two minutes, not the whole grading session.

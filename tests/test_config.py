@@ -130,3 +130,16 @@ def test_student_versions_hide_solutions_and_tag_exercises(notebook_path):
         tagged = "raises-exception" in cell.metadata.get("tags", [])
         is_exercise = cell.cell_type == "code" and (grading.get("solution") or grading.get("grade"))
         assert tagged == bool(is_exercise), cell.source[:80]
+
+
+@pytest.mark.parametrize("notebook_path", solution_notebooks(), ids=lambda p: p.stem)
+def test_written_questions_have_mark_schemes_outside_the_release(notebook_path):
+    notebook = nbformat.read(notebook_path, as_version=4)
+    written = [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells
+               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("solution")]
+    marking = notebook_path.with_suffix(".marking.md")
+    for grade_id in written:
+        assert marking.exists(), f"{marking.name} is missing: write the mark scheme there"
+        assert f"## `{grade_id}`" in marking.read_text(), f"no mark scheme for {grade_id}"
+    release = REPO / "chapters" / notebook_path.relative_to(REPO / "solutions")
+    assert not release.with_suffix(".marking.md").exists(), "a mark scheme was released"

@@ -50,8 +50,6 @@ def course_config(root: Path, release_dir: Path, db_url: str) -> Config:
     config.CourseDirectory.source_directory = str(SOURCE)
     config.CourseDirectory.release_directory = str(release_dir)
     config.CourseDirectory.db_url = db_url
-    # The repository's notebooks (and nothing else) are copied to the release folder.
-    config.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
     return config
 
 

@@ -35,20 +35,28 @@ def test_committed_chapters_match_a_fresh_regeneration(tmp_path):
         )
 
 
-def _normalised(function: ast.FunctionDef) -> str:
-    """The function without docstring and type annotations, as a canonical AST dump."""
-    function = ast.parse(ast.unparse(function)).body[0]
-    body = function.body
+def _strip_docstring(body: list) -> list:
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
             and isinstance(body[0].value.value, str):
-        function.body = body[1:]
-    function.returns = None
-    for argument in function.args.args + function.args.kwonlyargs:
-        argument.annotation = None
-    return ast.dump(function)
+        return body[1:]
+    return body
 
 
-def _solution_functions(notebook_path) -> dict[str, ast.FunctionDef]:
+def _normalised(definition: ast.FunctionDef | ast.ClassDef) -> str:
+    """The function or class without docstrings and type annotations, as a canonical AST dump."""
+    definition = ast.parse(ast.unparse(definition)).body[0]
+    definition.body = _strip_docstring(definition.body)
+    functions = [definition] if isinstance(definition, ast.FunctionDef) else [
+        node for node in definition.body if isinstance(node, ast.FunctionDef)]
+    for function in functions:
+        function.body = _strip_docstring(function.body)
+        function.returns = None
+        for argument in function.args.args + function.args.kwonlyargs:
+            argument.annotation = None
+    return ast.dump(definition)
+
+
+def _solution_functions(notebook_path) -> dict[str, ast.FunctionDef | ast.ClassDef]:
     notebook = nbformat.read(notebook_path, as_version=4)
     functions = {}
     for cell in notebook.cells:
@@ -56,7 +64,7 @@ def _solution_functions(notebook_path) -> dict[str, ast.FunctionDef]:
             source = "\n".join(line for line in cell.source.splitlines()
                                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
             for node in ast.parse(source).body:
-                if isinstance(node, ast.FunctionDef):
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                     functions[node.name] = node
     return functions
 
@@ -67,7 +75,9 @@ def test_solutions_are_the_package_reference(section, module_names):
     compared = 0
     for module_name in module_names:
         module = importlib.import_module(module_name)
-        shared = [name for name in functions if inspect.isfunction(getattr(module, name, None))]
+        shared = [name for name in functions
+                  if inspect.isfunction(getattr(module, name, None))
+                  or inspect.isclass(getattr(module, name, None))]
         assert shared, f"no solution of {section} is shared with {module_name}"
         for name in shared:
             package_function = ast.parse(inspect.getsource(getattr(module, name))).body[0]

@@ -1,0 +1,143 @@
+"""The Transformer block: layer normalisation, the position-wise feed-forward network and
+the encoder block, built from the book's own multi-head attention.
+
+These are the references of Part 3. ``EncoderBlock.from_torch`` copies the weights of an
+``nn.TransformerEncoderLayer`` (ReLU activation, ``batch_first=True``) into a new block so
+the two can be compared output for output.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqbook.attention import MultiHeadAttention
+
+__all__ = ["LayerNorm", "FeedForward", "SwiGLUFeedForward", "EncoderBlock"]
+
+_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
+class LayerNorm(nn.Module):
+    """Normalise each position's features to mean 0 and variance 1, then scale and shift.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, with the
+    *biased* variance (divide by ``dim``), as ``nn.LayerNorm(dim, eps)`` computes it.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
+        variance = (x - mean).square().mean(dim=-1, keepdim=True)  # (..., 1)
+        return (x - mean) / torch.sqrt(variance + self.eps) * self.weight + self.bias
+
+
+class FeedForward(nn.Module):
+    """``down(activation(up(x)))``, applied to every position independently.
+
+    ``up`` maps ``dim -> hidden_dim`` and ``down`` maps back; ``activation`` is
+    ``"relu"`` or ``"gelu"`` (the exact, erf-based GELU). ``dropout`` acts on the hidden
+    activations, where ``nn.TransformerEncoderLayer`` puts it.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, activation: str = "relu",
+                 dropout: float = 0.0):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, not {activation!r}"
+            )
+        self.activation = activation
+        self.up = nn.Linear(dim, hidden_dim)
+        self.down = nn.Linear(hidden_dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        hidden = _ACTIVATIONS[self.activation](self.up(x))  # (..., hidden_dim)
+        return self.down(self.dropout(hidden))  # (..., dim)
+
+
+class SwiGLUFeedForward(nn.Module):
+    """The gated variant ``down(silu(gate(x)) * up(x))`` (Shazeer, 2020), no biases.
+
+    It has three matrices instead of two; to compare it with a two-matrix network at an
+    equal parameter count, choose ``hidden_dim`` about two thirds as large.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.gate = nn.Linear(dim, hidden_dim, bias=False)
+        self.up = nn.Linear(dim, hidden_dim, bias=False)
+        self.down = nn.Linear(hidden_dim, dim, bias=False)
+
+    def forward(self, x):
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class EncoderBlock(nn.Module):
+    """A Transformer encoder block: self-attention and a feed-forward network, each in a
+    residual branch with layer normalisation.
+
+    Pre-LN (``norm_first=True``)::
+
+        x = x + Dropout(Attn(LN1(x)))
+        x = x + Dropout(FFN(LN2(x)))
+
+    Post-LN (``norm_first=False``, the original Transformer)::
+
+        x = LN1(x + Dropout(Attn(x)))
+        x = LN2(x + Dropout(FFN(x)))
+
+    ``forward(x, mask=None)``: ``x`` is ``(B, T, dim)``; ``mask`` is an optional boolean
+    ``(B, T)`` tensor with ``True`` marking real tokens (padding may not be attended to).
+    """
+
+    def __init__(self, dim: int, num_heads: int, hidden_dim: int, dropout: float = 0.0,
+                 norm_first: bool = True):
+        super().__init__()
+        self.norm_first = norm_first
+        self.attention = MultiHeadAttention(dim, num_heads)
+        self.feed_forward = FeedForward(dim, hidden_dim, "relu", dropout)
+        self.norm1 = LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def _attend(self, x, mask):
+        keep = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, T)
+        output, _ = self.attention(x, x, x, mask=keep)
+        return self.dropout1(output)
+
+    def forward(self, x, mask=None):
+        if self.norm_first:
+            x = x + self._attend(self.norm1(x), mask)
+            x = x + self.dropout2(self.feed_forward(self.norm2(x)))
+        else:
+            x = self.norm1(x + self._attend(x, mask))
+            x = self.norm2(x + self.dropout2(self.feed_forward(x)))
+        return x
+
+    @classmethod
+    def from_torch(cls, layer: nn.TransformerEncoderLayer) -> "EncoderBlock":
+        """A new block holding a copy of ``layer``'s weights (ReLU, ``batch_first=True``)."""
+        if layer.activation_relu_or_gelu != 1:
+            raise ValueError("from_torch copies layers with the ReLU activation only")
+        if not layer.self_attn.batch_first:
+            raise ValueError("from_torch expects a layer built with batch_first=True")
+        dim = layer.linear1.in_features
+        block = cls(dim, layer.self_attn.num_heads, layer.linear1.out_features,
+                    dropout=layer.dropout.p, norm_first=layer.norm_first)
+        if layer.norm1.eps != block.norm1.eps:
+            block.norm1.eps = block.norm2.eps = layer.norm1.eps
+        block.attention.load_state_dict(layer.self_attn.state_dict())
+        block.feed_forward.up.load_state_dict(layer.linear1.state_dict())
+        block.feed_forward.down.load_state_dict(layer.linear2.state_dict())
+        block.norm1.load_state_dict(layer.norm1.state_dict())
+        block.norm2.load_state_dict(layer.norm2.state_dict())
+        return block.train(layer.training)

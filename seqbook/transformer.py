@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.attention import MultiHeadAttention
+from seqbook.attention import MultiHeadAttention, causal_mask
 
 __all__ = ["LayerNorm", "FeedForward", "SwiGLUFeedForward", "EncoderBlock"]
 
@@ -94,8 +94,10 @@ class EncoderBlock(nn.Module):
         x = LN1(x + Dropout(Attn(x)))
         x = LN2(x + Dropout(FFN(x)))
 
-    ``forward(x, mask=None)``: ``x`` is ``(B, T, dim)``; ``mask`` is an optional boolean
-    ``(B, T)`` tensor with ``True`` marking real tokens (padding may not be attended to).
+    ``forward(x, mask=None, causal=False)``: ``x`` is ``(B, T, dim)``; ``mask`` is an
+    optional boolean ``(B, T)`` tensor with ``True`` marking real tokens (padding may not
+    be attended to); ``causal=True`` also hides later positions, which turns the block
+    into the block of a decoder-only language model.
     """
 
     def __init__(self, dim: int, num_heads: int, hidden_dim: int, dropout: float = 0.0,
@@ -109,17 +111,20 @@ class EncoderBlock(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
 
-    def _attend(self, x, mask):
-        keep = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, T)
+    def _attend(self, x, keep):
         output, _ = self.attention(x, x, x, mask=keep)
         return self.dropout1(output)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, causal=False):
+        keep = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, T)
+        if causal:
+            future = causal_mask(x.size(1)).to(x.device)  # (T, T)
+            keep = future if keep is None else keep & future
         if self.norm_first:
-            x = x + self._attend(self.norm1(x), mask)
+            x = x + self._attend(self.norm1(x), keep)
             x = x + self.dropout2(self.feed_forward(self.norm2(x)))
         else:
-            x = self.norm1(x + self._attend(x, mask))
+            x = self.norm1(x + self._attend(x, keep))
             x = self.norm2(x + self.dropout2(self.feed_forward(x)))
         return x
 

@@ -80,3 +80,18 @@ def test_from_torch_rejects_gelu_layers():
     layer = nn.TransformerEncoderLayer(8, 2, 16, activation="gelu", batch_first=True)
     with pytest.raises(ValueError, match="ReLU"):
         EncoderBlock.from_torch(layer)
+
+
+def test_causal_block_equals_pytorch_layer_with_a_causal_mask():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True,
+                                       norm_first=True).eval()
+    block = EncoderBlock.from_torch(layer)
+    x = torch.randn(2, 5, 8)
+    future = torch.ones(5, 5, dtype=torch.bool).triu(1)  # PyTorch: True = hidden
+    torch.testing.assert_close(block(x, causal=True), layer(x, src_mask=future),
+                               atol=1e-5, rtol=1e-5)
+    # Position t does not depend on later positions.
+    changed = x.clone()
+    changed[:, 3:] += 1.0
+    torch.testing.assert_close(block(changed, causal=True)[:, :3], block(x, causal=True)[:, :3])

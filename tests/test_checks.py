@@ -333,3 +333,31 @@ def test_failures_render_as_short_wrapped_lines_in_ipython():
         checks.check_causal_mask(lambda size: None)
     lines = caught.value._render_traceback_()
     assert "did you forget" in " ".join(lines) and all(len(line) < 90 for line in lines)
+
+
+def test_methods_are_forbidden_by_path_and_through_aliases():
+    from torch import nn
+
+    class Subclass(nn.LayerNorm):
+        pass
+
+    layer = nn.LayerNorm(4)
+    captured = nn.LayerNorm.forward  # an alias taken before the guard starts
+    x = torch.randn(2, 4)
+    with pytest.raises(ForbiddenCall, match="torch.nn.LayerNorm.forward"):
+        with forbid_calls("torch.nn.LayerNorm.forward"):
+            layer(x)
+    with pytest.raises(ForbiddenCall, match="possibly through another name"):
+        with forbid_calls("torch.nn.LayerNorm.forward"):
+            captured(layer, x)
+    with pytest.raises(ForbiddenCall):  # a subclass inherits the refusal
+        with forbid_calls("torch.nn.modules.normalization.LayerNorm.forward"):
+            Subclass(4)(x)
+    assert nn.LayerNorm.forward is captured and "forward" not in vars(Subclass)
+    # A method the named class inherits is refused there and removed afterwards.
+    with pytest.raises(ForbiddenCall, match="zero_grad"):
+        with forbid_calls("torch.nn.LayerNorm.zero_grad"):
+            layer.zero_grad()
+    assert "zero_grad" not in vars(nn.LayerNorm)
+    layer(x)  # works again
+    layer.zero_grad()

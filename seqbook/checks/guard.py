@@ -33,9 +33,22 @@ class ForbiddenCall(CheckFailure):
 
 
 def _resolve(path: str) -> tuple[Any, str, Any]:
-    module_name, _, attribute = path.rpartition(".")
-    owner = importlib.import_module(module_name)
-    return owner, attribute, getattr(owner, attribute)
+    """``(owner, attribute, value)`` for a dotted path to a function or a method.
+
+    The longest importable prefix is the module; the rest are attributes, so
+    ``"torch.nn.LayerNorm.forward"`` resolves to the class ``torch.nn.LayerNorm`` and
+    its attribute ``forward``.
+    """
+    parts = path.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for name in parts[split:-1]:
+            owner = getattr(owner, name)
+        return owner, parts[-1], getattr(owner, parts[-1])
+    raise ImportError(f"cannot resolve {path!r}")
 
 
 def _refuse(path: str, reason: str):
@@ -50,8 +63,9 @@ def _refuse(path: str, reason: str):
 def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") -> Iterator[None]:
     """Within the block, any call to the functions at ``paths`` raises :class:`ForbiddenCall`.
 
-    Paths are dotted import paths such as
-    ``"torch.nn.functional.scaled_dot_product_attention"``.
+    Paths are dotted import paths of functions, such as
+    ``"torch.nn.functional.scaled_dot_product_attention"``, or of methods, such as
+    ``"torch.nn.LayerNorm.forward"``.
     """
     originals = [_resolve(path) for path in paths]
     forbidden_code: dict[types.CodeType, str] = {}
@@ -81,6 +95,9 @@ def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") 
             if path is not None:
                 seen.append(path)
 
+    # A method inherited from a base class is replaced on the class named in the path
+    # and removed again afterwards, so the class dictionary is left as it was.
+    owned = [attribute in vars(owner) for owner, attribute, _ in originals]
     for path, (owner, attribute, _) in zip(paths, originals):
         setattr(owner, attribute, _refuse(path, reason))
     previous_profile = sys.getprofile()
@@ -90,8 +107,11 @@ def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") 
         hook_removed = sys.getprofile() is not hook
     finally:
         sys.setprofile(previous_profile)
-        for owner, attribute, fn in originals:
-            setattr(owner, attribute, fn)
+        for (owner, attribute, fn), was_owned in zip(originals, owned):
+            if was_owned:
+                setattr(owner, attribute, fn)
+            else:
+                delattr(owner, attribute)
     if hook_removed:
         raise ForbiddenCall(
             "your code switched off the grading guard (sys.setprofile); "

@@ -14,9 +14,10 @@ from torch import nn
 
 from seqbook.attention import MultiHeadAttention, causal_mask
 
-__all__ = ["LayerNorm", "FeedForward", "SwiGLUFeedForward", "EncoderBlock"]
-
-_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+__all__ = [
+    "LayerNorm", "FeedForward", "SwiGLUFeedForward", "EncoderBlock", "pre_ln_block",
+    "post_ln_block",
+]
 
 
 class LayerNorm(nn.Module):
@@ -49,17 +50,19 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden_dim: int, activation: str = "relu",
                  dropout: float = 0.0):
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, not {activation!r}"
-            )
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', not {activation!r}")
         self.activation = activation
-        self.up = nn.Linear(dim, hidden_dim)
-        self.down = nn.Linear(hidden_dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.up = nn.Linear(dim, hidden_dim)  # dim -> hidden_dim
+        self.down = nn.Linear(hidden_dim, dim)  # hidden_dim -> dim
+        self.dropout = nn.Dropout(dropout)  # acts on the hidden activations
 
     def forward(self, x):
-        hidden = _ACTIVATIONS[self.activation](self.up(x))  # (..., hidden_dim)
+        hidden = self.up(x)  # (..., hidden_dim)
+        if self.activation == "relu":
+            hidden = F.relu(hidden)
+        else:
+            hidden = F.gelu(hidden)  # exact: x * Phi(x), not the tanh approximation
         return self.down(self.dropout(hidden))  # (..., dim)
 
 
@@ -80,6 +83,33 @@ class SwiGLUFeedForward(nn.Module):
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
 
+def pre_ln_block(x, self_attention, feed_forward, norm1, norm2):
+    """The wiring of a pre-LN block: each sub-layer reads a normalised copy of the
+    residual stream ``x`` and adds its output to it, attention first, then the FFN::
+
+        x = x + self_attention(norm1(x))
+        x = x + feed_forward(norm2(x))
+
+    ``self_attention`` and ``feed_forward`` are functions ``(B, T, dim) -> (B, T, dim)``
+    (masking and dropout included); ``norm1`` and ``norm2`` are layer norms.
+    """
+    x = x + self_attention(norm1(x))  # (B, T, dim)
+    x = x + feed_forward(norm2(x))  # (B, T, dim)
+    return x
+
+
+def post_ln_block(x, self_attention, feed_forward, norm1, norm2):
+    """The wiring of a post-LN block (the original Transformer): each sub-layer reads
+    the stream, its output is added, and the sum is normalised::
+
+        x = norm1(x + self_attention(x))
+        x = norm2(x + feed_forward(x))
+    """
+    x = norm1(x + self_attention(x))  # (B, T, dim)
+    x = norm2(x + feed_forward(x))  # (B, T, dim)
+    return x
+
+
 class EncoderBlock(nn.Module):
     """A Transformer encoder block: self-attention and a feed-forward network, each in a
     residual branch with layer normalisation.
@@ -97,7 +127,8 @@ class EncoderBlock(nn.Module):
     ``forward(x, mask=None, causal=False)``: ``x`` is ``(B, T, dim)``; ``mask`` is an
     optional boolean ``(B, T)`` tensor with ``True`` marking real tokens (padding may not
     be attended to); ``causal=True`` also hides later positions, which turns the block
-    into the block of a decoder-only language model.
+    into the block of a decoder-only language model. The wiring itself is
+    :func:`pre_ln_block` or :func:`post_ln_block`.
     """
 
     def __init__(self, dim: int, num_heads: int, hidden_dim: int, dropout: float = 0.0,
@@ -120,13 +151,15 @@ class EncoderBlock(nn.Module):
         if causal:
             future = causal_mask(x.size(1)).to(x.device)  # (T, T)
             keep = future if keep is None else keep & future
-        if self.norm_first:
-            x = x + self._attend(self.norm1(x), keep)
-            x = x + self.dropout2(self.feed_forward(self.norm2(x)))
-        else:
-            x = self.norm1(x + self._attend(x, keep))
-            x = self.norm2(x + self.dropout2(self.feed_forward(x)))
-        return x
+
+        def self_attention(h):  # (B, T, dim) -> (B, T, dim)
+            return self._attend(h, keep)
+
+        def feed_forward(h):  # (B, T, dim) -> (B, T, dim)
+            return self.dropout2(self.feed_forward(h))
+
+        wiring = pre_ln_block if self.norm_first else post_ln_block
+        return wiring(x, self_attention, feed_forward, self.norm1, self.norm2)
 
     @classmethod
     def from_torch(cls, layer: nn.TransformerEncoderLayer) -> "EncoderBlock":

@@ -18,6 +18,12 @@ GRADE_ID_PREFIXES = {
     "recurrent_networks": "rnn",
     "gated_units": "gated",
     "convolutions": "conv",
+    "soft_lookup": "lookup",
+    "multi_head_attention": "mha",
+    "positional_information": "pos",
+    "feed_forward_networks": "ffn",
+    "residual_connections_and_layer_norm": "norm",
+    "transformer_from_blocks": "tfm",
 }
 PART_CAPTIONS = [
     "Part 1 — Sequence models",

@@ -20,6 +20,12 @@ SECTION_MODULES = {
     "sequence_models/convolutions": ("seqbook.convolution",),
     "sequence_models/gated_units": ("seqbook.gated",),
     "sequence_models/recurrent_networks": ("seqbook.rnn",),
+    "attention/soft_lookup": ("seqbook.kernel_regression",),
+    "attention/multi_head_attention": ("seqbook.attention",),
+    "attention/positional_information": ("seqbook.attention", "seqbook.positional"),
+    "transformer_block/feed_forward_networks": ("seqbook.transformer", "seqbook.counting"),
+    "transformer_block/residual_connections_and_layer_norm": ("seqbook.transformer",),
+    "transformer_block/transformer_from_blocks": ("seqbook.transformer_models",),
 }
 
 

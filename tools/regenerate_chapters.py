@@ -2,6 +2,7 @@
 
     python tools/regenerate_chapters.py                 # rewrite chapters/ (make chapters)
     python tools/regenerate_chapters.py --release-dir D --db sqlite:///F   # elsewhere
+    python tools/regenerate_chapters.py --only attention   # one part only
 
 Two steps:
 
@@ -93,14 +94,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the student versions (default: chapters/)")
     parser.add_argument("--db", default=f"sqlite:///{REPO / 'gradebook.db'}",
                         help="gradebook URL (default: gradebook.db at the repo root)")
+    parser.add_argument("--only", nargs="+", metavar="PART", choices=assignments(),
+                        help="regenerate only these parts (folders of solutions/)")
     args = parser.parse_args(argv)
     release_dir = args.release_dir.resolve()
     # nbgrader's --force deletes whatever else sits in an assignment's release folder;
     # generating into a fresh temporary folder and moving the result avoids surprises.
     with tempfile.TemporaryDirectory() as scratch:
         staged = Path(scratch) / "release"
-        written = regenerate(staged, args.db)
-        for assignment in assignments():
+        written = regenerate(staged, args.db, only=args.only)
+        for assignment in args.only or assignments():
             target = release_dir / assignment
             if target.exists():
                 shutil.rmtree(target)

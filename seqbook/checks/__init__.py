@@ -6,8 +6,9 @@
 * one module per section with the checks of its exercises (:mod:`seqbook.checks.attention`,
   :mod:`seqbook.checks.language_models`, :mod:`seqbook.checks.convolution`, ...).
 
-Importing this package records the integrity baseline, so the locked set-up cell of
-each notebook imports it before any student code runs.
+Importing this package records the integrity baseline and imports every section's
+check module, which captures the references it compares with; the locked set-up cell
+of each notebook imports it before any student code runs.
 """
 
 from seqbook.checks import integrity  # first: records the baseline
@@ -27,6 +28,18 @@ from seqbook.checks.language_models import (
     check_bigram_perplexity_value,
     check_build_vocabulary,
 )
+from seqbook.checks.soft_lookup import check_gaussian_attention_pooling, check_training_step
+from seqbook.checks.multi_head_attention import check_multi_head_attention, check_split_merge
+from seqbook.checks.positional_information import (
+    check_shift_matrix,
+    check_sinusoidal_positional_encoding,
+)
+from seqbook.checks.feed_forward import (
+    check_feed_forward,
+    check_transformer_layer_parameters,
+)
+from seqbook.checks.layer_norm import check_layer_norm, check_pre_ln_block
+from seqbook.checks.transformer_models import check_causal_lm_loss, check_masked_mean_pool
 
 __all__ = [
     "CheckFailure",
@@ -37,7 +50,19 @@ __all__ = [
     "check_bigram_perplexity_value",
     "check_build_vocabulary",
     "check_causal_conv1d",
+    "check_causal_lm_loss",
     "check_causal_mask",
+    "check_feed_forward",
+    "check_gaussian_attention_pooling",
+    "check_layer_norm",
+    "check_masked_mean_pool",
+    "check_multi_head_attention",
+    "check_pre_ln_block",
+    "check_shift_matrix",
+    "check_sinusoidal_positional_encoding",
+    "check_split_merge",
+    "check_training_step",
+    "check_transformer_layer_parameters",
     "check_clip_grad_norm",
     "check_gru_cell",
     "check_lstm_cell",
@@ -52,6 +77,11 @@ __all__ = [
 # the next check that runs.
 for _module in (
     "seqbook.attention",
+    "seqbook.counting",
+    "seqbook.kernel_regression",
+    "seqbook.positional",
+    "seqbook.transformer",
+    "seqbook.transformer_models",
     "seqbook.checks.core",
     "seqbook.checks.guard",
     "seqbook.checks.attention",

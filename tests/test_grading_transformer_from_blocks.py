@@ -1,0 +1,31 @@
+"""The grading round trip of the section "A Transformer from blocks": the solution
+scores full marks, the blank student version 0, and a classic mistake in one cell
+loses exactly that exercise's points (see grading_harness.py)."""
+
+from __future__ import annotations
+
+from grading_harness import Section, course_fixture, round_trip_tests
+
+SECTION = Section(
+    assignment="transformer_block",
+    notebook="transformer_from_blocks",
+    points={"tfm-causal-loss-tests": 4, "tfm-masked-pool-tests": 3},
+    answers={"tfm-causal-loss-tests": "tfm-causal-loss",
+             "tfm-masked-pool-tests": "tfm-masked-pool"},
+    wrong={
+        "tfm-causal-loss": (  # no shift: each position scored on its own token
+            "def causal_lm_loss(logits, tokens, pad_id=None):\n"
+            "    ignore = -100 if pad_id is None else pad_id\n"
+            "    return F.cross_entropy(logits.reshape(-1, logits.size(-1)),\n"
+            "                           tokens.reshape(-1), ignore_index=ignore)\n"
+        ),
+        "tfm-masked-pool": (  # divides by the padded length T
+            "def masked_mean_pool(hidden, mask):\n"
+            "    weights = mask.to(hidden.dtype).unsqueeze(-1)\n"
+            "    return (hidden * weights).sum(dim=1) / hidden.shape[1]\n"
+        ),
+    },
+)
+
+course = course_fixture(SECTION)
+globals().update(round_trip_tests(SECTION))

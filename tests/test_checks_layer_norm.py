@@ -237,3 +237,24 @@ def test_block_stub_reference_and_bad_input():
         ln_checks.check_pre_ln_block(lambda *args: None)
     with pytest.raises(CheckFailure, match="expected a function"):
         ln_checks.check_pre_ln_block(None)
+
+
+def test_rounding_in_a_correct_answer_is_never_named_a_mistake():
+    # Regression: a nearly constant float32 row far from 0 made a correct answer differ
+    # from nn.LayerNorm by rounding, and the diagnosis called it "eps ignored" (with eps
+    # at its default, that variant *is* the right answer).
+    from seqbook.checks import layer_norm as module
+    from seqbook.transformer import LayerNorm as Reference
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        x = torch.randn(3, 3, 4, generator=generator) * 8 - 5
+        x[0, 0] = -5 + 1e-3 * torch.randn(4, generator=generator)
+        weight, bias = torch.randn(4, generator=generator), torch.randn(4, generator=generator)
+        layer = Reference(4)
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+            layer.bias.copy_(bias)
+        assert module._diagnose_layer_norm(layer(x).detach(), x, weight, bias, 1e-5) is None
+    spread = module._well_conditioned(torch.zeros(5, 2)).std(dim=-1, unbiased=False)
+    assert bool((spread >= 0.3).all())

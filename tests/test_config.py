@@ -24,6 +24,8 @@ GRADE_ID_PREFIXES = {
     "feed_forward_networks": "ffn",
     "residual_connections_and_layer_norm": "norm",
     "transformer_from_blocks": "tfm",
+    "seq2seq_attention": "s2s",
+    "transformer_seq2seq": "ed",
 }
 PART_CAPTIONS = [
     "Part 1 — Sequence models",

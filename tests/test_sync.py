@@ -26,6 +26,8 @@ SECTION_MODULES = {
     "transformer_block/feed_forward_networks": ("seqbook.transformer", "seqbook.counting"),
     "transformer_block/residual_connections_and_layer_norm": ("seqbook.transformer",),
     "transformer_block/transformer_from_blocks": ("seqbook.transformer_models",),
+    "encoder_decoder/seq2seq_attention": ("seqbook.seq2seq",),
+    "encoder_decoder/transformer_seq2seq": ("seqbook.seq2seq_transformer",),
 }
 
 

@@ -40,11 +40,17 @@ from seqbook.checks.feed_forward import (
 )
 from seqbook.checks.layer_norm import check_layer_norm, check_pre_ln_block
 from seqbook.checks.transformer_models import check_causal_lm_loss, check_masked_mean_pool
+from seqbook.checks.seq2seq import check_additive_attention, check_decode_steps
+from seqbook.checks.transformer_seq2seq import (
+    check_label_smoothed_cross_entropy,
+    check_seq2seq_masks,
+)
 
 __all__ = [
     "CheckFailure",
     "ForbiddenCall",
     "IntegrityError",
+    "check_additive_attention",
     "check_attention",
     "check_bigram_perplexity",
     "check_bigram_perplexity_value",
@@ -52,12 +58,15 @@ __all__ = [
     "check_causal_conv1d",
     "check_causal_lm_loss",
     "check_causal_mask",
+    "check_decode_steps",
     "check_feed_forward",
     "check_gaussian_attention_pooling",
+    "check_label_smoothed_cross_entropy",
     "check_layer_norm",
     "check_masked_mean_pool",
     "check_multi_head_attention",
     "check_pre_ln_block",
+    "check_seq2seq_masks",
     "check_shift_matrix",
     "check_sinusoidal_positional_encoding",
     "check_split_merge",
@@ -80,6 +89,8 @@ for _module in (
     "seqbook.counting",
     "seqbook.kernel_regression",
     "seqbook.positional",
+    "seqbook.seq2seq",
+    "seqbook.seq2seq_transformer",
     "seqbook.transformer",
     "seqbook.transformer_models",
     "seqbook.checks.core",

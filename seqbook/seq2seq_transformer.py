@@ -1,0 +1,365 @@
+"""The Transformer encoder-decoder of Part 4, trained on SCAN.
+
+Built from the book's own parts: the encoder is a stack of
+:class:`seqbook.transformer.EncoderBlock`; the decoder block adds a cross-attention
+sub-layer (a second :class:`seqbook.attention.MultiHeadAttention`, queries from the
+decoder, keys and values from the encoder's output) between masked self-attention and
+the feed-forward network, all pre-LN.
+
+Mask convention, as everywhere in the book: boolean, ``True`` = "may attend",
+broadcastable to ``(B, H, T_q, T_k)``. :func:`seq2seq_masks` builds the three masks;
+:func:`label_smoothed_cross_entropy` is the training loss (equal to
+``F.cross_entropy(..., label_smoothing=..., ignore_index=...)``); :func:`greedy_decode`
+translates a batch with a key/value cache of the decoder's normalised inputs.
+
+The checkpoints ``seqbook/checkpoints/scan_simple.pt`` and ``scan_length.pt`` are made by
+``tools/train_scan_checkpoints.py`` and read with :func:`load_scan_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from seqbook.attention import MultiHeadAttention, sinusoidal_positional_encoding
+from seqbook.metrics import exact_match
+from seqbook.transformer import EncoderBlock, FeedForward, LayerNorm
+
+__all__ = [
+    "PAD", "BOS", "EOS", "WordVocabulary", "scan_vocabularies", "encode_pairs",
+    "seq2seq_masks", "label_smoothed_cross_entropy", "DecoderBlock", "TransformerSeq2Seq",
+    "greedy_decode", "translate", "evaluate_exact_match", "train_seq2seq",
+    "save_checkpoint", "load_checkpoint", "load_scan_checkpoint", "CHECKPOINT_DIR",
+]
+
+PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+# --------------------------------------------------------------------- vocabulary
+class WordVocabulary:
+    """Words <-> ids, with ``<pad>`` = 0, ``<bos>`` = 1 and ``<eos>`` = 2 first."""
+
+    def __init__(self, words):
+        self.tokens = [PAD, BOS, EOS] + [w for w in words if w not in (PAD, BOS, EOS)]
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+        self.pad_id, self.bos_id, self.eos_id = 0, 1, 2
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def encode(self, sentence: str, bos: bool = False, eos: bool = False) -> list[int]:
+        ids = [self.index[word] for word in sentence.split()]
+        return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
+
+    def decode(self, ids) -> str:
+        """Ids to words, stopping at the first ``<eos>``; ``<pad>``/``<bos>`` dropped."""
+        words = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i not in (self.pad_id, self.bos_id):
+                words.append(self.tokens[i])
+        return " ".join(words)
+
+
+def scan_vocabularies(pairs) -> tuple[WordVocabulary, WordVocabulary]:
+    """Command and action vocabularies of ``(command, actions)`` pairs, words sorted."""
+    commands = sorted({w for command, _ in pairs for w in command.split()})
+    actions = sorted({w for _, action in pairs for w in action.split()})
+    return WordVocabulary(commands), WordVocabulary(actions)
+
+
+def _pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
+    width = max(len(row) for row in rows)
+    return torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
+
+
+def encode_pairs(pairs, source_vocab, target_vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded ``(B, S)`` commands and ``(B, T)`` ``<bos> actions <eos>`` targets."""
+    source = _pad([source_vocab.encode(c) for c, _ in pairs], source_vocab.pad_id)
+    target = _pad([target_vocab.encode(a, bos=True, eos=True) for _, a in pairs],
+                  target_vocab.pad_id)
+    return source, target
+
+
+# -------------------------------------------------------------------------- masks
+def seq2seq_masks(source, target, pad_id):
+    """The three masks of an encoder-decoder (``True`` = "may attend").
+
+    Args:
+        source: ``(B, S)`` token ids of the source, padded with ``pad_id``.
+        target: ``(B, T)`` token ids of the decoder's input, padded with ``pad_id``.
+
+    Returns:
+        ``(source_mask, target_mask, memory_mask)``: ``(B, 1, 1, S)`` for the encoder's
+        self-attention (keys that are real source tokens), ``(B, 1, T, T)`` for the
+        decoder's self-attention (key ``j <= i`` and a real target token), and
+        ``(B, 1, 1, S)`` for cross-attention (decoder queries, real source keys).
+    """
+    source_real = (source != pad_id)[:, None, None, :]  # (B, 1, 1, S)
+    target_real = (target != pad_id)[:, None, None, :]  # (B, 1, 1, T)
+    length = target.size(1)
+    past = torch.ones(length, length, dtype=torch.bool, device=target.device).tril()
+    target_mask = target_real & past  # (B, 1, T, T)
+    memory_mask = source_real  # (B, 1, 1, S)
+    return source_real, target_mask, memory_mask
+
+
+# --------------------------------------------------------------------------- loss
+def label_smoothed_cross_entropy(logits, targets, smoothing=0.0, ignore_index=-100):
+    """Cross-entropy against ``(1 - smoothing) * one_hot + smoothing / C``, averaged
+    over the targets that are not ``ignore_index``.
+
+    ``logits`` is ``(N, C)``, ``targets`` ``(N,)``. Equals
+    ``F.cross_entropy(logits, targets, label_smoothing=smoothing,
+    ignore_index=ignore_index)``.
+    """
+    log_probs = logits.log_softmax(dim=-1)  # (N, C), stable: x - logsumexp(x)
+    keep = targets != ignore_index  # (N,)
+    safe = targets.masked_fill(~keep, 0)  # any valid class for ignored rows
+    nll = -log_probs.gather(-1, safe[:, None]).squeeze(-1)  # (N,)
+    uniform = -log_probs.mean(dim=-1)  # (N,): cross-entropy against 1/C everywhere
+    loss = (1.0 - smoothing) * nll + smoothing * uniform  # (N,)
+    return loss[keep].sum() / keep.sum()
+
+
+# ------------------------------------------------------------------------- model
+class DecoderBlock(nn.Module):
+    """A pre-LN decoder block::
+
+        x = x + Dropout(SelfAttn(LN1(x), target_mask))        # masked self-attention
+        x = x + Dropout(CrossAttn(LN2(x), memory, memory_mask))  # queries from x
+        x = x + Dropout(FFN(LN3(x)))
+
+    ``forward(x, memory, target_mask=None, memory_mask=None)``: ``x`` is ``(B, T, dim)``,
+    ``memory`` the encoder's output ``(B, S, dim)``. The cross-attention weights of the
+    last call are kept in ``self.cross_weights`` ``(B, H, T, S)`` for plotting.
+    """
+
+    def __init__(self, dim: int, num_heads: int, hidden_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(dim, num_heads)
+        self.cross_attention = MultiHeadAttention(dim, num_heads)
+        self.feed_forward = FeedForward(dim, hidden_dim, "relu", dropout)
+        self.norm1 = LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
+        self.norm3 = LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.cross_weights = None
+
+    def _cross(self, x, memory, memory_mask):
+        h = self.norm2(x)  # (B, T, dim)
+        output, weights = self.cross_attention(h, memory, memory, mask=memory_mask)
+        self.cross_weights = weights.detach()  # (B, H, T, S)
+        return x + self.dropout(output)
+
+    def forward(self, x, memory, target_mask=None, memory_mask=None):
+        h = self.norm1(x)  # (B, T, dim)
+        x = x + self.dropout(self.self_attention(h, h, h, mask=target_mask)[0])
+        x = self._cross(x, memory, memory_mask)  # (B, T, dim)
+        return x + self.dropout(self.feed_forward(self.norm3(x)))
+
+    def step(self, x, past, memory, memory_mask=None):
+        """One new position ``x`` ``(B, 1, dim)`` given ``past``, the normalised inputs
+        ``(B, t, dim)`` of the earlier positions (or ``None``). Returns the output and
+        the extended ``past``. No mask is needed: the new query may see every key."""
+        h = self.norm1(x)  # (B, 1, dim)
+        past = h if past is None else torch.cat([past, h], dim=1)  # (B, t + 1, dim)
+        x = x + self.self_attention(h, past, past)[0]
+        x = self._cross(x, memory, memory_mask)
+        return x + self.feed_forward(self.norm3(x)), past
+
+
+class TransformerSeq2Seq(nn.Module):
+    """Encoder-decoder Transformer: embeddings scaled by ``sqrt(dim)`` plus sinusoidal
+    positions, ``num_layers`` pre-LN encoder blocks and decoder blocks, a final layer
+    norm on each side, and a linear read-out to the target vocabulary."""
+
+    def __init__(self, source_vocab_size: int, target_vocab_size: int, dim: int = 64,
+                 num_heads: int = 4, hidden_dim: int = 256, num_layers: int = 2,
+                 dropout: float = 0.0, max_len: int = 128, pad_id: int = 0):
+        super().__init__()
+        self.config = dict(source_vocab_size=source_vocab_size,
+                           target_vocab_size=target_vocab_size, dim=dim,
+                           num_heads=num_heads, hidden_dim=hidden_dim,
+                           num_layers=num_layers, dropout=dropout, max_len=max_len,
+                           pad_id=pad_id)
+        self.dim, self.pad_id = dim, pad_id
+        self.source_embedding = nn.Embedding(source_vocab_size, dim)
+        self.target_embedding = nn.Embedding(target_vocab_size, dim)
+        self.register_buffer("positions", sinusoidal_positional_encoding(max_len, dim),
+                             persistent=False)
+        self.encoder = nn.ModuleList(
+            EncoderBlock(dim, num_heads, hidden_dim, dropout) for _ in range(num_layers))
+        self.decoder = nn.ModuleList(
+            DecoderBlock(dim, num_heads, hidden_dim, dropout) for _ in range(num_layers))
+        self.encoder_norm = LayerNorm(dim)
+        self.decoder_norm = LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.readout = nn.Linear(dim, target_vocab_size)
+        for embedding in (self.source_embedding, self.target_embedding):
+            # std 1/sqrt(dim): after the sqrt(dim) scaling the entries have size 1,
+            # like the positional encodings (N(0, 1) would drown the positions).
+            nn.init.normal_(embedding.weight, std=dim ** -0.5)
+
+    def _embed(self, embedding, ids, offset=0):
+        x = embedding(ids) * math.sqrt(self.dim)  # (B, T, dim)
+        return self.dropout(x + self.positions[offset:offset + ids.size(1)])
+
+    def encode(self, source, source_mask):
+        """``(B, S)`` ids and the ``(B, 1, 1, S)`` source mask -> memory ``(B, S, dim)``."""
+        x = self._embed(self.source_embedding, source)
+        real = source_mask.flatten(1)  # (B, S): EncoderBlock takes True = real token
+        for block in self.encoder:
+            x = block(x, mask=real)
+        return self.encoder_norm(x)
+
+    def forward(self, source, target):
+        """Teacher forcing: logits ``(B, T, V)`` for every position of the decoder's
+        input ``target`` ``(B, T)`` (which starts with ``<bos>``)."""
+        source_mask, target_mask, memory_mask = seq2seq_masks(source, target, self.pad_id)
+        memory = self.encode(source, source_mask)  # (B, S, dim)
+        x = self._embed(self.target_embedding, target)  # (B, T, dim)
+        for block in self.decoder:
+            x = block(x, memory, target_mask, memory_mask)
+        return self.readout(self.decoder_norm(x))  # (B, T, V)
+
+
+# ----------------------------------------------------------------------- decoding
+@torch.no_grad()
+def greedy_decode(model, source, bos_id, eos_id, max_len):
+    """Greedy translation of ``source`` ``(B, S)``: ``(B, L)`` predicted ids (no
+    ``<bos>``), ``L <= max_len``; everything after a sequence's ``<eos>`` is ``<eos>``.
+
+    Each step runs the decoder on the new position only (earlier positions' normalised
+    inputs are kept, see :meth:`DecoderBlock.step`), and a sequence leaves the batch as
+    soon as it has emitted ``<eos>``."""
+    was_training = model.training
+    model.eval()
+    source_mask, _, memory_mask = seq2seq_masks(source, source[:, :1], model.pad_id)
+    memory = model.encode(source, source_mask)  # (B, S, dim)
+    batch = source.size(0)
+    result = torch.full((batch, max_len), eos_id, dtype=torch.long, device=source.device)
+    alive = torch.arange(batch, device=source.device)  # rows still decoding
+    token = torch.full((batch, 1), bos_id, dtype=torch.long, device=source.device)
+    pasts = [None] * len(model.decoder)
+    length = 0
+    for t in range(max_len):
+        x = model._embed(model.target_embedding, token, offset=t)  # (b, 1, dim)
+        for i, block in enumerate(model.decoder):
+            x, pasts[i] = block.step(x, pasts[i], memory, memory_mask)
+        token = model.readout(model.decoder_norm(x)).argmax(-1)  # (b, 1)
+        result[alive, t] = token[:, 0]
+        length = t + 1
+        going = token[:, 0] != eos_id  # (b,)
+        if not bool(going.any()):
+            break
+        if not bool(going.all()):  # drop the finished rows
+            alive, token = alive[going], token[going]
+            memory, memory_mask = memory[going], memory_mask[going]
+            pasts = [past[going] for past in pasts]
+    model.train(was_training)
+    return result[:, :length]
+
+
+def translate(model, commands, source_vocab, target_vocab, batch_size=1000,
+              max_len=60):
+    """Greedy translations (strings) of a list of commands, in batches."""
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, len(commands), batch_size):
+        chunk = commands[start:start + batch_size]
+        source = _pad([source_vocab.encode(c) for c in chunk], source_vocab.pad_id)
+        ids = greedy_decode(model, source.to(device), target_vocab.bos_id,
+                            target_vocab.eos_id, max_len)
+        outputs.extend(target_vocab.decode(row) for row in ids.tolist())
+    return outputs
+
+
+def evaluate_exact_match(model, pairs, source_vocab, target_vocab, **kwargs):
+    """``(accuracy, predictions)``: the percentage of commands translated exactly."""
+    predictions = translate(model, [c for c, _ in pairs], source_vocab, target_vocab,
+                            **kwargs)
+    return exact_match(predictions, [a for _, a in pairs]), predictions
+
+
+# ----------------------------------------------------------------------- training
+def train_seq2seq(model, pairs, source_vocab, target_vocab, *, epochs=1, batch_size=64,
+                  lr=1e-3, warmup=200, smoothing=0.1, seed=0, time_limit=None,
+                  log_every=None, device=None, on_epoch_end=None, decay=False):
+    """Adam with linear warm-up (and, if ``decay``, a linear decay to 0 at the end of
+    the last epoch), teacher forcing and label smoothing.
+
+    Returns the list of per-step losses. Stops after ``epochs`` or ``time_limit``
+    seconds, whichever comes first; ``on_epoch_end(epoch, losses)`` is called after
+    every epoch."""
+    device = device or next(model.parameters()).device
+    source, target = encode_pairs(pairs, source_vocab, target_vocab)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
+    total = epochs * math.ceil(len(pairs) / batch_size)
+
+    def factor(step):
+        ramp = min(1.0, (step + 1) / warmup)
+        return ramp * (1.0 - step / total) if decay else ramp
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    model.train()
+    losses, start = [], time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(len(pairs), generator=generator)
+        for first in range(0, len(pairs), batch_size):
+            rows = order[first:first + batch_size]
+            src, tgt = source[rows], target[rows]
+            src = src[:, : int((src != source_vocab.pad_id).sum(1).max())].to(device)
+            tgt = tgt[:, : int((tgt != target_vocab.pad_id).sum(1).max())].to(device)
+            logits = model(src, tgt[:, :-1])  # (B, T - 1, V)
+            loss = label_smoothed_cross_entropy(
+                logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1),
+                smoothing, target_vocab.pad_id)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            if log_every and len(losses) % log_every == 0:
+                print(f"epoch {epoch} step {len(losses):5d}  loss {loss.item():.3f}  "
+                      f"{time.perf_counter() - start:.0f} s", flush=True)
+            if time_limit is not None and time.perf_counter() - start > time_limit:
+                return losses
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, losses)
+    return losses
+
+
+# -------------------------------------------------------------------- checkpoints
+def save_checkpoint(path, model, source_vocab, target_vocab, info=None):
+    """Weights (float32), model configuration, vocabularies and ``info`` in one file."""
+    torch.save({"config": model.config,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "source_tokens": source_vocab.tokens, "target_tokens": target_vocab.tokens,
+                "info": dict(info or {})}, path)
+
+
+def load_checkpoint(path, device="cpu"):
+    """``(model, source_vocab, target_vocab, info)`` from :func:`save_checkpoint`'s file."""
+    data = torch.load(path, map_location=device, weights_only=True)
+    model = TransformerSeq2Seq(**data["config"]).to(device)
+    model.load_state_dict(data["state_dict"])
+    model.eval()
+    return (model, WordVocabulary(data["source_tokens"][3:]),
+            WordVocabulary(data["target_tokens"][3:]), data["info"])
+
+
+def load_scan_checkpoint(split: str, device="cpu"):
+    """The shipped model trained on SCAN's ``"simple"`` or ``"length"`` split."""
+    if split not in ("simple", "length"):
+        raise ValueError(f"split must be 'simple' or 'length', not {split!r}")
+    return load_checkpoint(CHECKPOINT_DIR / f"scan_{split}.pt", device)

@@ -361,3 +361,11 @@ def test_methods_are_forbidden_by_path_and_through_aliases():
     assert "zero_grad" not in vars(nn.LayerNorm)
     layer(x)  # works again
     layer.zero_grad()
+
+
+def test_existing_paths_keeps_only_what_this_pytorch_has():
+    from seqbook.checks.guard import existing_paths
+
+    assert existing_paths(("torch.nn.functional.relu", "torch.nn.LayerNorm.forward",
+                           "torch.no_such_function", "no_such_module.f")) == (
+        "torch.nn.functional.relu", "torch.nn.LayerNorm.forward")

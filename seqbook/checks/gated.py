@@ -38,7 +38,7 @@ from seqbook.checks.core import (
     max_abs_error,
     passed,
 )
-from seqbook.checks.guard import forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_lstm_cell", "check_gru_cell"]
 
@@ -51,22 +51,7 @@ _sigmoid = torch.sigmoid
 _tanh = torch.tanh
 
 
-def _existing(paths: tuple[str, ...]) -> tuple[str, ...]:
-    """The paths that exist in this PyTorch (``torch._VF`` is private)."""
-    import importlib
-
-    found = []
-    for path in paths:
-        module_name, _, attribute = path.rpartition(".")
-        try:
-            if hasattr(importlib.import_module(module_name), attribute):
-                found.append(path)
-        except ImportError:
-            pass
-    return tuple(found)
-
-
-_LSTM_BUILTINS = _existing((
+_LSTM_BUILTINS = existing_paths((
     "torch.nn.LSTMCell",
     "torch.nn.LSTM",
     "torch.lstm_cell",
@@ -75,7 +60,7 @@ _LSTM_BUILTINS = _existing((
     "seqbook.gated.lstm_cell",
     "seqbook.gated.LSTMCell",
 ))
-_GRU_BUILTINS = _existing((
+_GRU_BUILTINS = existing_paths((
     "torch.nn.GRUCell",
     "torch.nn.GRU",
     "torch.gru_cell",

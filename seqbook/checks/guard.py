@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 from seqbook.checks.core import CheckFailure
 
-__all__ = ["ForbiddenCall", "forbid_calls"]
+__all__ = ["ForbiddenCall", "forbid_calls", "existing_paths"]
 
 
 class ForbiddenCall(CheckFailure):
@@ -49,6 +49,19 @@ def _resolve(path: str) -> tuple[Any, str, Any]:
             owner = getattr(owner, name)
         return owner, parts[-1], getattr(owner, parts[-1])
     raise ImportError(f"cannot resolve {path!r}")
+
+
+def existing_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """The paths that exist in the installed PyTorch (private ones such as
+    ``torch._VF.lstm_cell`` come and go between versions)."""
+    found = []
+    for path in paths:
+        try:
+            _resolve(path)
+        except (ImportError, AttributeError):
+            continue
+        found.append(path)
+    return tuple(found)
 
 
 def _refuse(path: str, reason: str):

@@ -25,7 +25,6 @@ a fresh random seed, and the expected values are computed inside the check.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 from typing import Any, Callable
 
@@ -44,7 +43,7 @@ from seqbook.checks.core import (
     passed,
     random_int,
 )
-from seqbook.checks.guard import ForbiddenCall, forbid_calls
+from seqbook.checks.guard import ForbiddenCall, existing_paths, forbid_calls
 
 __all__ = ["check_layer_norm", "check_pre_ln_block"]
 
@@ -62,21 +61,8 @@ _reference_block_forward = _ReferenceEncoderBlock.forward
 _torch_encoder_layer_forward = _TorchEncoderLayer.forward
 
 
-def _existing(paths: tuple[str, ...]) -> tuple[str, ...]:
-    """The paths that exist in this PyTorch."""
-    found = []
-    for path in paths:
-        module_name, _, attribute = path.rpartition(".")
-        try:
-            if hasattr(importlib.import_module(module_name), attribute):
-                found.append(path)
-        except ImportError:
-            pass
-    return tuple(found)
-
-
 _HERE = __name__
-_LAYER_NORM_BUILTINS = _existing((
+_LAYER_NORM_BUILTINS = existing_paths((
     "torch.nn.functional.layer_norm",
     "torch.layer_norm",
     "torch.native_layer_norm",
@@ -94,7 +80,7 @@ _LAYER_NORM_BUILTINS = _existing((
 ))
 _LAYER_NORM_REASON = ("write layer normalisation from tensor primitives (mean, square, "
                       "sqrt or rsqrt, and your own weight and bias).")
-_BLOCK_BUILTINS = _existing((
+_BLOCK_BUILTINS = existing_paths((
     "torch.nn.TransformerEncoderLayer",
     "torch.nn.TransformerEncoder",
     "seqbook.transformer.EncoderBlock",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 
 import nbformat
@@ -89,12 +90,16 @@ def test_colab_cells_install_seqbook_from_the_configured_repository():
     url = CONFIG["repository"]["url"].rstrip("/")
     branch = CONFIG["repository"]["branch"]
     assert CONFIG["launch_buttons"]["colab_url"] and CONFIG["html"]["use_download_button"]
-    expected = f'"seqbook @ git+{url}@{branch}"'
+    # Sections that need optional dependencies install an extra: "seqbook[finetuning] @ ...".
+    extras = set(importlib.metadata.metadata("seqbook").get_all("Provides-Extra") or [])
+    expected = re.compile(r'"seqbook(\[(?P<extra>[a-z]+)\])? @ git\+' + re.escape(f"{url}@{branch}") + '"')
     for notebook_path in solution_notebooks() + chapter_notebooks():
         notebook = nbformat.read(notebook_path, as_version=4)
         setup = [c.source for c in notebook.cells if "google.colab" in c.source]
         assert setup, f"{notebook_path} has no Colab set-up cell"
-        assert expected in setup[0], f"{notebook_path}: the Colab cell must install {expected}"
+        found = expected.search(setup[0])
+        assert found, f"{notebook_path}: the Colab cell must install {expected.pattern}"
+        assert found["extra"] in extras | {None}, f"{notebook_path}: unknown extra {found['extra']}"
 
 
 def test_no_other_repository_url_is_written_anywhere():

@@ -156,3 +156,15 @@ def test_written_questions_have_mark_schemes_outside_the_release(notebook_path):
         assert f"## `{grade_id}`" in marking.read_text(), f"no mark scheme for {grade_id}"
     release = REPO / "chapters" / notebook_path.relative_to(REPO / "solutions")
     assert not release.with_suffix(".marking.md").exists(), "a mark scheme was released"
+
+
+def test_each_section_shows_its_measured_run_time():
+    """The "Run time." paragraph near each section's top is generated from the benchmark's
+    figures (tools/runtime_notes.py), so it cannot drift from back/runtimes.json."""
+    import runtime_notes
+
+    figures = runtime_notes.load_figures()
+    assert not runtime_notes.stale_notebooks(figures), (
+        "run `python tools/runtime_notes.py` (or `make benchmark`), then `make chapters`")
+    for section in map(runtime_notes.section_of, runtime_notes.solution_notebooks()):
+        assert section in figures["sections"], f"{section} was never benchmarked"

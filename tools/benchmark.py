@@ -1,4 +1,6 @@
-"""Measure every notebook's run time and peak memory; write the table to back/runtimes.md.
+"""Measure every notebook's run time and peak memory; write the table to back/runtimes.md,
+the figures to back/runtimes.json, and each section's "Run time." paragraph
+(tools/runtime_notes.py; run `make chapters` afterwards).
 
     python tools/benchmark.py            # all notebooks in chapters/ and solutions/
     python tools/benchmark.py --no-write # print only
@@ -23,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "back" / "runtimes.md"
+FIGURES = REPO / "back" / "runtimes.json"
 SECONDS_BUDGET = 60.0
 MEMORY_BUDGET_MB = 3 * 1024.0
 
@@ -63,11 +66,30 @@ def notebooks() -> list[Path]:
     return found
 
 
-def render(rows: list[tuple[Path, dict]]) -> str:
+def torch_and_gpu() -> tuple[str, str]:
     torch_version, gpu = subprocess.run(
         [sys.executable, "-c",
          "import torch; print(torch.__version__, torch.cuda.is_available())"],
         capture_output=True, text=True).stdout.split()
+    return torch_version, gpu
+
+
+def figures_json(rows: list[tuple[Path, dict]]) -> dict:
+    """What tools/runtime_notes.py writes into each section: figures per section."""
+    torch_version, gpu = torch_and_gpu()
+    sections: dict[str, dict] = {}
+    for path, figures in rows:
+        version = "student" if path.parts[-3] == "chapters" else "instructor"
+        sections.setdefault(f"{path.parent.name}/{path.stem}", {})[version] = {
+            "seconds": round(figures["seconds"], 1), "peak_mb": round(figures["peak_mb"])}
+    machine = {"date": dt.date.today().isoformat(), "arch": platform.machine(),
+               "cores": os.cpu_count(), "python": platform.python_version(),
+               "torch": torch_version, "gpu": gpu == "True"}
+    return {"machine": machine, "sections": sections}
+
+
+def render(rows: list[tuple[Path, dict]]) -> str:
+    torch_version, gpu = torch_and_gpu()
     lines = [
         "# Run times",
         "",
@@ -112,7 +134,12 @@ def main() -> int:
     print(page)
     if not args.no_write:
         PAGE.write_text(page)
-        print(f"wrote {PAGE.relative_to(REPO)}")
+        FIGURES.write_text(json.dumps(figures_json(rows), indent=1, sort_keys=True) + "\n")
+        print(f"wrote {PAGE.relative_to(REPO)} and {FIGURES.relative_to(REPO)}")
+        import runtime_notes  # tools/ is on sys.path when this file runs as a script
+
+        for section in runtime_notes.rewrite(runtime_notes.load_figures()):
+            print(f"rewrote the run-time paragraph of {section}: run `make chapters`")
     over = [p for p, f in rows if f["seconds"] > SECONDS_BUDGET or f["peak_mb"] > MEMORY_BUDGET_MB]
     return 1 if over else 0
 

@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # nbgrader starts `alembic` in a subprocess: the environment's bin/ must be on PATH.
 RUN    := PATH="$(BIN):$$PATH"
 
-.PHONY: env test book chapters benchmark clean
+.PHONY: env test book instructors-book chapters benchmark clean
 
 env: $(STAMP)
 
@@ -32,6 +32,12 @@ test: $(STAMP)
 
 book: $(STAMP)
 	$(RUN) $(BIN)/jupyter-book build . --all -W -n --keep-going
+	$(BIN)/python tools/check_public_build.py _build/html
+
+# The instructors' edition (solutions, hidden tests, mark schemes) into _build/instructors.
+# Not for students: never publish it. INSTRUCTORS_FLAGS=--no-execute skips running cells.
+instructors-book: $(STAMP)
+	$(RUN) $(BIN)/python tools/instructors_edition.py $(INSTRUCTORS_FLAGS)
 
 # Regenerate the student versions in chapters/ from solutions/ (nbgrader + tagging).
 chapters: $(STAMP)

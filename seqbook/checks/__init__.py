@@ -11,7 +11,11 @@ check module, which captures the references it compares with; the locked set-up 
 of each notebook imports it before any student code runs.
 """
 
-from seqbook.checks import integrity  # first: records the baseline
+from seqbook.checks import unanswered
+
+unanswered.install()  # a one-line message for stubs; before the baseline, which covers it
+
+from seqbook.checks import integrity  # noqa: E402 - records the baseline
 from seqbook.checks.attention import (
     check_attention,
     check_causal_mask,

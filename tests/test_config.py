@@ -168,3 +168,21 @@ def test_each_section_shows_its_measured_run_time():
         "run `python tools/runtime_notes.py` (or `make benchmark`), then `make chapters`")
     for section in map(runtime_notes.section_of, runtime_notes.solution_notebooks()):
         assert section in figures["sections"], f"{section} was never benchmarked"
+
+
+def test_pages_are_published_from_main_only_after_the_tests_pass():
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    jobs = workflow["jobs"]
+    pages = jobs["pages"]
+    assert pages["needs"] == "cpu" and "refs/heads/main" in pages["if"]
+    assert pages["permissions"] == {"pages": "write", "id-token": "write"}
+    assert any(step.get("uses", "").startswith("actions/deploy-pages")
+               for step in pages["steps"])
+    cpu_steps = jobs["cpu"]["steps"]
+    names = [step.get("name", "") for step in cpu_steps]
+    upload = next(s for s in cpu_steps if s.get("uses", "").startswith(
+        "actions/upload-pages-artifact"))
+    # The artifact is the public book (never the instructors' edition), built after tests.
+    assert upload["with"]["path"] == "_build/html"
+    assert names.index("Tests (CPU build of PyTorch)") < names.index("Book") \
+        < cpu_steps.index(upload)

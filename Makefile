@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # nbgrader starts `alembic` in a subprocess: the environment's bin/ must be on PATH.
 RUN    := PATH="$(BIN):$$PATH"
 
-.PHONY: env test book instructors-book chapters benchmark clean
+.PHONY: env test book instructors-book browser-test chapters benchmark clean
 
 env: $(STAMP)
 
@@ -38,6 +38,11 @@ book: $(STAMP)
 # Not for students: never publish it. INSTRUCTORS_FLAGS=--no-execute skips running cells.
 instructors-book: $(STAMP)
 	$(RUN) $(BIN)/python tools/instructors_edition.py $(INSTRUCTORS_FLAGS)
+
+# Read the built book (run `make book` first) in Debian's headless Chromium, driven by
+# Playwright (which downloads no browser): tests/browser, screenshots in _build/screenshots.
+browser-test: $(STAMP)
+	$(RUN) BOOK_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/browser
 
 # Regenerate the student versions in chapters/ from solutions/ (nbgrader + tagging).
 chapters: $(STAMP)

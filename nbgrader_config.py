@@ -6,7 +6,16 @@ that the book renders. Each part folder (`attention`, `sequence_models`, ...) is
 nbgrader assignment; each section notebook in it is one notebook of that assignment.
 """
 
+import os
+import sys
+
 c = get_config()  # noqa: F821 - injected by traitlets when nbgrader loads this file
+
+# The course's own grading tools (grading/ beside this file) are not an installed package:
+# make them importable for every nbgrader command that reads this configuration.
+_COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
+if _COURSE_ROOT not in sys.path:
+    sys.path.append(_COURSE_ROOT)
 
 c.CourseDirectory.course_id = "everything-is-a-mapping"
 c.CourseDirectory.source_directory = "solutions"
@@ -31,3 +40,14 @@ c.OverwriteCells.add_missing_cells = True
 # produces an `error` output, which this preprocessor never touches.
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"^(?![\s\S]*SEQBOOK-INTEGRITY)"
+
+# Feedback returned to students must not reveal the hidden tests. nbgrader's default
+# feedback renders the autograded notebook, hidden tests included; StripHiddenTests
+# (grading/feedback.py) removes them from the sources and drops the traceback lines that
+# quote them, keeping scores, comments and the checks' messages.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+from grading.feedback import StripHiddenTests  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, StripHiddenTests, CSSHTMLHeaderPreprocessor]

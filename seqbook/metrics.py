@@ -33,10 +33,6 @@ def ngram_counts(tokens: Sequence[str], order: int) -> Counter:
     return Counter(tuple(tokens[i:i + order]) for i in range(len(tokens) - order + 1))
 
 
-def _closest_length(length: int, reference_lengths: list[int]) -> int:
-    return min(reference_lengths, key=lambda r: (abs(r - length), r))
-
-
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
     """Corpus BLEU on a 0--100 scale.
 
@@ -46,39 +42,41 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) 
             number may differ from segment to segment).
     """
     if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
-    matches = [0] * MAX_ORDER  # clipped n-gram matches, per order
-    totals = [0] * MAX_ORDER  # hypothesis n-grams, per order
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} "
+                         "reference lists")
+    matches = [0] * MAX_ORDER  # clipped n-gram matches, per order n = 1..4
+    totals = [0] * MAX_ORDER  # n-grams in the hypotheses, per order
     hypothesis_length = reference_length = 0
     for hypothesis, segment_references in zip(hypotheses, references):
         if isinstance(segment_references, str) or not segment_references:
-            raise ValueError("each hypothesis needs a list of one or more reference strings")
+            raise ValueError("each hypothesis needs a list of one or more reference "
+                             "strings")
         tokens = hypothesis.split()
         reference_tokens = [reference.split() for reference in segment_references]
         hypothesis_length += len(tokens)
-        reference_length += _closest_length(len(tokens), [len(r) for r in reference_tokens])
+        # The reference length closest to the hypothesis's; the shorter on a tie.
+        reference_length += min((len(r) for r in reference_tokens),
+                                key=lambda r: (abs(r - len(tokens)), r))
         for n in range(1, MAX_ORDER + 1):
             counts = ngram_counts(tokens, n)
-            # Clip each n-gram by the most times any single reference contains it.
-            ceiling = Counter()
+            ceiling = Counter()  # the most times any single reference has each n-gram
             for reference in reference_tokens:
                 ceiling |= ngram_counts(reference, n)
             matches[n - 1] += sum(min(c, ceiling[g]) for g, c in counts.items())
             totals[n - 1] += sum(counts.values())
     if sum(matches) == 0:
         return 0.0
-    log_precisions = []
-    penalty_for_zero = 1.0
+    log_precision_sum = 0.0
+    zeros = 0  # precisions that were 0 so far
     for n in range(MAX_ORDER):
         if totals[n] == 0:  # no n-grams of this order at all: BLEU is 0
             return 0.0
-        if matches[n] == 0:
-            # "exp" smoothing: the k-th zero precision becomes 1 / (2^k * total).
-            penalty_for_zero *= 2.0
-            log_precisions.append(math.log(1.0 / (penalty_for_zero * totals[n])))
+        if matches[n] == 0:  # "exp" smoothing: the k-th zero becomes 1 / (2^k total)
+            zeros += 1
+            log_precision_sum += math.log(1.0 / (2 ** zeros * totals[n]))
         else:
-            log_precisions.append(math.log(matches[n] / totals[n]))
+            log_precision_sum += math.log(matches[n] / totals[n])
     brevity = 1.0
     if hypothesis_length < reference_length:
         brevity = math.exp(1.0 - reference_length / hypothesis_length)
-    return 100.0 * brevity * math.exp(sum(log_precisions) / MAX_ORDER)
+    return 100.0 * brevity * math.exp(log_precision_sum / MAX_ORDER)

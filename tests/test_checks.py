@@ -363,6 +363,21 @@ def test_methods_are_forbidden_by_path_and_through_aliases():
     layer.zero_grad()
 
 
+def test_static_and_class_methods_are_restored_as_they_were():
+    import sacrebleu.metrics.bleu as bleu_module
+
+    bleu = bleu_module.BLEU
+    raw = vars(bleu)["compute_bleu"]
+    assert isinstance(raw, staticmethod)
+    with pytest.raises(ForbiddenCall, match="compute_bleu"):
+        with forbid_calls("sacrebleu.metrics.bleu.BLEU.compute_bleu"):
+            bleu.compute_bleu([1, 1, 1, 1], [1, 1, 1, 1], 4, 4)
+    assert vars(bleu)["compute_bleu"] is raw  # still a staticmethod, not a plain function
+    # Callable on an instance again without a stray `self`.
+    score = bleu(tokenize="none").corpus_score(["a b c d"], [["a b c d"]]).score
+    assert score == pytest.approx(100.0)
+
+
 def test_existing_paths_keeps_only_what_this_pytorch_has():
     from seqbook.checks.guard import existing_paths
 

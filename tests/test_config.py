@@ -27,6 +27,10 @@ GRADE_ID_PREFIXES = {
     "transformer_from_blocks": "tfm",
     "seq2seq_attention": "s2s",
     "transformer_seq2seq": "ed",
+    "decoding_and_evaluation": "dec",
+    "pretraining_objectives": "pre",
+    "fine_tuning": "ft",
+    "parameter_efficient_fine_tuning": "lora",
 }
 PART_CAPTIONS = [
     "Part 1 — Sequence models",

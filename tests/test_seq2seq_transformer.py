@@ -131,6 +131,18 @@ def test_training_lowers_the_loss(vocabs):
     assert sum(losses[-4:]) / 4 < 0.8 * sum(losses[:4]) / 4
 
 
+def test_max_steps_gives_the_same_run_whatever_the_machine(vocabs):
+    pairs = simple_split()[0][:300]
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = S.TransformerSeq2Seq(len(vocabs[0]), len(vocabs[1]), dim=16, num_heads=2,
+                                     hidden_dim=32, num_layers=1)
+        runs.append(S.train_seq2seq(model, pairs, *vocabs, epochs=5, batch_size=32,
+                                    max_steps=7))
+    assert len(runs[0]) == 7 and runs[0] == runs[1]
+
+
 def test_checkpoint_round_trip(vocabs, tmp_path):
     model = small_model(vocabs)
     path = tmp_path / "m.pt"

@@ -28,6 +28,10 @@ SECTION_MODULES = {
     "transformer_block/transformer_from_blocks": ("seqbook.transformer_models",),
     "encoder_decoder/seq2seq_attention": ("seqbook.seq2seq",),
     "encoder_decoder/transformer_seq2seq": ("seqbook.seq2seq_transformer",),
+    "encoder_decoder/decoding_and_evaluation": ("seqbook.decoding", "seqbook.metrics"),
+    "pretraining/pretraining_objectives": ("seqbook.pretraining",),
+    "pretraining/fine_tuning": ("seqbook.fine_tuning",),
+    "pretraining/parameter_efficient_fine_tuning": ("seqbook.lora",),
 }
 
 

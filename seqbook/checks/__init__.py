@@ -21,6 +21,10 @@ from seqbook.checks.attention import (
     check_causal_mask,
     check_padding_mask,
 )
+from seqbook.checks.decoding import check_beam_search, check_corpus_bleu
+# Part 5's check modules are used as modules (`from seqbook.checks import lora`); importing
+# them here captures their references before any student code runs.
+from seqbook.checks import fine_tuning, lora, pretraining  # noqa: F401
 from seqbook.checks.convolution import check_causal_conv1d, check_receptive_field
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.gated import check_gru_cell, check_lstm_cell
@@ -56,10 +60,12 @@ __all__ = [
     "IntegrityError",
     "check_additive_attention",
     "check_attention",
+    "check_beam_search",
     "check_bigram_perplexity",
     "check_bigram_perplexity_value",
     "check_build_vocabulary",
     "check_causal_conv1d",
+    "check_corpus_bleu",
     "check_causal_lm_loss",
     "check_causal_mask",
     "check_decode_steps",

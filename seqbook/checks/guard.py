@@ -111,6 +111,10 @@ def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") 
     # A method inherited from a base class is replaced on the class named in the path
     # and removed again afterwards, so the class dictionary is left as it was.
     owned = [attribute in vars(owner) for owner, attribute, _ in originals]
+    # Restore what the owner's dictionary held: for a staticmethod or classmethod that is
+    # the descriptor, not the function that getattr returns.
+    stored = [vars(owner)[attribute] if was_owned else None
+              for (owner, attribute, _), was_owned in zip(originals, owned)]
     for path, (owner, attribute, _) in zip(paths, originals):
         setattr(owner, attribute, _refuse(path, reason))
     previous_profile = sys.getprofile()
@@ -120,9 +124,9 @@ def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") 
         hook_removed = sys.getprofile() is not hook
     finally:
         sys.setprofile(previous_profile)
-        for (owner, attribute, fn), was_owned in zip(originals, owned):
+        for (owner, attribute, _), was_owned, raw in zip(originals, owned, stored):
             if was_owned:
-                setattr(owner, attribute, fn)
+                setattr(owner, attribute, raw)
             else:
                 delattr(owner, attribute)
     if hook_removed:

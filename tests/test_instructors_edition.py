@@ -65,10 +65,17 @@ def test_public_build_check_finds_planted_leaks(tmp_path):
     page.write_text("<pre>### BEGIN HIDDEN TESTS\ncheck(f, hidden=True)</pre>")
     found = check_public_build.leaks(tmp_path)
     assert any("BEGIN HIDDEN TESTS" in f for f in found) and any("hidden=True" in f for f in found)
-    notebook = tmp_path / "_sources" / "x.ipynb"
-    notebook.parent.mkdir()
+    notebook = tmp_path / "_sources" / "chapters" / "part" / "x.ipynb"
+    notebook.parent.mkdir(parents=True)
     notebook.write_text('{"source": "### BEGIN SOLUTION"}')
     assert any("x.ipynb" in f for f in check_public_build.leaks(tmp_path))
+    # Prose may explain the markers; only the banner is searched for there.
+    guide = tmp_path / "_sources" / "front" / "instructors.md"
+    guide.parent.mkdir(parents=True)
+    guide.write_text("the block between `### BEGIN HIDDEN TESTS` and ...")
+    assert not any("instructors.md" in f for f in check_public_build.leaks(tmp_path))
+    guide.write_text(check_public_build.BANNER)
+    assert any("instructors.md" in f for f in check_public_build.leaks(tmp_path))
 
 
 def test_student_versions_carry_no_instructors_only_content():

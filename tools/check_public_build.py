@@ -2,9 +2,11 @@
 
     python tools/check_public_build.py [_build/html]
 
-Looks in every built file (pages, the notebooks behind the download button, search
-index) for nbgrader's solution and hidden-test markers, the hidden checks' calls, the
-mark schemes and the instructors' edition banner. `make book` runs it after building.
+Looks in every built file of the sections (their pages and the notebooks behind the
+download button) for nbgrader's solution and hidden-test markers, the hidden checks'
+calls and the mark schemes, and in every file for the instructors' edition banner.
+Prose pages (the instructors' guide explains the markers) are not searched for markers.
+`make book` runs it after building.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ FORBIDDEN = (
     "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN SOLUTION", "END SOLUTION",
     "hidden=True", "Mark schemes:", "Instructors' edition: contains solutions",
 )
+BANNER = FORBIDDEN[-1]
+# Where the sections' pages and downloadable notebooks are, relative to the build root.
+SECTION_FOLDERS = (("chapters",), ("_sources", "chapters"))
 TEXT_SUFFIXES = {".html", ".ipynb", ".js", ".txt", ".md", ".json"}
 
 
@@ -28,7 +33,10 @@ def leaks(root: Path) -> list[str]:
         if "_static" in path.relative_to(root).parts and path.suffix == ".js":
             continue  # third-party scripts (MathJax, the theme), not the book's text
         text = path.read_text(errors="replace")
-        found += [f"{path.relative_to(root)}: {marker!r}" for marker in FORBIDDEN
+        parts = path.relative_to(root).parts
+        in_section = any(parts[:len(f)] == f for f in SECTION_FOLDERS)
+        markers = FORBIDDEN if in_section else (BANNER,)
+        found += [f"{path.relative_to(root)}: {marker!r}" for marker in markers
                   if marker in text]
     return found
 

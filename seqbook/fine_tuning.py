@@ -265,6 +265,7 @@ def predict(model, tokenizer, texts: Sequence[str], device="cpu", batch_size: in
 
 
 def count_parameters(model, trainable_only: bool = False) -> int:
-    """The number of parameters of ``model`` (only those with ``requires_grad``)."""
+    """The number of parameters of ``model``; with ``trainable_only``, only those with
+    ``requires_grad``."""
     return sum(p.numel() for p in model.parameters()
                if p.requires_grad or not trainable_only)

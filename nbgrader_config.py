@@ -30,6 +30,27 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.mar
 # answer therefore costs that run two minutes, not the whole grading session.
 c.Execute.timeout = 120
 
+# Submissions run under limits (grading/execution.py): the kernel's address space, a
+# budget for the whole notebook, output per cell; a kernel that dies or cannot be
+# interrupted costs the cells after it (marked "NotRun"), not the whole submission; and
+# seqbook.checks is imported before the first cell, so its integrity baseline is taken
+# before any student code runs. Virtual memory counts against the limit: the heaviest
+# section (Part 5) peaks near 1.2 GB resident, far below it.
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades)
+
+from grading.execution import GuardedExecute  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [
+    GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata]
+# CUDA reserves tens of GB of address space when it starts, so on a grading machine with a
+# GPU set GRADING_MEMORY_LIMIT_MB=0 and limit memory with the container instead.
+c.GuardedExecute.memory_limit_mb = int(os.environ.get("GRADING_MEMORY_LIMIT_MB", "8192"))
+c.GuardedExecute.notebook_timeout = 1800
+c.GuardedExecute.max_output_chars = 2_000_000  # a figure is 0.1-0.3 MB
+
 # Put back test cells a student deleted, instead of silently skipping their points.
 c.OverwriteCells.add_missing_cells = True
 

@@ -1,5 +1,8 @@
 """Grading tools for instructors, independent of the book's `seqbook` package.
 
+* :mod:`grading.execution` -- nbgrader's execution step with memory, time and output
+  limits, a dying kernel costing only the cells after it, and tamper checks after each
+  test cell (configured in ``nbgrader_config.py``);
 * :mod:`grading.feedback` -- an nbgrader preprocessor that removes hidden tests, and the
   lines of output that would reveal them, from the feedback returned to students
   (configured in ``nbgrader_config.py``);

@@ -78,8 +78,12 @@ def cell_with_id(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.Not
     raise KeyError(grade_id)
 
 
-def course_fixture(section: Section) -> Callable:
-    """A module-scoped fixture: a course directory with ``section``'s assignment generated."""
+def course_fixture(section: Section, **settings: dict[str, object]) -> Callable:
+    """A module-scoped fixture: a course directory with ``section``'s assignment generated.
+
+    ``settings`` overrides the course configuration by class, for example
+    ``GuardedExecute={"timeout": 5}``.
+    """
 
     @pytest.fixture(scope="module")
     def course(tmp_path_factory) -> Course:
@@ -90,6 +94,9 @@ def course_fixture(section: Section) -> Callable:
         db_url = f"sqlite:///{root / 'gradebook.db'}"
         regenerate_chapters.regenerate(root / "release", db_url, root=root, only=[section.assignment])
         config = regenerate_chapters.course_config(root, root / "release", db_url)
+        for class_name, values in settings.items():
+            for name, value in values.items():
+                setattr(config[class_name], name, value)
         return Course(root, db_url, NbGraderAPI(CourseDirectory(config=config), config=config))
 
     return course

@@ -16,10 +16,14 @@ from them beyond their calling convention: a model takes a batch as keyword argu
   copy of the best weights (the third exercise);
 * :func:`linear_warmup_lambda` -- the linear warm-up and decay schedule as a function of
   the step, for ``torch.optim.lr_scheduler.LambdaLR``;
-* :func:`fit` -- the whole loop (epochs, validation, early stopping, history);
-* :func:`predict` -- labels and probabilities for new texts.
+* :func:`fit` -- the whole loop (epochs, validation, early stopping, history), or
+  training alone when there is no validation loader;
+* :func:`predict` -- labels and probabilities for new texts;
+* :func:`count_parameters` -- all parameters, or only the trainable ones.
 
-Section 3 (parameter-efficient fine-tuning) reuses all of these.
+Section 3 (parameter-efficient fine-tuning) trains its models with :func:`make_loader`,
+:func:`linear_warmup_lambda` and :func:`fit` (without a validation loader), and tests
+and sizes them with :func:`predict` and :func:`count_parameters`.
 """
 
 from __future__ import annotations
@@ -207,7 +211,13 @@ def fit(model, train_loader, validation_loader, optimizer, scheduler=None,
     batches. ``progress`` wraps the training loader each epoch (e.g.
     ``functools.partial(tqdm.auto.tqdm, leave=False)``). Returns one dict per
     evaluation: epoch, step, examples seen, train_loss (over the stretch), validation
-    loss and accuracy, seconds since the start."""
+    loss and accuracy, seconds since the start.
+
+    With ``validation_loader=None`` nothing is evaluated (and early stopping is not
+    allowed): the stretches only record their training loss, so ``eval_every=1`` gives
+    the loss of every batch, and the entries have no validation keys."""
+    if validation_loader is None and early_stopping is not None:
+        raise ValueError("early stopping needs a validation_loader to watch")
     history: list[dict[str, float]] = []
     start, step, seen = time.perf_counter(), 0, 0
     for epoch in range(1, max_epochs + 1):
@@ -222,16 +232,19 @@ def fit(model, train_loader, validation_loader, optimizer, scheduler=None,
             train_loss = train_epoch(model, stretch, optimizer, scheduler, device)
             step += len(stretch)
             seen += sum(batch["labels"].shape[0] for batch in stretch)
-            validation = evaluate(model, validation_loader, device)
-            history.append({"epoch": epoch, "step": step, "examples": seen,
-                            "train_loss": train_loss,
-                            "validation_loss": validation["loss"],
-                            "validation_accuracy": validation["accuracy"],
-                            "seconds": time.perf_counter() - start})
+            entry = {"epoch": epoch, "step": step, "examples": seen,
+                     "train_loss": train_loss}
+            report = f"epoch {epoch}, step {step:3d}: train loss {train_loss:.4f}"
+            if validation_loader is not None:
+                validation = evaluate(model, validation_loader, device)
+                entry["validation_loss"] = validation["loss"]
+                entry["validation_accuracy"] = validation["accuracy"]
+                report += (f", validation loss {validation['loss']:.4f}, "
+                           f"accuracy {validation['accuracy']:.1%}")
+            entry["seconds"] = time.perf_counter() - start
+            history.append(entry)
             if verbose:
-                print(f"epoch {epoch}, step {step:3d}: train loss {train_loss:.4f}, "
-                      f"validation loss {validation['loss']:.4f}, "
-                      f"accuracy {validation['accuracy']:.1%}")
+                print(report)
             stop = early_stopping is not None and early_stopping.step(
                 validation[monitor], model)
         if hasattr(batches, "close"):

@@ -15,10 +15,12 @@ The references of the section "Parameter-efficient fine-tuning and prompting":
 * :func:`nearest_centroid_predict`, :func:`few_shot_accuracies` and
   :func:`zero_shot_predict` -- classification from embeddings with a handful of
   labelled examples, or none;
-* :func:`train_classifier` and :func:`predict` -- the small training and evaluation
-  loops used for every fine-tuning run of the section;
 * :func:`topic_examples` -- a second, generated task (what a sentence is about) used to
   measure forgetting.
+
+The section trains, tests and counts the parameters of its models with the code of the
+previous section (:mod:`seqbook.fine_tuning`: ``make_loader``, ``fit``, ``predict``,
+``count_parameters``), so this module holds no training loop of its own.
 
 :class:`LoRALinear` and :func:`mean_pool` are the single source of the section's
 exercises (``tests/test_sync.py`` compares them with the solution cells).
@@ -29,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import time
 from typing import Iterator, Sequence
 
 import torch
@@ -41,14 +42,11 @@ __all__ = [
     "merge_lora",
     "lora_layers",
     "lora_disabled",
-    "count_parameters",
     "mean_pool",
     "sentence_embeddings",
     "nearest_centroid_predict",
     "few_shot_accuracies",
     "zero_shot_predict",
-    "train_classifier",
-    "predict",
     "TOPICS",
     "topic_examples",
 ]
@@ -153,12 +151,6 @@ def lora_disabled(model: nn.Module) -> Iterator[nn.Module]:
             layer.scaling = scaling
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """The number of (trainable) parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters()
-               if p.requires_grad or not trainable_only)
-
-
 # ----------------------------------------------------------------- sentence embeddings
 
 
@@ -232,60 +224,6 @@ def zero_shot_predict(queries: torch.Tensor, label_embeddings: torch.Tensor
     queries = torch.nn.functional.normalize(queries, dim=-1)
     label_embeddings = torch.nn.functional.normalize(label_embeddings, dim=-1)
     return (queries @ label_embeddings.T).argmax(dim=-1)
-
-
-# --------------------------------------------------------------- training and testing
-
-
-def train_classifier(model: nn.Module, tokenizer, texts: Sequence[str],
-                     labels: Sequence[int], epochs: int = 1, batch_size: int = 32,
-                     lr: float = 5e-5, seed: int = 0) -> dict:
-    """Fine-tune the trainable parameters of a sequence classifier (a model called as
-    ``model(input_ids=..., attention_mask=..., labels=...)`` that returns ``.loss``)
-    with ``torch.optim.AdamW``, shuffled mini-batches and a linear decay of the
-    learning rate to 0. Returns ``{"losses": [...], "seconds": ...}``."""
-    device = next(model.parameters()).device
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=lr)
-    steps = epochs * math.ceil(len(texts) / batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)
-    order = list(range(len(texts)))
-    rng = random.Random(seed)
-    losses = []
-    model.train()
-    start = time.perf_counter()
-    for _ in range(epochs):
-        rng.shuffle(order)
-        for first in range(0, len(order), batch_size):
-            chosen = order[first:first + batch_size]
-            batch = tokenizer([texts[i] for i in chosen], padding=True,
-                              return_tensors="pt").to(device)
-            targets = torch.tensor([labels[i] for i in chosen], device=device)
-            loss = model(input_ids=batch["input_ids"],
-                         attention_mask=batch["attention_mask"], labels=targets).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-    model.eval()
-    return {"losses": losses, "seconds": time.perf_counter() - start}
-
-
-@torch.no_grad()
-def predict(model: nn.Module, tokenizer, texts: Sequence[str], batch_size: int = 128
-            ) -> torch.Tensor:
-    """The predicted class of each text (on the CPU)."""
-    device = next(model.parameters()).device
-    model.eval()
-    predictions = []
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(list(texts[start:start + batch_size]), padding=True,
-                          return_tensors="pt").to(device)
-        logits = model(input_ids=batch["input_ids"],
-                       attention_mask=batch["attention_mask"]).logits
-        predictions.append(logits.argmax(dim=-1).cpu())
-    return torch.cat(predictions)
 
 
 # ------------------------------------------------------------- a second task: topics

@@ -169,6 +169,39 @@ def test_fit_evaluates_every_stretch_and_restores_the_best():
     assert len(stopped) == 2  # lr 0: nothing improves after the first evaluation
 
 
+def test_fit_without_validation_records_the_loss_of_every_batch():
+    tokenizer = WordTokenizer()
+
+    def fresh_run():  # the same weights, dropout masks and batch order every time
+        torch.manual_seed(0)
+        model = tiny_bert(seed=2)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                      ft.linear_warmup_lambda(0, 10))
+        loader = ft.make_loader(TEXTS, LABELS, tokenizer, batch_size=2, shuffle=True)
+        return model, optimizer, scheduler, loader
+
+    model, optimizer, scheduler, loader = fresh_run()
+    history = ft.fit(model, loader, None, optimizer, scheduler, max_epochs=2,
+                     eval_every=1, verbose=False)
+    assert [h["step"] for h in history] == list(range(1, 11))
+    assert [h["epoch"] for h in history] == [1] * 5 + [2] * 5
+    assert history[-1]["examples"] == 18
+    assert set(history[0]) == {"epoch", "step", "examples", "train_loss", "seconds"}
+    assert scheduler.last_epoch == 10
+    # The same as calling train_epoch on one batch at a time.
+    replay_model, replay_optimizer, replay_scheduler, replay_loader = fresh_run()
+    replayed = [ft.train_epoch(replay_model, [batch], replay_optimizer,
+                               replay_scheduler)
+                for _ in range(2) for batch in replay_loader]
+    assert [h["train_loss"] for h in history] == pytest.approx(replayed, rel=1e-6)
+    for ours, theirs in zip(model.parameters(), replay_model.parameters()):
+        torch.testing.assert_close(ours, theirs)
+    with pytest.raises(ValueError, match="validation_loader"):
+        ft.fit(model, loader, None, optimizer, early_stopping=ft.EarlyStopping(),
+               verbose=False)
+
+
 def test_predict_and_count_parameters():
     tokenizer = WordTokenizer()
     model = tiny_bert()

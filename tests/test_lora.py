@@ -1,6 +1,7 @@
 """seqbook.lora: the LoRA layer and its helpers, mean pooling (equal to
-sentence-transformers), few-shot and zero-shot helpers, the training loop and the topic
-task of the section "Parameter-efficient fine-tuning and prompting"."""
+sentence-transformers), few-shot and zero-shot helpers and the topic task of the section
+"Parameter-efficient fine-tuning and prompting"; and LoRA models trained, tested and
+counted with seqbook.fine_tuning, as the section does."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook import lora
+from seqbook import fine_tuning, lora
 
 
 def tiny_bert(seed: int = 0):
@@ -41,7 +42,7 @@ def test_lora_linear_equals_its_base_then_merges_exactly():
     assert layer.base is base and layer.scaling == 2.0
     assert layer.lora_A.shape == (3, 7) and layer.lora_B.shape == (5, 3)
     assert torch.equal(layer(x), base(x))
-    assert lora.count_parameters(layer) == 3 * (7 + 5)
+    assert fine_tuning.count_parameters(layer, trainable_only=True) == 3 * (7 + 5)
     assert not any(p.requires_grad for p in base.parameters())
     with torch.no_grad():
         layer.lora_B.normal_()
@@ -65,7 +66,8 @@ def test_add_lora_counts_merges_and_switches_off():
     replaced = lora.add_lora(model, r=4, alpha=8.0)
     assert len(replaced) == 4 and all(n.endswith(("query", "value")) for n in replaced)
     head = 32 * 2 + 2
-    assert lora.count_parameters(model) == 4 * 4 * (32 + 32) + head
+    trainable = fine_tuning.count_parameters(model, trainable_only=True)
+    assert trainable == 4 * 4 * (32 + 32) + head
     assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, plain)
     with torch.no_grad():
         for layer in lora.lora_layers(model):
@@ -91,7 +93,8 @@ def test_add_lora_trains_as_many_parameters_as_peft():
     config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="SEQ_CLS",
                         target_modules=["query", "value"])
     theirs = get_peft_model(tiny_bert(), config)
-    assert lora.count_parameters(ours) == lora.count_parameters(theirs)
+    assert fine_tuning.count_parameters(ours, trainable_only=True) \
+        == fine_tuning.count_parameters(theirs, trainable_only=True)
 
 
 # ------------------------------------------------------------------- mean pooling
@@ -157,22 +160,34 @@ def test_topic_examples_are_balanced_distinct_and_seeded():
     assert counts.tolist() == [50, 50, 50, 50]
 
 
-# -------------------------------------------------------------------- training loop
+# ------------------------------------------- training with the previous section's loop
 
 
-def test_train_classifier_and_predict(tokenizer):
-    model = tiny_bert(seed=1)
+def test_lora_model_trains_with_the_fine_tuning_loop(tokenizer):
+    """The section has no loop of its own: fine_tuning.fit without a validation loader
+    trains a LoRA model, moving only the adapters and the head."""
     texts = ["good", "bad", "great", "awful"] * 8
     labels = [1, 0, 1, 0] * 8
-    log = lora.train_classifier(model, tokenizer, texts, labels, epochs=10, batch_size=8,
-                                lr=1e-3, seed=0)
-    assert len(log["losses"]) == 40 and log["seconds"] > 0
-    assert sum(log["losses"][-4:]) < sum(log["losses"][:4])
-    predictions = lora.predict(model, tokenizer, texts[:4])
-    assert predictions.tolist() == [1, 0, 1, 0]
-    # Only trainable parameters are updated.
-    frozen = tiny_bert(seed=2)
-    lora.add_lora(frozen, r=2, alpha=4.0)
-    before = frozen.bert.embeddings.word_embeddings.weight.clone()
-    lora.train_classifier(frozen, tokenizer, texts[:8], labels[:8], batch_size=4)
-    assert torch.equal(before, frozen.bert.embeddings.word_embeddings.weight)
+    model = tiny_bert(seed=1)
+    lora.add_lora(model, r=4, alpha=8.0)
+    frozen = {name: p.detach().clone() for name, p in model.named_parameters()
+              if not p.requires_grad}
+    assert fine_tuning.count_parameters(model, trainable_only=False) \
+        == fine_tuning.count_parameters(model, trainable_only=True) \
+        + sum(p.numel() for p in frozen.values())
+    loader = fine_tuning.make_loader(texts, labels, tokenizer, batch_size=8,
+                                     shuffle=True)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2)
+    torch.manual_seed(0)  # dropout
+    history = fine_tuning.fit(model, loader, None, optimizer, max_epochs=10,
+                              eval_every=1, verbose=False)
+    losses = [h["train_loss"] for h in history]
+    assert len(losses) == 40
+    assert sum(losses[-4:]) < sum(losses[:4])
+    for name, parameter in model.named_parameters():
+        if name in frozen:
+            assert torch.equal(parameter, frozen[name]), f"{name} is frozen but moved"
+    assert all(layer.lora_B.abs().max() > 0 for layer in lora.lora_layers(model))
+    predicted, _ = fine_tuning.predict(model, tokenizer, texts[:4])
+    assert predicted.tolist() == [1, 0, 1, 0]

@@ -162,6 +162,30 @@ def test_written_questions_have_mark_schemes_outside_the_release(notebook_path):
     assert not release.with_suffix(".marking.md").exists(), "a mark scheme was released"
 
 
+# The book shows a notebook's output in a column 688 px wide (a 1280-px window, measured in
+# headless Chromium). A figure W inches wide (100 dpi) is shrunk to it by 6.88 / W, and its
+# 10-pt text with it: at 10 inches the text still reads as 7 pt, at 13 as 5 pt.
+WIDEST_FIGURE_INCHES = 10
+# Code lines longer than this scroll sideways in the book's code column (_static/book.css).
+LONGEST_CODE_LINE = 88
+
+
+@pytest.mark.parametrize("notebook_path", solution_notebooks(), ids=lambda p: p.stem)
+def test_figures_and_code_fit_the_book_column(notebook_path):
+    notebook = nbformat.read(notebook_path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        for width in re.findall(r"figsize=\(\s*([0-9.]+)\s*,", cell.source):
+            assert float(width) <= WIDEST_FIGURE_INCHES, (
+                f"figsize width {width} in: the book shrinks it and its text (at most "
+                f"{WIDEST_FIGURE_INCHES}); give the panels less room or stack them")
+        for line in cell.source.splitlines():
+            # The Colab install line names the repository URL: it cannot be shortened.
+            if not line.lstrip().startswith("%pip install"):
+                assert len(line) <= LONGEST_CODE_LINE, f"{len(line)} characters: {line}"
+
+
 def test_each_section_shows_its_measured_run_time():
     """The "Run time." paragraph near each section's top is generated from the benchmark's
     figures (tools/runtime_notes.py), so it cannot drift from back/runtimes.json."""

@@ -110,7 +110,12 @@ async () => {
     raw: a.getAttribute("href"), url: a.href,
     download: a.classList.contains("btn-download-source-button"),
   }));
-  return {rawTex, mathCount: mathNodes.length, untypeset, mathErrors, images, links};
+  // Code cells whose lines do not fit the column (each scrolls sideways in its box).
+  const scrollingCode = [...document.querySelectorAll(".cell_input pre")]
+    .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
+    .map((pre) => pre.innerText.split("\n").reduce((a, b) => (b.length > a.length ? b : a)));
+  return {rawTex, mathCount: mathNodes.length, untypeset, mathErrors, images, links,
+          scrollingCode};
 }
 """
 
@@ -314,6 +319,16 @@ def test_images_have_alt_text(reports, name):
                      "seqbook.plotting turns titles and axis labels into alt text):\n  "
                      + "\n  ".join(bad))
 
+
+@pytest.mark.parametrize("name", SECTIONS)
+def test_code_cells_fit_the_column_on_a_desktop(reports, name):
+    # Code lines are at most 88 characters (tests/test_config.py); _static/book.css sizes
+    # the code font so that 88 fit at the desktop size. The Colab install line is longer.
+    scrolling = [line for line in reports[name].survey["scrollingCode"]
+                 if not line.lstrip().startswith("%pip install")]
+    assert not scrolling, (f"{name}.html: code cells scroll sideways at "
+                           f"{DESKTOP['width']} px; their longest lines:\n  "
+                           + "\n  ".join(scrolling))
 
 def broken_links(links: list[dict], site: str) -> list[str]:
     """The links to this site whose file, or whose #anchor in that file, does not exist."""

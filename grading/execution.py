@@ -51,8 +51,12 @@ so it shows in the autograded notebook, in the feedback and in ``grep``.
 from __future__ import annotations
 
 import ast
-import resource
 import time
+
+try:  # POSIX only; elsewhere the memory limit is skipped with a warning
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
@@ -160,8 +164,12 @@ class GuardedExecute(Execute):
         self._prepared = True
         pid = getattr(self.km.provisioner, "pid", None) if self.km is not None else None
         if self.memory_limit_mb and pid is not None:
-            limit = self.memory_limit_mb * 1024 * 1024
-            resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+            if resource is None or not hasattr(resource, "prlimit"):  # prlimit: Linux only
+                self.log.warning("GuardedExecute: no memory limit on this system; limit "
+                                 "memory with the container or set memory_limit_mb = 0")
+            else:
+                limit = self.memory_limit_mb * 1024 * 1024
+                resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
         self._fingerprint = None
         if self.preamble.strip():
             reply = self._run_silently(self.preamble)

@@ -358,7 +358,9 @@ def check_masked_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> None
     else:
         for index in range(4):
             batch, length = random_int(g, 2, 6), random_int(g, 2, 12)
-            dim = length if index == 1 else random_int(g, 1, 16)
+            # D = T once, so that pooling over the wrong axis runs and gives wrong values;
+            # D >= 2, since with D = 1 that mistake only shows as a wrong shape.
+            dim = length if index == 1 else random_int(g, 2, 16)
             dtype = torch.float64 if index >= 2 else torch.float32
             x = 2 * torch.randn(batch, length, dim, generator=g, dtype=dtype) + 1
             mask = _random_mask(g, batch, length, empty_row=index == 3)

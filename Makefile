@@ -8,12 +8,15 @@ VENV   ?= .venv
 TORCH  ?= torch
 # pytest-xdist workers; the GPU job uses 1 so notebook kernels do not share the GPU.
 PYTEST_WORKERS ?= 2
+# nbval runs the instructor notebooks under this second CPU kernel (ATEN_CPU_CAPABILITY)
+# and the student versions under the native one (tests/conftest.py); empty: native for all.
+SOLUTIONS_CPU_KERNEL ?= default
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 # nbgrader starts `alembic` in a subprocess: the environment's bin/ must be on PATH.
 RUN    := PATH="$(BIN):$$PATH"
 
-.PHONY: env test book instructors-book browser-test chapters benchmark clean
+.PHONY: env test book instructors-book browser-test chapters benchmark robustness clean
 
 env: $(STAMP)
 
@@ -27,7 +30,8 @@ $(STAMP): requirements.txt pyproject.toml
 # Two workers on two cores: one math thread per process, or kernels fight for the cores
 # (measured: small RNNs ran up to 28 times slower with two threads each).
 test: $(STAMP)
-	$(RUN) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
+	$(RUN) OMP_NUM_THREADS=1 \
+		SEQBOOK_SOLUTIONS_CPU_CAPABILITY=$(SOLUTIONS_CPU_KERNEL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
 		tests solutions chapters
 
 book: $(STAMP)
@@ -51,6 +55,14 @@ chapters: $(STAMP)
 # Time every notebook and measure its peak memory; rewrites back/runtimes.md.
 benchmark: $(STAMP)
 	$(RUN) $(BIN)/python tools/benchmark.py
+
+# Every claim of the book under 3 seeds x the CPU kernels this processor has x 1 and 2
+# threads (sampled; PLAN=full for all): rewrites back/robustness.json and .md and each
+# section's "claims on other machines" cell (~40 min; run `make chapters` afterwards).
+PLAN ?= sample
+robustness: $(STAMP)
+	$(RUN) $(BIN)/python tools/robustness.py --plan $(PLAN)
+	$(RUN) $(BIN)/python tools/claim_notes.py
 
 clean:
 	rm -rf _build

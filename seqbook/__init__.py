@@ -5,7 +5,7 @@ reuse (``seqbook.attention``), plotting helpers (``seqbook.plotting``), the exer
 checks that test cells call (``seqbook.checks``) and run-time helpers re-exported here.
 """
 
-from seqbook.runtime import get_device, set_seed
+from seqbook.runtime import generator, get_device, seed_for, set_seed
 
-__all__ = ["get_device", "set_seed", "__version__"]
+__all__ = ["generator", "get_device", "seed_for", "set_seed", "__version__"]
 __version__ = "0.1.0"

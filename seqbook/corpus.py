@@ -2,8 +2,11 @@
 
 Every Python installation carries about half a million characters of English prose in
 ``pydoc_data.topics`` (the text ``help("if")`` prints), so the corpus needs no download.
-The exact text differs slightly between Python versions, so numbers computed on it are
-reproducible for one Python version, not across versions.
+That text changes between Python releases, so the book ships a snapshot of Python 3.11's
+topics as package data (``seqbook/data/python_help_topics.json.gz``, written by
+``tools/freeze_corpus.py``; licence notice in ``seqbook/data/PYTHON_LICENSE.txt``) and
+reads it on every Python: the corpus, and every number computed on it, is the same on
+Python 3.10 to 3.13.
 
 :func:`clean_text` turns the reStructuredText-flavoured help pages into plain prose:
 
@@ -19,9 +22,14 @@ reproducible for one Python version, not across versions.
 
 from __future__ import annotations
 
+import functools
+import gzip
+import json
 import re
+from pathlib import Path
 
-__all__ = ["ALPHABET", "raw_topics", "clean_text", "load_corpus", "split_text"]
+__all__ = ["ALPHABET", "help_topics", "raw_topics", "clean_text", "load_corpus",
+           "split_text"]
 
 ALPHABET = set("abcdefghijklmnopqrstuvwxyz0123456789 \n.,;:!?'\"()-")
 
@@ -31,10 +39,23 @@ _TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u20
                               "\u2013": "-", "\u2014": "-"})
 
 
-def raw_topics() -> str:
-    """All help topics of this Python, in sorted topic order, separated by blank lines."""
-    from pydoc_data.topics import topics
+@functools.lru_cache(maxsize=1)
+def _snapshot() -> dict:
+    # Read by path (not importlib.resources) so that this module also loads on its own,
+    # without torch, as tests/test_corpus.py does on other Pythons.
+    data = Path(__file__).resolve().parent / "data" / "python_help_topics.json.gz"
+    return json.loads(gzip.decompress(data.read_bytes()).decode("utf-8"))
 
+
+def help_topics() -> dict[str, str]:
+    """The help topics of the snapshot (Python 3.11): topic name -> text, as in
+    ``pydoc_data.topics.topics``. A fresh dict on every call."""
+    return dict(_snapshot()["topics"])
+
+
+def raw_topics() -> str:
+    """All help topics of the snapshot, in sorted topic order, separated by blank lines."""
+    topics = _snapshot()["topics"]
     return "\n\n".join(topics[name] for name in sorted(topics))
 
 
@@ -56,7 +77,7 @@ def clean_text(text: str) -> str:
 
 
 def load_corpus() -> str:
-    """The cleaned corpus (about 250,000 characters, 40,000 words, on Python 3.11)."""
+    """The cleaned corpus: 246,089 characters on every Python (the 3.11 snapshot)."""
     return clean_text(raw_topics())
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbook.transformer import EncoderBlock, LayerNorm
+from seqbook import runtime
 
 __all__ = [
     "VARIANTS",
@@ -88,7 +89,7 @@ def gradient_norms(stack: BlockStack, x: torch.Tensor, num_classes: int = 16,
     * ``"blocks"``: the norm of the gradient with respect to each block's parameters
       (all of them, as one vector; ``depth`` values).
     """
-    g = torch.Generator().manual_seed(seed)
+    g = runtime.generator(seed)
     dim = x.size(-1)
     readout = torch.randn(dim, num_classes, generator=g) / dim**0.5  # (dim, C)
     labels = torch.randint(num_classes, x.shape[:-1], generator=g)  # (B, T)
@@ -150,13 +151,13 @@ def train_counting(variant: str, lr: float, warmup_steps: int, steps: int = 200,
 
     Weights and batches depend only on ``seed``, so runs that differ in ``variant``,
     ``lr`` or ``warmup_steps`` see the same data."""
-    torch.manual_seed(seed)
+    torch.manual_seed(runtime.seed_for(seed))
     model = CountingModel(vocab_size, length, dim, num_heads, hidden_dim, depth,
                           variant).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: warmup_factor(step, warmup_steps))
-    g = torch.Generator().manual_seed(seed + 1)
+    g = runtime.generator(seed + 1)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "lr": []}
     for _ in range(steps):
         tokens, counts = counting_batch(batch_size, length, vocab_size, g)

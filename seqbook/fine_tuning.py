@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from seqbook import runtime
 
 __all__ = [
     "TextClassificationDataset", "PadCollator", "make_loader", "move_to",
@@ -91,7 +92,7 @@ def make_loader(texts: Sequence[str], labels: Sequence[int], tokenizer,
                 max_length: int = 64) -> DataLoader:
     """A ``DataLoader`` of padded batches; shuffling is seeded (same order every run)."""
     dataset = TextClassificationDataset(texts, labels, tokenizer, max_length)
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    generator = runtime.generator(seed) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                       generator=generator, collate_fn=PadCollator(tokenizer.pad_token_id))
 

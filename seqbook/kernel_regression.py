@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from seqbook import runtime
 
 __all__ = [
     "RegressionData",
@@ -71,7 +72,7 @@ def make_regression_data(
     """
     if n_train < 2 or n_test < 1:
         raise ValueError("need at least 2 training points and 1 held-out point")
-    g = torch.Generator().manual_seed(seed)
+    g = runtime.generator(seed)
     low, high = X_RANGE
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:

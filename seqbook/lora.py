@@ -35,6 +35,7 @@ from typing import Iterator, Sequence
 
 import torch
 from torch import nn
+from seqbook import runtime
 
 __all__ = [
     "LoRALinear",
@@ -203,7 +204,7 @@ def few_shot_accuracies(embeddings: torch.Tensor, labels: torch.Tensor,
                         shots: int, draws: int = 20, seed: int = 0) -> list[float]:
     """Test accuracy of :func:`nearest_centroid_predict` with ``shots`` examples per
     class drawn from ``embeddings``, for ``draws`` independent draws."""
-    g = torch.Generator().manual_seed(seed)
+    g = runtime.generator(seed)
     num_classes = int(labels.max()) + 1
     accuracies = []
     for _ in range(draws):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbook.training import TrainingLog, train
+from seqbook import runtime
 
 __all__ = [
     "memory_batch",
@@ -118,7 +119,7 @@ def train_memory_model(
     nothing left to learn), otherwise after ``max_steps`` steps. Returns the
     :class:`~seqbook.training.TrainingLog` (one loss per step taken).
     """
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    generator = generator if generator is not None else runtime.generator(0)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 

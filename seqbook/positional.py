@@ -27,6 +27,7 @@ from torch import nn
 
 from seqbook.attention import MultiHeadAttention, sinusoidal_positional_encoding
 from seqbook.training import TrainingLog, train
+from seqbook import runtime
 
 __all__ = [
     "shift_matrix",
@@ -220,7 +221,7 @@ def train_order_model(
     device: torch.device | str | None = None,
 ) -> TrainingLog:
     """Train ``model`` with Adam on fresh batches of the order task of this ``length``."""
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    generator = generator if generator is not None else runtime.generator(0)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 

@@ -13,6 +13,7 @@ import os
 import warnings
 
 import torch
+from seqbook import runtime
 
 __all__ = ["HUB_ID", "minilm_path", "load_tokenizer", "load_encoder", "load_classifier",
            "quiet_transformers"]
@@ -71,7 +72,7 @@ def load_classifier(num_labels: int = 2, seed: int = 0) -> torch.nn.Module:
     The head's weights are random; ``seed`` makes them the same on every call."""
     from transformers import AutoModelForSequenceClassification
 
-    torch.manual_seed(seed)
+    torch.manual_seed(runtime.seed_for(seed))
     with quiet_transformers():
         return AutoModelForSequenceClassification.from_pretrained(
             minilm_path(), num_labels=num_labels, **_offline())

@@ -25,7 +25,6 @@ section's exercise solutions (``tests/test_sync.py`` compares them).
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 import torch
@@ -36,6 +35,7 @@ from seqbook.attention import sinusoidal_positional_encoding
 from seqbook.transformer import EncoderBlock, LayerNorm
 from seqbook.transformer_models import masked_mean_pool
 from seqbook.vocab import PAD, UNK, Vocabulary, word_tokens
+from seqbook import runtime
 
 __all__ = [
     "CLS", "SEP", "MASK", "SPECIALS", "NEVER_MASKED", "IGNORE_INDEX",
@@ -208,16 +208,16 @@ def clm_loss(model: TinyEncoder, inputs: torch.Tensor,
 
 def pretrain(model: TinyEncoder, ids: torch.Tensor, objective: str, steps: int,
              batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
-             max_seconds: float | None = None, mask_id: int = 4,
+             mask_id: int = 4,
              special_ids: Sequence[int] = NEVER_MASKED) -> list[float]:
     """Train ``model`` on sentences ``ids`` ``(N, T)`` with ``objective`` ``"mlm"`` or
     ``"clm"`` (AdamW, linear warm-up over the first 5 % of steps then linear decay,
     gradient clipping at 1); return the loss of every step. Batches and masks come from
-    a generator seeded with ``seed``; ``max_seconds`` stops early."""
+    a generator seeded with ``seed``."""
     if objective not in ("mlm", "clm"):
         raise ValueError(f"objective must be 'mlm' or 'clm', not {objective!r}")
     device = next(model.parameters()).device
-    g = torch.Generator().manual_seed(seed)
+    g = runtime.generator(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 20)
 
@@ -227,7 +227,6 @@ def pretrain(model: TinyEncoder, ids: torch.Tensor, objective: str, steps: int,
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     vocab_size = model.head.out_features
     losses: list[float] = []
-    start = time.perf_counter()
     model.train()
     for _ in range(steps):
         batch = ids[torch.randint(len(ids), (batch_size,), generator=g)]  # (B, T)
@@ -244,8 +243,6 @@ def pretrain(model: TinyEncoder, ids: torch.Tensor, objective: str, steps: int,
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
-        if max_seconds is not None and time.perf_counter() - start > max_seconds:
-            break
     model.eval()
     return losses
 
@@ -321,7 +318,7 @@ def probe_accuracies(original: torch.Tensor, shuffled: torch.Tensor, n_labelled:
     so no sentence is on both sides."""
     accuracies = []
     for seed in seeds:
-        g = torch.Generator().manual_seed(seed)
+        g = runtime.generator(seed)
         order = torch.randperm(len(original), generator=g)
         train, test = order[:n_labelled], order[n_labelled:]
 

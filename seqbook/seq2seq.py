@@ -19,7 +19,6 @@ characters: :func:`date_vocabulary` covers every character of every format of
 from __future__ import annotations
 
 import datetime
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -29,6 +28,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqbook.data.dates import DATE_FORMATS, format_date
 from seqbook.vocab import PAD, UNK, Vocabulary
+from seqbook import runtime
 
 __all__ = [
     "BOS", "EOS", "CHECKPOINT_DIR", "date_vocabulary", "encode_pairs",
@@ -210,18 +210,19 @@ def exact_match(predictions: Sequence[str], pairs: Sequence[tuple[str, str]]) ->
 
 
 def train_seq2seq(model: Seq2Seq, pairs: Sequence[tuple[str, str]], vocab: Vocabulary,
-                  steps: int | None = None, seconds: float | None = None,
-                  batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+                  steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
                   device: torch.device | str = "cpu", log_every: int = 10,
                   callback: Callable[[int, float], None] | None = None) -> list[float]:
-    """Adam with teacher forcing and cross-entropy; stops after ``steps`` or ``seconds``.
-    Returns the loss of every ``log_every``-th step, averaged over those steps."""
-    if steps is None and seconds is None:
-        raise ValueError("give steps, seconds or both")
+    """Adam with teacher forcing and cross-entropy for ``steps`` steps (never for a time:
+    a step count gives the same run on every machine, busy or not). The batch order is
+    seeded with ``runtime.generator(seed)``. Returns the loss of every
+    ``log_every``-th step, averaged over those steps."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
     model.to(device).train()
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    losses, window, step, start = [], [], 0, time.perf_counter()
+    g = runtime.generator(seed)
+    losses, window, step = [], [], 0
     while True:
         order = torch.randperm(len(pairs), generator=g).tolist()
         for begin in range(0, len(order) - batch_size + 1, batch_size):
@@ -240,10 +241,7 @@ def train_seq2seq(model: Seq2Seq, pairs: Sequence[tuple[str, str]], vocab: Vocab
                 window = []
                 if callback is not None:
                     callback(step, losses[-1])
-            done = steps is not None and step >= steps
-            if seconds is not None and time.perf_counter() - start >= seconds:
-                done = True
-            if done:
+            if step >= steps:
                 model.eval()
                 return losses
 

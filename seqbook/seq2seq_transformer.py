@@ -28,6 +28,7 @@ from torch import nn
 from seqbook.attention import MultiHeadAttention, sinusoidal_positional_encoding
 from seqbook.metrics import exact_match
 from seqbook.transformer import EncoderBlock, FeedForward, LayerNorm
+from seqbook import runtime
 
 __all__ = [
     "PAD", "BOS", "EOS", "WordVocabulary", "scan_vocabularies", "encode_pairs",
@@ -291,19 +292,19 @@ def evaluate_exact_match(model, pairs, source_vocab, target_vocab, **kwargs):
 
 # ----------------------------------------------------------------------- training
 def train_seq2seq(model, pairs, source_vocab, target_vocab, *, epochs=1, batch_size=64,
-                  lr=1e-3, warmup=200, smoothing=0.1, seed=0, time_limit=None,
+                  lr=1e-3, warmup=200, smoothing=0.1, seed=0,
                   log_every=None, device=None, on_epoch_end=None, decay=False,
                   max_steps=None):
     """Adam with linear warm-up (and, if ``decay``, a linear decay to 0 at the end of
     the last epoch), teacher forcing and label smoothing.
 
-    Returns the list of per-step losses. Stops after ``epochs``, ``max_steps`` steps or
-    ``time_limit`` seconds, whichever comes first (a step count gives the same run on
+    Returns the list of per-step losses. Stops after ``epochs`` or ``max_steps`` steps,
+    whichever comes first (never after a time: a step count gives the same run on
     every machine, busy or not); ``on_epoch_end(epoch, losses)`` is called after
     every epoch."""
     device = device or next(model.parameters()).device
     source, target = encode_pairs(pairs, source_vocab, target_vocab)
-    generator = torch.Generator().manual_seed(seed)
+    generator = runtime.generator(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
     total = epochs * math.ceil(len(pairs) / batch_size)
 
@@ -334,8 +335,6 @@ def train_seq2seq(model, pairs, source_vocab, target_vocab, *, epochs=1, batch_s
             if log_every and len(losses) % log_every == 0:
                 print(f"epoch {epoch} step {len(losses):5d}  loss {loss.item():.3f}  "
                       f"{time.perf_counter() - start:.0f} s", flush=True)
-            if time_limit is not None and time.perf_counter() - start > time_limit:
-                return losses
             if max_steps is not None and len(losses) >= max_steps:
                 return losses
         if on_epoch_end is not None:

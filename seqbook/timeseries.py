@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from seqbook import runtime
 
 __all__ = [
     "SeasonalSeries",
@@ -74,7 +75,7 @@ def seasonal_series(
     if length < 1 or period < 2 or second_period <= 0 or noise < 0:
         raise ValueError(
             "need length >= 1, period >= 2, second_period > 0 and noise >= 0")
-    g = torch.Generator().manual_seed(seed)
+    g = runtime.generator(seed)
     phase = float(torch.rand((), generator=g, dtype=torch.float64)) * 2 * math.pi
     t = torch.arange(length, dtype=torch.float64)
     fast = torch.sin(2 * math.pi * t / period) + harmonic * torch.sin(

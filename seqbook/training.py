@@ -35,11 +35,13 @@ def train(
     loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
     optimizer: torch.optim.Optimizer,
     steps: int,
-    max_seconds: float | None = None,
     clip_norm: float | None = None,
     log: TrainingLog | None = None,
 ) -> TrainingLog:
-    """Train ``model`` for ``steps`` steps (or until ``max_seconds`` have passed).
+    """Train ``model`` for exactly ``steps`` steps.
+
+    Training length is a step count, never a time: the same run on a fast or a busy
+    machine (the benchmark, not the notebook, watches the clock).
 
     ``next_batch()`` returns ``(inputs, targets)``; ``loss_fn(model, inputs, targets)``
     returns a scalar loss. Pass an existing ``log`` to continue a run.
@@ -58,8 +60,6 @@ def train(
         optimizer.step()
         log.losses.append(loss.item())
         log.seconds.append(offset + time.perf_counter() - start)
-        if max_seconds is not None and time.perf_counter() - start > max_seconds:
-            break
     model.eval()
     return log
 

@@ -16,6 +16,32 @@ os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """Start the kernels of the instructor notebooks under a second CPU kernel.
+
+    `make test` sets SEQBOOK_SOLUTIONS_CPU_CAPABILITY=default: nbval then runs
+    `solutions/` with PyTorch's portable kernels (ATEN_CPU_CAPABILITY=default) and
+    `chapters/` with this processor's own, so a claim that holds on one processor's
+    rounding only cannot pass. The kernel inherits the environment when nbval starts it,
+    in the set-up of the notebook's first cell; the variable is restored right after.
+    """
+    capability = os.environ.get("SEQBOOK_SOLUTIONS_CPU_CAPABILITY", "").strip()
+    path = Path(str(item.fspath))
+    if not capability or path.suffix != ".ipynb" or "solutions" not in path.parts:
+        yield
+        return
+    previous = os.environ.get("ATEN_CPU_CAPABILITY")
+    os.environ["ATEN_CPU_CAPABILITY"] = capability
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("ATEN_CPU_CAPABILITY", None)
+        else:
+            os.environ["ATEN_CPU_CAPABILITY"] = previous
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -68,7 +68,7 @@ def test_parts_in_order_with_front_and_back_matter():
     front = [e["file"] for e in TOC["parts"][0]["chapters"]]
     assert front == ["front/setup", "front/notation", "front/instructors"]
     back = [e["file"] for e in TOC["parts"][-1]["chapters"]]
-    assert back == ["back/glossary", "back/references", "back/runtimes"]
+    assert back == ["back/glossary", "back/references", "back/runtimes", "back/robustness"]
 
 
 def test_every_toc_entry_exists_and_every_chapter_is_listed():

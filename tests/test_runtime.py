@@ -25,6 +25,28 @@ def test_set_seed_rejects_non_integers(bad):
         seqbook.set_seed(bad)
 
 
+def test_seqbook_seed_shifts_every_seed_the_book_asks_for(monkeypatch):
+    monkeypatch.delenv("SEQBOOK_SEED", raising=False)
+    assert seqbook.seed_for(5) == 5
+    seqbook.set_seed(0)
+    unshifted = torch.rand(3)
+    from_generator = torch.rand(3, generator=seqbook.generator(7))
+    monkeypatch.setenv("SEQBOOK_SEED", "2")
+    assert seqbook.seed_for(5) == 7
+    seqbook.set_seed(0)
+    assert not torch.equal(torch.rand(3), unshifted)
+    seqbook.set_seed(-2)  # shifted back to 0: the same draw as before
+    assert torch.equal(torch.rand(3), unshifted)
+    assert torch.equal(torch.rand(3, generator=seqbook.generator(5)), from_generator)
+    assert seqbook.generator(5).device.type == "cpu"
+
+
+def test_seqbook_seed_must_be_an_integer(monkeypatch):
+    monkeypatch.setenv("SEQBOOK_SEED", "one")
+    with pytest.raises(ValueError, match="SEQBOOK_SEED must be an integer, got 'one'"):
+        seqbook.set_seed(0)
+
+
 def test_get_device_falls_back_to_cpu(monkeypatch):
     monkeypatch.delenv("REQUIRE_GPU", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -91,6 +91,18 @@ def test_a_short_training_run_lowers_the_loss(vocab):
         assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
 
 
+def test_training_length_is_a_step_count_never_a_time(vocab):
+    import inspect
+
+    assert "seconds" not in inspect.signature(seq2seq.train_seq2seq).parameters
+    model = seq2seq.Seq2Seq(len(vocab), embed_dim=8, hidden_dim=8, attention=False,
+                            bos_id=vocab.stoi[seq2seq.BOS])
+    for steps in (0, None, 2.5):
+        with pytest.raises(ValueError, match="steps"):
+            seq2seq.train_seq2seq(model, [("1/2/03", "2003-01-02")] * 4, vocab,
+                                  steps=steps, batch_size=2)
+
+
 def test_checkpoint_round_trip(tmp_path, vocab):
     torch.manual_seed(0)
     model = seq2seq.Seq2Seq(len(vocab), embed_dim=8, hidden_dim=16, attention=False,

@@ -84,8 +84,10 @@ def test_the_records_are_current_for_every_notebook(section):
     assert {r["kernel"] for r in runs} == set(records["meta"]["kernels"])
     assert {r["threads"] for r in runs} == set(robustness.THREADS)
     for run in runs:
-        recorded = {c["name"] for c in run["claims"]}
-        assert claims <= recorded, (run["seed_shift"], run["kernel"], claims - recorded)
+        recorded = [c["name"] for c in run["claims"]]
+        # A long name may be split over two string literals: match its first part.
+        missing = {c for c in claims if not any(r.startswith(c) for r in recorded)}
+        assert not missing, (run["seed_shift"], run["kernel"], run["threads"], missing)
 
 
 def test_each_section_lists_its_claims_ranges_from_the_records():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _update(path: Path, records: dict, write: bool) -> bool:
         del cells[index]
     if text is not None:
         summary = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
-                       and "".join(c["source"]).startswith("## Summary"))
+                       and re.search(r"(?m)^## Summary", "".join(c["source"])))
         cells.insert(summary, {"cell_type": "markdown", "id": CELL_ID, "metadata": {},
                                "source": _source_lines(text)})
     path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",

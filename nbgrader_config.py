@@ -45,6 +45,15 @@ from grading.execution import GuardedExecute  # noqa: E402
 c.Autograde.autograde_preprocessors = [
     GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
     AssignLatePenalties, CheckCellMetadata]
+# Each kernel runs in an operating-system sandbox (grading/sandbox.py, bubblewrap): it sees
+# the Python environment and a private copy of its own assignment folder -- not solutions/,
+# not the gradebook, not other students -- with no network and no view of other processes.
+# Where the sandbox cannot be made, autograding refuses. GRADING_SANDBOX=off opts out (only
+# where every submission is graded in a container of its own): then the log warns, and the
+# autograded notebook records it for the grade report (`python -m grading.report`).
+c.GuardedExecute.sandbox = os.environ.get("GRADING_SANDBOX", "bubblewrap")
+c.ClearMetadataPreprocessor.preserve_nb_metadata_mask = {
+    ("language_info", "name"), ("seqbook_grading",)}
 # CUDA reserves tens of GB of address space when it starts, so on a grading machine with a
 # GPU set GRADING_MEMORY_LIMIT_MB=0 and limit memory with the container instead.
 c.GuardedExecute.memory_limit_mb = int(os.environ.get("GRADING_MEMORY_LIMIT_MB", "8192"))

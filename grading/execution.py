@@ -46,6 +46,14 @@ nbgrader runs a submission cell after cell in a fresh kernel and stops a cell af
 
 Each stop is written as an error output named :data:`NOT_RUN` in the cells concerned,
 so it shows in the autograded notebook, in the feedback and in ``grep``.
+
+* ``sandbox``: the kernel runs in an operating-system sandbox (:mod:`grading.sandbox`):
+  it sees the Python environment and a private copy of its own assignment folder, no
+  other file of the course, no network, no other process, no grader's variable. Where
+  the sandbox cannot be made, grading refuses (:class:`~grading.sandbox.SandboxUnavailable`)
+  unless ``sandbox = "off"``, which grades unsandboxed, says so in the log and records
+  it in the autograded notebook's metadata (``seqbook_grading.sandbox``), which the
+  grade report reads.
 """
 
 from __future__ import annotations
@@ -61,9 +69,12 @@ except ImportError:  # pragma: no cover - Windows
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Integer, Unicode
+from traitlets import Enum, Integer, Unicode
+
+from grading import sandbox as sandboxing
 
 NOT_RUN = "NotRun"
+GRADING_METADATA = "seqbook_grading"  # notebook metadata: how the notebook was graded
 OUTPUT_LIMIT_NOTICE = "[grading: further output of this cell was dropped]"
 INTEGRITY_MARKER = "SEQBOOK-INTEGRITY"
 
@@ -116,8 +127,22 @@ class GuardedExecute(Execute):
         help="Code run in the kernel before the first cell (empty: none).",
     ).tag(config=True)
 
+    sandbox = Enum(
+        [sandboxing.SANDBOX_BUBBLEWRAP, sandboxing.SANDBOX_OFF], sandboxing.SANDBOX_BUBBLEWRAP,
+        help="'bubblewrap': each kernel in an OS sandbox, and grading refuses where it "
+             "cannot be made; 'off': no sandbox (only where each submission is graded in "
+             "a container of its own), with a warning in the log and the grade report.",
+    ).tag(config=True)
+
     # -- the notebook ---------------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
+        if self.sandbox == sandboxing.SANDBOX_OFF:
+            self.log.warning("GuardedExecute: grading WITHOUT a sandbox (sandbox = 'off'): "
+                             "the submission can read and write every file this process "
+                             "can, and reach the network")
+        elif km is None:
+            sandboxing.require()  # fails closed, before any student code runs
+        nb.metadata[GRADING_METADATA] = {"sandbox": self.sandbox}
         self._started = time.monotonic()
         self._stopped_because: str | None = None
         self._prepared = False
@@ -160,9 +185,19 @@ class GuardedExecute(Execute):
             self._stopped_because = f"the kernel stopped in an earlier cell (cell {index})"
         return cell, resources
 
+    def create_kernel_manager(self):
+        if self.sandbox == sandboxing.SANDBOX_OFF:
+            return super().create_kernel_manager()
+        self.kernel_manager_class = sandboxing.SandboxedKernelManager
+        km = super().create_kernel_manager()
+        km.memory_limit_mb = self.memory_limit_mb  # set at launch, inherited inside
+        return km
+
     def _prepare_kernel(self) -> None:
         self._prepared = True
         pid = getattr(self.km.provisioner, "pid", None) if self.km is not None else None
+        if isinstance(self.km, sandboxing.SandboxedKernelManager):
+            pid = None  # the limit was set when the sandbox started
         if self.memory_limit_mb and pid is not None:
             if resource is None or not hasattr(resource, "prlimit"):  # prlimit: Linux only
                 self.log.warning("GuardedExecute: no memory limit on this system; limit "

@@ -1,13 +1,16 @@
 """A throw-away PostgreSQL server for trying parallel grading on one machine, and for
 the tests and the benchmark: a fresh cluster in a temporary folder, listening on
-localhost only, with password-less (trust) access for one user.
+localhost only, for one user with a random password (kept in ``FOLDER/password``, mode
+600).
 
     python -m grading.postgres start /tmp/gradebook-pg     # prints the db_url
     python -m grading.postgres start                       # in a new temporary folder
     python -m grading.postgres stop /tmp/gradebook-pg
 
-For a real course, use a managed or properly administered PostgreSQL instead (see the
-instructors' guide); this server has no password and lives in a temporary folder.
+The printed URL holds the password: keep it in ``GRADEBOOK_URL`` or a private file for
+the workers (``export GRADEBOOK_URL=$(python -m grading.postgres start)``). For a real
+course, use a managed or properly administered PostgreSQL instead (see the instructors'
+guide); this server lives in a temporary folder.
 
 PostgreSQL refuses to run as root. When this process is root, the server runs as the
 system user ``postgres`` if it exists, else as ``nobody``, via ``runuser``.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import secrets
 import os
 import shutil
 import socket
@@ -85,9 +89,18 @@ class Server:
         return self.folder / "data"
 
     @property
+    def password_file(self) -> Path:
+        return self.folder / "password"
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text(encoding="utf-8").strip()
+
+    @property
     def db_url(self) -> str:
         # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; name the driver installed.
-        return f"postgresql+psycopg2://{USER}@127.0.0.1:{self.port}/{DATABASE}"
+        return (f"postgresql+psycopg2://{USER}:{self.password}@127.0.0.1:{self.port}/"
+                f"{DATABASE}")
 
     def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
         prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
@@ -107,8 +120,13 @@ class Server:
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
         os.chmod(self.folder, 0o700)
         if not (self.data / "PG_VERSION").exists():
+            self.password_file.write_text(secrets.token_hex(16) + "\n", encoding="utf-8")
+            os.chmod(self.password_file, 0o600)
+            if self.run_as:
+                os.chown(self.password_file, entry.pw_uid, entry.pw_gid)
             self._run(find_binary("initdb"), "-D", str(self.data), "-U", USER,
-                      "--auth=trust", "--encoding=UTF8", "--no-locale")
+                      "--auth=scram-sha-256", f"--pwfile={self.password_file}",
+                      "--encoding=UTF8", "--no-locale")
         options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
                    "-c max_connections=200 -c fsync=off")
         self._run(find_binary("pg_ctl"), "-D", str(self.data), "-l",
@@ -124,7 +142,7 @@ class Server:
         while True:
             try:
                 connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=USER,
-                                              dbname="postgres")
+                                              password=self.password, dbname="postgres")
                 break
             except psycopg2.OperationalError:
                 if time.monotonic() > deadline:

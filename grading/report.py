@@ -3,6 +3,10 @@
     python -m grading.report --db sqlite:///gradebook.db --assignment attention \\
         --csv grades-attention.csv --plot report-attention.png
 
+(for a gradebook with a password, set ``GRADEBOOK_URL`` or pass ``--db-file``).
+The report also warns when notebooks of ``--course`` (default: here) were autograded
+without the sandbox.
+
 * The CSV has one row per student of the gradebook (those without a submission too) and
   one column per exercise -- every graded cell: the autograded test cells and the
   hand-graded written answers -- in the order of the notebooks, then ``total`` and
@@ -24,6 +28,8 @@ import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from grading import credentials
 
 
 @dataclass
@@ -69,6 +75,24 @@ def collect(db_url: str, assignments: list[str] | None = None,
                             continue
                         row[column] = float(grade.score)
     return exercises, table
+
+
+def graded_without_sandbox(course: Path, assignments: list[str] | None = None) -> list[str]:
+    """``student/assignment/notebook`` of each autograded notebook in ``course`` that
+    records it was graded with the sandbox off (see ``grading.execution``)."""
+    import json
+
+    found = []
+    for path in sorted(Path(course).glob("autograded/*/*/*.ipynb")):
+        if assignments and path.parent.name not in assignments:
+            continue
+        try:
+            metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        except (OSError, ValueError):
+            continue
+        if metadata.get("seqbook_grading", {}).get("sandbox") == "off":
+            found.append(str(path.relative_to(Path(course) / "autograded").with_suffix("")))
+    return found
 
 
 def write_csv(path: Path, exercises: list[Exercise],
@@ -145,15 +169,32 @@ def plot(path: Path, exercises: list[Exercise],
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Export grades as CSV and plot a class "
                                      "report.")
-    parser.add_argument("--db", default="sqlite:///gradebook.db", help="gradebook URL")
+    parser.add_argument("--db", help="gradebook URL without a password (default: "
+                        "$GRADEBOOK_URL, else sqlite:///gradebook.db)")
+    parser.add_argument("--db-file", type=Path,
+                        help="a file, readable by its owner only, holding the gradebook URL")
+    parser.add_argument("--course", type=Path, default=Path("."),
+                        help="course directory whose autograded/ notebooks say how they "
+                        "were graded (default: the current directory)")
     parser.add_argument("--assignment", nargs="+", help="default: every assignment")
     parser.add_argument("--course-id", default="everything-is-a-mapping")
     parser.add_argument("--csv", type=Path, default=Path("grades-by-exercise.csv"))
     parser.add_argument("--plot", type=Path, help="also write the class report (PNG/SVG/PDF)")
     args = parser.parse_args(argv)
-    exercises, table = collect(args.db, args.assignment, args.course_id)
+    try:
+        db_url = credentials.gradebook_url(args.db, args.db_file,
+                                           default="sqlite:///gradebook.db")
+    except credentials.CredentialError as error:
+        parser.error(str(error))
+    exercises, table = collect(db_url, args.assignment, args.course_id)
     write_csv(args.csv, exercises, table)
     print(f"wrote {args.csv}: {len(table)} students, {len(exercises)} exercises")
+    unsandboxed = graded_without_sandbox(args.course, args.assignment)
+    if unsandboxed:
+        print(f"WARNING: {len(unsandboxed)} notebook(s) were autograded WITHOUT the sandbox "
+              "(GRADING_SANDBOX=off): their code could read and change files of the course. "
+              "Trust these scores only if each submission ran in a container of its own:\n  "
+              + "\n  ".join(unsandboxed))
     if args.plot:
         plot(args.plot, exercises, table, title=", ".join(args.assignment or []))
         print(f"wrote {args.plot}")

@@ -7,20 +7,25 @@ a PostgreSQL server in practice (nbgrader's ``CourseDirectory.db_url``). Each wo
 an ordinary nbgrader autograde of its share of the students; re-running a worker is safe
 (``--force``), so a crashed or pre-empted worker is simply started again.
 
-Three commands, run from anywhere (paths are explicit):
+Three commands, run from anywhere (paths are explicit), with the gradebook's URL in the
+environment variable ``GRADEBOOK_URL`` or in a private file (``--db-file``), never on the
+command line (:mod:`grading.credentials`):
 
+    export GRADEBOOK_URL=postgresql+psycopg2://grader:secret@db.example.org/course
     # once: register the assignment (cells, points, hidden tests) and the students
-    python -m grading.workers prepare --course DIR --assignment attention --db URL
+    python -m grading.workers prepare --course DIR --assignment attention
     # each worker: grade share INDEX of COUNT (round robin over the sorted student ids)
-    python -m grading.workers run --course DIR --assignment attention --db URL --shard 0/4
+    python -m grading.workers run --course DIR --assignment attention --shard 0/4
     # or start COUNT local worker processes and wait for them
-    python -m grading.workers launch --course DIR --assignment attention --db URL --workers 4
+    python -m grading.workers launch --course DIR --assignment attention --workers 4
 
 ``--students`` limits grading to some students (default: every folder of
 ``DIR/submitted/``). ``--shard`` defaults to ``$JOB_COMPLETION_INDEX/$SHARD_COUNT`` (a
 Kubernetes indexed Job) when those variables are set. The configuration is the course's
 ``nbgrader_config.py`` (``--config``; default: the file in DIR, else the one beside this
-package), with the course root and the database URL replaced by ``--course`` and ``--db``.
+package), with the course root and the database URL replaced by ``--course`` and the URL.
+Each submission's kernel runs in the sandbox of :mod:`grading.sandbox`; a worker checks
+that it can be made before it grades anything, and stops (status 2) if it cannot.
 
 Every worker prints one JSON line per submission (student, success, seconds, worker, pid,
 start and end times) and exits 0 once its whole share was attempted, even when some
@@ -43,6 +48,8 @@ from pathlib import Path
 
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
+
+from grading import credentials, sandbox
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,7 +133,8 @@ def grade(config: Config, assignment: str, students: list[str], worker: str = "0
         result = api.autograde(assignment, student, force=True, create=True)
         record = {"student": student, "success": bool(result["success"]),
                   "seconds": round(time.time() - start, 2), "worker": worker,
-                  "pid": os.getpid(), "start": start, "end": time.time()}
+                  "pid": os.getpid(), "start": start, "end": time.time(),
+                  "sandbox": config.GuardedExecute.get("sandbox", sandbox.SANDBOX_BUBBLEWRAP)}
         if not result["success"]:
             record["error"] = (result.get("error") or result.get("log") or "")[-2000:]
         records.append(record)
@@ -150,9 +158,10 @@ def scores(db_url: str, assignment: str, course_id: str) -> dict[str, dict[str, 
     return table
 
 
-def launch(arguments: list[str], workers: int) -> int:
-    """Start ``workers`` local processes of ``run`` and wait for all of them."""
-    environment = dict(os.environ)
+def launch(arguments: list[str], workers: int, db_url: str) -> int:
+    """Start ``workers`` local processes of ``run`` and wait for all of them; they get
+    the gradebook URL in their environment, not on their command lines."""
+    environment = dict(os.environ, **{credentials.ENVIRONMENT_VARIABLE: db_url})
     # One math thread per notebook kernel, or the workers fight over the cores.
     environment.setdefault("OMP_NUM_THREADS", "1")
     processes = [subprocess.Popen([sys.executable, "-m", "grading.workers", "run",
@@ -181,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--course", type=Path, required=True,
                         help="the course directory (holds submitted/)")
     parser.add_argument("--assignment", required=True)
-    parser.add_argument("--db", required=True,
-                        help="gradebook URL, e.g. postgresql+psycopg2://user:pw@host/db")
+    parser.add_argument("--db", help="gradebook URL without a password (e.g. "
+                        "sqlite:///gradebook.db); one with a password goes in "
+                        f"${credentials.ENVIRONMENT_VARIABLE} or --db-file")
+    parser.add_argument("--db-file", type=Path,
+                        help="a file, readable by its owner only, holding the gradebook URL")
     parser.add_argument("--students", nargs="+", help="default: everyone in submitted/")
     parser.add_argument("--shard", help="INDEX/COUNT (run); default: "
                         "$JOB_COMPLETION_INDEX/$SHARD_COUNT, else 0/1")
@@ -192,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="nbgrader source folder, if not the configuration's")
     parser.add_argument("--report", type=Path, help="also append the JSON lines here")
     args = parser.parse_args(argv)
+    try:
+        db_url = credentials.gradebook_url(args.db, args.db_file)
+    except credentials.CredentialError as error:
+        parser.error(str(error))
 
     students = args.students or submitted_students(args.course, args.assignment)
     if not students and args.command in ("run", "launch"):
@@ -199,24 +215,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "launch":
         forwarded = ["--course", str(args.course.resolve()), "--assignment", args.assignment,
-                     "--db", args.db, "--students", *students]
+                     "--students", *students]
         for flag, value in (("--config", args.config), ("--source-dir", args.source_dir),
                             ("--report", args.report)):
             if value is not None:
                 forwarded += [flag, str(Path(value).resolve())]
-        return launch(forwarded, args.workers)
+        return launch(forwarded, args.workers, db_url)
 
-    config = load_config(args.course, args.db, args.config, args.source_dir)
+    config = load_config(args.course, db_url, args.config, args.source_dir)
     if args.command == "prepare":
         prepare(config, args.assignment, students)
         print(f"registered {args.assignment} and {len(students)} students in the gradebook")
         return 0
     if args.command == "scores":
-        print(json.dumps(scores(args.db, args.assignment,
+        print(json.dumps(scores(db_url, args.assignment,
                                 config.CourseDirectory.course_id), indent=1))
         return 0
     index, count = _parse_shard(args.shard)
     mine = share(students, index, count)
+    if config.GuardedExecute.get("sandbox", sandbox.SANDBOX_BUBBLEWRAP) != sandbox.SANDBOX_OFF:
+        try:
+            sandbox.require()
+        except sandbox.SandboxUnavailable as error:
+            print(f"worker {index}/{count} stopped: {error}", file=sys.stderr)
+            return 2
     report = open(args.report, "a", encoding="utf-8") if args.report else None
     try:
         grade(config, args.assignment, mine, f"{index}/{count}",

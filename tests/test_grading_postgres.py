@@ -10,7 +10,12 @@ notebook) are autograded twice:
 * sequentially, by one worker process with a SQLite gradebook (nbgrader as usual);
 * by two worker processes at the same time, sharing one PostgreSQL database.
 
-The grades must be the expected ones, and identical in both gradebooks.
+The grades must be the expected ones, and identical in both gradebooks. A fourteenth
+submission, a *spy*, answers correctly and also hunts for the gradebook's credentials --
+in its environment, in every process's command line and environment under ``/proc``, in
+the throw-away server's files -- and tries to reach the server on the loopback: in the
+sandbox (grading/sandbox.py) it finds nothing and connects nowhere. The workers receive
+the URL, password included, in their environment and never on a command line.
 
 Without PostgreSQL (initdb/pg_ctl) or its driver (psycopg2) the test is skipped with the
 reason -- unless REQUIRE_POSTGRES=1 (set by .ci/run, which installs both), where it fails.
@@ -23,6 +28,7 @@ import os
 import shutil
 import sys
 
+import nbformat
 import pytest
 from conftest import REPO
 
@@ -47,11 +53,48 @@ def server():
     running.stop(remove=True)
 
 
+SPY = '''
+import glob, json, os, socket
+found = [f"environment {k}" for k, v in os.environ.items() if "postgresql" in v]
+for path in glob.glob("/proc/[0-9]*/cmdline") + glob.glob("/proc/[0-9]*/environ"):
+    try:
+        with open(path, "rb") as file:
+            if b"postgresql" in file.read():
+                found.append(path)
+    except OSError:
+        pass
+ports = {5432}
+for path in glob.glob("/tmp/gradebook-postgres-*/*") + glob.glob("/tmp/*/gradebook-postgres-*/*"):
+    try:
+        with open(path) as file:
+            text = file.read().strip()
+        found.append(path)
+        if text.isdigit():
+            ports.add(int(text))
+    except OSError:
+        pass
+connected = []
+for port in sorted(ports):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=3).close()
+        connected.append(port)
+    except OSError:
+        pass
+print("SPY-REPORT " + json.dumps({"found": found, "connected": connected}))
+'''
+
+
 @pytest.fixture(scope="module")
 def submissions(tmp_path_factory):
     template = tmp_path_factory.mktemp("submissions")
     expected = bench.fabricate(template)
     assert len(expected) >= 12
+    spy = bench._answered()
+    spy.cells.insert(0, nbformat.v4.new_code_cell(SPY))
+    target = template / "submitted" / "spy" / bench.ASSIGNMENT / f"{bench.NOTEBOOK}.ipynb"
+    target.parent.mkdir(parents=True)
+    nbformat.write(spy, target)
+    expected["spy"] = dict(bench.POINTS)
     return template, expected
 
 
@@ -129,3 +172,72 @@ def test_shares_split_every_student_exactly_once():
     assert [len(p) for p in parts] == [4, 4, 3]
     with pytest.raises(ValueError):
         workers.share(students, 3, 3)
+
+
+def spy_report(course) -> dict:
+    path = course / "autograded" / "spy" / bench.ASSIGNMENT / f"{bench.NOTEBOOK}.ipynb"
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            for line in output.get("text", "").splitlines():
+                if line.startswith("SPY-REPORT "):
+                    return json.loads(line.removeprefix("SPY-REPORT "))
+    raise AssertionError(f"the spy did not report in {path}")
+
+
+def test_a_submission_finds_no_credentials_and_cannot_reach_the_database(
+        server, parallel_postgres):
+    report = spy_report(parallel_postgres[2])
+    assert report == {"found": [], "connected": []}
+    assert server.password not in (parallel_postgres[2] / "autograded" / "spy").joinpath(
+        bench.ASSIGNMENT, f"{bench.NOTEBOOK}.ipynb").read_text()
+
+
+def test_the_spy_finds_the_credentials_where_nothing_sandboxes_it(server):
+    """The control: the same code run as a plain process of this machine finds the
+    server's password file and reaches the server, so the sandboxed result means
+    something."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", SPY], capture_output=True, text=True,
+                          env=dict(os.environ, GRADEBOOK_URL=server.db_url), timeout=60)
+    report = json.loads(done.stdout.split("SPY-REPORT ", 1)[1])
+    assert "environment GRADEBOOK_URL" in report["found"]
+    assert any(path.endswith("/password") for path in report["found"])
+    assert server.port in report["connected"]
+
+
+def test_workers_get_the_gradebook_url_in_their_environment_not_their_command_line(
+        monkeypatch, tmp_path):
+    url = "postgresql+psycopg2://grader:hunter2@127.0.0.1:5999/gradebook"
+    started = []
+
+    class Process:
+        def __init__(self, command, **options):
+            started.append((command, options["env"]))
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(workers.subprocess, "Popen", Process)
+    monkeypatch.setenv("GRADEBOOK_URL", url)
+    (tmp_path / "submitted" / "ada" / "attention").mkdir(parents=True)
+    assert workers.main(["launch", "--course", str(tmp_path), "--assignment", "attention",
+                         "--workers", "2"]) == 0
+    assert len(started) == 2
+    for command, environment in started:
+        assert not any("hunter2" in argument for argument in command)
+        assert environment["GRADEBOOK_URL"] == url
+
+
+def test_a_password_on_the_command_line_is_refused(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        workers.main(["scores", "--course", str(tmp_path), "--assignment", "attention",
+                      "--db", "postgresql+psycopg2://grader:hunter2@127.0.0.1/gradebook"])
+    assert "GRADEBOOK_URL" in capsys.readouterr().err
+    loose = tmp_path / "url"
+    loose.write_text("postgresql+psycopg2://grader:hunter2@127.0.0.1/gradebook")
+    loose.chmod(0o644)
+    with pytest.raises(SystemExit):
+        workers.main(["scores", "--course", str(tmp_path), "--assignment", "attention",
+                      "--db-file", str(loose)])
+    assert "chmod 600" in capsys.readouterr().err

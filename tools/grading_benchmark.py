@@ -2,13 +2,14 @@
 
     python tools/grading_benchmark.py                    # 12 submissions, 1 and 2 workers
     python tools/grading_benchmark.py --copies 2 --workers 1 2 4
-    python tools/grading_benchmark.py --db postgresql+psycopg2://...   # an existing server
+    GRADEBOOK_URL=postgresql+psycopg2://... python tools/grading_benchmark.py  # a server
+    python tools/grading_benchmark.py --workers 1 --sandbox off   # without the sandbox
 
 Builds a temporary course with fabricated submissions of the section "Attention as a soft
 dictionary lookup" (one of the fastest to grade: about 7 s a notebook here): correct,
 buggy and hostile ones, the kinds of tests/test_grading.py. Then, for each worker count,
 registers the assignment in a fresh PostgreSQL database (a throw-away local server from
-grading/postgres.py unless --db is given), runs `python -m grading.workers launch`, and
+grading/postgres.py unless GRADEBOOK_URL is set), runs `python -m grading.workers launch`, and
 reports submissions graded per minute of wall-clock time.
 
 :func:`fabricate` is also used by tests/test_grading_postgres.py.
@@ -155,22 +156,25 @@ def fabricate(course: Path, copies: int = 1) -> dict[str, dict[str, float] | Non
     return expected
 
 
-def _workers_command(command: str, course: Path, db_url: str, *extra: str) -> list[str]:
+def _workers_command(command: str, course: Path, *extra: str) -> list[str]:
+    # The URL may hold a password: it travels in the environment (run_workers).
     return [sys.executable, "-m", "grading.workers", command, "--course", str(course),
-            "--assignment", ASSIGNMENT, "--db", db_url,
-            "--source-dir", str(REPO / "solutions"), *extra]
+            "--assignment", ASSIGNMENT, "--source-dir", str(REPO / "solutions"), *extra]
 
 
-def run_workers(course: Path, db_url: str, workers: int, report: Path) -> float:
-    """Register the assignment in ``db_url``, grade with ``workers`` processes; return
-    the seconds the grading took (registration excluded)."""
-    environment = dict(os.environ, OMP_NUM_THREADS="1",
+def run_workers(course: Path, db_url: str, workers: int, report: Path,
+                sandbox: str = "bubblewrap") -> float:
+    """Register the assignment in ``db_url``, grade with ``workers`` processes, each
+    kernel sandboxed or not (``sandbox``: "bubblewrap" or "off"); return the seconds the
+    grading took (registration excluded)."""
+    environment = dict(os.environ, OMP_NUM_THREADS="1", GRADEBOOK_URL=db_url,
+                       GRADING_SANDBOX=sandbox,
                        PATH=str(Path(sys.executable).parent) + os.pathsep
                        + os.environ.get("PATH", ""))
-    subprocess.run(_workers_command("prepare", course, db_url), cwd=REPO, check=True,
+    subprocess.run(_workers_command("prepare", course), cwd=REPO, check=True,
                    env=environment, capture_output=True, text=True)
     start = time.monotonic()
-    subprocess.run(_workers_command("launch", course, db_url, "--workers", str(workers),
+    subprocess.run(_workers_command("launch", course, "--workers", str(workers),
                                     "--report", str(report)),
                    cwd=REPO, check=True, env=environment, stdout=subprocess.DEVNULL)
     return time.monotonic() - start
@@ -183,20 +187,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=1,
                         help="copies of each of the 13 kinds of submission (default 1)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--db", help="a PostgreSQL server URL ending in a database name; "
-                        "each run uses a fresh database beside it (default: a local "
-                        "throw-away server)")
+    parser.add_argument("--sandbox", choices=["bubblewrap", "off"], default="bubblewrap",
+                        help="grade each kernel in the sandbox (default) or without it")
     args = parser.parse_args(argv)
+    # A PostgreSQL server URL ending in a database name; each run uses a fresh database
+    # beside it. From the environment, not the command line: it may hold a password.
+    existing = os.environ.get("GRADEBOOK_URL")
 
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as scratch:
         scratch = Path(scratch)
         expected = fabricate(scratch / "course", args.copies)
         server = None
-        if args.db is None:
+        if existing is None:
             server = postgres.start()  # its own folder: it may run as another user
             base = server.db_url
         else:
-            base = args.db
+            base = existing
         results = []
         try:
             for count in args.workers:
@@ -204,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
                 course = scratch / f"course-{count}"
                 shutil.copytree(scratch / "course", course)
                 report = scratch / f"report-{count}.jsonl"
-                seconds = run_workers(course, db_url, count, report)
+                seconds = run_workers(course, db_url, count, report, args.sandbox)
                 records = [json.loads(line) for line in report.read_text().splitlines()]
                 graded = sum(record["success"] for record in records)
-                results.append({"workers": count, "submissions": len(expected),
+                results.append({"workers": count, "sandbox": args.sandbox,
+                                "submissions": len(expected),
                                 "graded": graded, "seconds": round(seconds, 1),
                                 "per_minute": round(60 * len(expected) / seconds, 1)})
                 print(f"{count} worker(s): {len(expected)} submissions ({graded} gradable) "

@@ -26,6 +26,8 @@ __all__ = [
     "split_heads",
     "merge_heads",
     "MultiHeadAttention",
+    "project_keys_values",
+    "attend_projected",
     "sinusoidal_positional_encoding",
 ]
 
@@ -144,6 +146,28 @@ class MultiHeadAttention(nn.Module):
         v = split_heads(F.linear(value, w_v, b_v), self.num_heads)  # (B, H, T_k, d)
         heads, weights = scaled_dot_product_attention(q, k, v, mask)
         return self.out_proj(merge_heads(heads)), weights  # (B, T_q, D), (B, H, T_q, T_k)
+
+
+def project_keys_values(attention: MultiHeadAttention, key, value):
+    """The keys and values ``(B, H, T_k, d)`` that ``attention`` computes from ``key``
+    and ``value`` ``(B, T_k, D)``: what a key/value cache keeps, so that each position's
+    are computed once while a sequence is generated."""
+    _, w_k, w_v = attention.in_proj_weight.chunk(3)  # each (D, D)
+    b_k = b_v = None
+    if attention.in_proj_bias is not None:
+        _, b_k, b_v = attention.in_proj_bias.chunk(3)  # each (D,)
+    return (split_heads(F.linear(key, w_k, b_k), attention.num_heads),
+            split_heads(F.linear(value, w_v, b_v), attention.num_heads))
+
+
+def attend_projected(attention: MultiHeadAttention, query, keys, values, mask=None):
+    """``attention(query, key, value, mask)`` with the keys and values already
+    projected by :func:`project_keys_values`: the same ``(output, weights)``."""
+    w_q = attention.in_proj_weight.chunk(3)[0]  # (D, D)
+    b_q = None if attention.in_proj_bias is None else attention.in_proj_bias.chunk(3)[0]
+    q = split_heads(F.linear(query, w_q, b_q), attention.num_heads)  # (B, H, T_q, d)
+    heads, weights = scaled_dot_product_attention(q, keys, values, mask)
+    return attention.out_proj(merge_heads(heads)), weights  # (B, T_q, D), (B, H, T_q, T_k)
 
 
 # ---------------------------------------------------------------------- positions

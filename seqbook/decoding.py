@@ -189,31 +189,28 @@ def date_scorer(model, written: str, vocab) -> Scorer:
 
 def scan_scorer(model, command: str, source_vocab) -> Scorer:
     """A scorer for the SCAN Transformer of :mod:`seqbook.seq2seq_transformer`. Each
-    call runs the decoder on the new position only, with the cached normalised inputs
-    of the earlier positions (see ``DecoderBlock.step``)."""
-    from seqbook.seq2seq_transformer import seq2seq_masks
-
+    call runs the decoder on the new position only: every layer keeps the projected keys
+    and values of the earlier positions, and the cross-attention's keys and values of
+    the encoder's output are computed once (``TransformerSeq2Seq.decode_step``)."""
     device = next(model.parameters()).device
     source = torch.tensor([source_vocab.encode(command)], device=device)  # (1, S)
     model.eval()
     with torch.no_grad():
-        source_mask, _, memory_mask = seq2seq_masks(source, source[:, :1], model.pad_id)
-        memory = model.encode(source, source_mask)  # (1, S, dim)
+        start = model.start_decoding(source)  # one sentence: batch of 1
     layers = len(model.decoder)
 
     @torch.no_grad()
     def extend(states, tokens, position):
         n = len(states)
-        x = model._embed(model.target_embedding, tokens[:, None].to(device),
-                         offset=position)  # (N, 1, dim)
-        new_pasts = []
-        for i, block in enumerate(model.decoder):
-            past = None if position == 0 else torch.stack([s[i] for s in states])
-            x, past = block.step(x, past, memory.expand(n, -1, -1), memory_mask)
-            new_pasts.append(past)  # (N, position + 1, dim)
-        logits = model.readout(model.decoder_norm(x[:, 0]))  # (N, V)
-        rows = [[new_pasts[i][r] for i in range(layers)] for r in range(n)]
-        return logits.log_softmax(dim=-1).cpu(), rows
+        batch = start.select(torch.zeros(n, dtype=torch.long, device=device))
+        if position > 0:  # each state: per layer, (keys, values) of shape (H, t, d)
+            batch.caches = [(torch.stack([s[i][0] for s in states]),
+                             torch.stack([s[i][1] for s in states])) for i in range(layers)]
+        batch.position = position
+        log_probs, batch = model.decode_step(tokens.to(device), batch)  # (N, V)
+        rows = [[(batch.caches[i][0][r], batch.caches[i][1][r]) for i in range(layers)]
+                for r in range(n)]
+        return log_probs.cpu(), rows
 
     return _cached_scorer(lambda: None, extend)
 
@@ -221,24 +218,12 @@ def scan_scorer(model, command: str, source_vocab) -> Scorer:
 def full_prefix_scorer(model, command: str, source_vocab) -> Scorer:
     """The same scores as :func:`scan_scorer`, computed without a cache: the whole
     prefix goes through the decoder (with the causal mask) at every call."""
-    from seqbook.seq2seq_transformer import seq2seq_masks
-
     device = next(model.parameters()).device
     source = torch.tensor([source_vocab.encode(command)], device=device)  # (1, S)
     model.eval()
-    with torch.no_grad():
-        source_mask, _, memory_mask = seq2seq_masks(source, source[:, :1], model.pad_id)
-        memory = model.encode(source, source_mask)  # (1, S, dim)
 
     @torch.no_grad()
     def next_log_probs(prefixes: torch.Tensor) -> torch.Tensor:
-        prefixes = prefixes.to(device)
-        n, t = prefixes.shape
-        causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()  # (t, t)
-        x = model._embed(model.target_embedding, prefixes)  # (N, t, dim)
-        for block in model.decoder:
-            x = block(x, memory.expand(n, -1, -1), causal, memory_mask)
-        logits = model.readout(model.decoder_norm(x[:, -1]))  # (N, V): last position
-        return logits.log_softmax(dim=-1).cpu()
+        return model.prefix_log_probs(source, prefixes.to(device)).cpu()  # (N, V)
 
     return next_log_probs

@@ -10,7 +10,10 @@ Mask convention, as everywhere in the book: boolean, ``True`` = "may attend",
 broadcastable to ``(B, H, T_q, T_k)``. :func:`seq2seq_masks` builds the three masks;
 :func:`label_smoothed_cross_entropy` is the training loss (equal to
 ``F.cross_entropy(..., label_smoothing=..., ignore_index=...)``); :func:`greedy_decode`
-translates a batch with a key/value cache of the decoder's normalised inputs.
+translates a batch with a key/value cache: each layer keeps the projected keys and values
+of the positions decoded so far, and the cross-attention's keys and values of the
+encoder's output are computed once per sentence (:meth:`TransformerSeq2Seq.start_decoding`,
+:meth:`TransformerSeq2Seq.decode_step`).
 
 The checkpoints ``seqbook/checkpoints/scan_simple.pt`` and ``scan_length.pt`` are made by
 ``tools/train_scan_checkpoints.py`` and read with :func:`load_scan_checkpoint`.
@@ -20,19 +23,22 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from seqbook.attention import MultiHeadAttention, sinusoidal_positional_encoding
+from seqbook.attention import (MultiHeadAttention, attend_projected, project_keys_values,
+                               sinusoidal_positional_encoding)
 from seqbook.metrics import exact_match
 from seqbook.transformer import EncoderBlock, FeedForward, LayerNorm
 from seqbook import runtime
 
 __all__ = [
     "PAD", "BOS", "EOS", "WordVocabulary", "scan_vocabularies", "encode_pairs",
-    "seq2seq_masks", "label_smoothed_cross_entropy", "DecoderBlock", "TransformerSeq2Seq",
+    "seq2seq_masks", "label_smoothed_cross_entropy", "DecoderBlock", "DecodingState",
+    "TransformerSeq2Seq",
     "greedy_decode", "translate", "evaluate_exact_match", "train_seq2seq",
     "save_checkpoint", "load_checkpoint", "load_scan_checkpoint", "CHECKPOINT_DIR",
 ]
@@ -166,15 +172,55 @@ class DecoderBlock(nn.Module):
         x = self._cross(x, memory, memory_mask)  # (B, T, dim)
         return x + self.dropout(self.feed_forward(self.norm3(x)))
 
-    def step(self, x, past, memory, memory_mask=None):
-        """One new position ``x`` ``(B, 1, dim)`` given ``past``, the normalised inputs
-        ``(B, t, dim)`` of the earlier positions (or ``None``). Returns the output and
-        the extended ``past``. No mask is needed: the new query may see every key."""
+    def memory_keys_values(self, memory):
+        """The cross-attention's keys and values ``(B, H, S, d)`` of the encoder's output
+        ``memory`` ``(B, S, dim)``: they do not change while a sentence is decoded."""
+        return project_keys_values(self.cross_attention, memory, memory)
+
+    def step(self, x, cache, memory_kv, memory_mask=None):
+        """One new position ``x`` ``(B, 1, dim)``. ``cache`` holds the self-attention's
+        projected keys and values ``(B, H, t, d)`` of the ``t`` earlier positions (or is
+        ``None``), ``memory_kv`` those of :meth:`memory_keys_values`. Only the new
+        position is projected; returns the output ``(B, 1, dim)`` and the cache extended
+        to ``t + 1`` positions. No causal mask is needed: the new query may see every key.
+        """
         h = self.norm1(x)  # (B, 1, dim)
-        past = h if past is None else torch.cat([past, h], dim=1)  # (B, t + 1, dim)
-        x = x + self.self_attention(h, past, past)[0]
-        x = self._cross(x, memory, memory_mask)
-        return x + self.feed_forward(self.norm3(x)), past
+        keys, values = project_keys_values(self.self_attention, h, h)  # (B, H, 1, d) each
+        if cache is not None:
+            keys = torch.cat([cache[0], keys], dim=2)  # (B, H, t + 1, d)
+            values = torch.cat([cache[1], values], dim=2)
+        x = x + attend_projected(self.self_attention, h, keys, values)[0]
+        output, weights = attend_projected(self.cross_attention, self.norm2(x),
+                                           *memory_kv, mask=memory_mask)
+        self.cross_weights = weights  # (B, H, 1, S)
+        x = x + output
+        return x + self.feed_forward(self.norm3(x)), (keys, values)
+
+
+@dataclass
+class DecodingState:
+    """What :meth:`TransformerSeq2Seq.decode_step` carries from one position to the next
+    for a batch of sentences: per decoder layer, the self-attention cache (projected keys
+    and values of the positions so far, ``None`` before the first) and the cross-attention
+    keys and values of the encoder's output; the memory mask; the next position."""
+
+    caches: list
+    memory_kv: list
+    memory_mask: torch.Tensor
+    position: int = 0
+
+    def select(self, rows: torch.Tensor) -> "DecodingState":
+        """The state of the sentences ``rows`` only (indices or a boolean mask)."""
+        def pick(pair):
+            return None if pair is None else (pair[0][rows], pair[1][rows])
+        return DecodingState([pick(c) for c in self.caches],
+                             [pick(kv) for kv in self.memory_kv],
+                             self.memory_mask[rows], self.position)
+
+    def cache_bytes(self) -> int:
+        """Bytes held by the self-attention caches."""
+        return sum(t.numel() * t.element_size() for pair in self.caches
+                   if pair is not None for t in pair)
 
 
 class TransformerSeq2Seq(nn.Module):
@@ -221,6 +267,39 @@ class TransformerSeq2Seq(nn.Module):
             x = block(x, mask=real)
         return self.encoder_norm(x)
 
+    def embed_target(self, ids, offset=0):
+        """Decoder inputs ``(B, T, dim)`` for target ids ``(B, T)`` at positions
+        ``offset .. offset + T - 1``."""
+        return self._embed(self.target_embedding, ids, offset)
+
+    def start_decoding(self, source) -> DecodingState:
+        """Encode ``source`` ``(B, S)`` and compute, once, every decoder layer's
+        cross-attention keys and values: the state before the first target position."""
+        source_mask, _, memory_mask = seq2seq_masks(source, source[:, :1], self.pad_id)
+        memory = self.encode(source, source_mask)  # (B, S, dim)
+        return DecodingState([None] * len(self.decoder),
+                             [block.memory_keys_values(memory) for block in self.decoder],
+                             memory_mask)
+
+    def decode_step(self, tokens, state: DecodingState):
+        """Log-probabilities ``(B, V)`` of the token after ``tokens`` ``(B,)`` (the ids at
+        position ``state.position``), and the state advanced by one position."""
+        x = self.embed_target(tokens[:, None], offset=state.position)  # (B, 1, dim)
+        caches = []
+        for block, cache, memory_kv in zip(self.decoder, state.caches, state.memory_kv):
+            x, cache = block.step(x, cache, memory_kv, state.memory_mask)
+            caches.append(cache)
+        logits = self.readout(self.decoder_norm(x[:, 0]))  # (B, V)
+        return logits.log_softmax(dim=-1), DecodingState(
+            caches, state.memory_kv, state.memory_mask, state.position + 1)
+
+    def prefix_log_probs(self, source, prefixes):
+        """Without a cache: log-probabilities ``(N, V)`` of the token after each prefix
+        ``(N, t)`` (which starts with ``<bos>``), the whole prefix run through the decoder
+        with the causal mask; ``source`` is ``(1, S)`` or ``(N, S)``."""
+        source = source.expand(prefixes.size(0), -1)
+        return self(source, prefixes)[:, -1].log_softmax(dim=-1)
+
     def forward(self, source, target):
         """Teacher forcing: logits ``(B, T, V)`` for every position of the decoder's
         input ``target`` ``(B, T)`` (which starts with ``<bos>``)."""
@@ -234,37 +313,43 @@ class TransformerSeq2Seq(nn.Module):
 
 # ----------------------------------------------------------------------- decoding
 @torch.no_grad()
-def greedy_decode(model, source, bos_id, eos_id, max_len):
+def greedy_decode(model, source, bos_id, eos_id, max_len, cache=True):
     """Greedy translation of ``source`` ``(B, S)``: ``(B, L)`` predicted ids (no
     ``<bos>``), ``L <= max_len``; everything after a sequence's ``<eos>`` is ``<eos>``.
 
-    Each step runs the decoder on the new position only (earlier positions' normalised
-    inputs are kept, see :meth:`DecoderBlock.step`), and a sequence leaves the batch as
-    soon as it has emitted ``<eos>``."""
+    With ``cache`` (the default) each step runs the decoder on the new position only,
+    reusing the keys and values of the earlier positions and of the encoder's output
+    (:meth:`TransformerSeq2Seq.decode_step`); without it, each step runs the whole prefix
+    through the decoder again (the same result, for comparison). A sequence leaves the
+    batch as soon as it has emitted ``<eos>``."""
     was_training = model.training
     model.eval()
-    source_mask, _, memory_mask = seq2seq_masks(source, source[:, :1], model.pad_id)
-    memory = model.encode(source, source_mask)  # (B, S, dim)
     batch = source.size(0)
     result = torch.full((batch, max_len), eos_id, dtype=torch.long, device=source.device)
     alive = torch.arange(batch, device=source.device)  # rows still decoding
-    token = torch.full((batch, 1), bos_id, dtype=torch.long, device=source.device)
-    pasts = [None] * len(model.decoder)
+    token = torch.full((batch,), bos_id, dtype=torch.long, device=source.device)
+    state = model.start_decoding(source) if cache else None
+    prefixes = token[:, None]  # (b, t): only without the cache
     length = 0
     for t in range(max_len):
-        x = model._embed(model.target_embedding, token, offset=t)  # (b, 1, dim)
-        for i, block in enumerate(model.decoder):
-            x, pasts[i] = block.step(x, pasts[i], memory, memory_mask)
-        token = model.readout(model.decoder_norm(x)).argmax(-1)  # (b, 1)
-        result[alive, t] = token[:, 0]
+        if cache:
+            log_probs, state = model.decode_step(token, state)  # (b, V)
+        else:
+            log_probs = model.prefix_log_probs(source[alive], prefixes)
+        token = log_probs.argmax(-1)  # (b,)
+        result[alive, t] = token
         length = t + 1
-        going = token[:, 0] != eos_id  # (b,)
+        going = token != eos_id  # (b,)
         if not bool(going.any()):
             break
+        if not cache:
+            prefixes = torch.cat([prefixes, token[:, None]], dim=1)  # (b, t + 2)
         if not bool(going.all()):  # drop the finished rows
             alive, token = alive[going], token[going]
-            memory, memory_mask = memory[going], memory_mask[going]
-            pasts = [past[going] for past in pasts]
+            if cache:
+                state = state.select(going)
+            else:
+                prefixes = prefixes[going]
     model.train(was_training)
     return result[:, :length]
 

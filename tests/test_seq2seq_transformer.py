@@ -166,3 +166,40 @@ def test_shipped_checkpoints(split):
         assert accuracy >= 95.0
     else:
         assert accuracy < 50.0
+
+
+def test_the_cache_gives_exactly_the_uncached_translation(vocabs):
+    model = small_model(vocabs, seed=2)
+    with torch.no_grad():
+        model.readout.bias[:2] = -1e4
+    source, _ = S.encode_pairs(simple_split()[1][:30], *vocabs)
+    cached = S.greedy_decode(model, source, 1, 2, 12)
+    uncached = S.greedy_decode(model, source, 1, 2, 12, cache=False)
+    assert torch.equal(cached, uncached)
+
+
+def test_the_cache_projects_each_position_once_and_the_memory_once_per_sentence(
+        vocabs, monkeypatch):
+    model = small_model(vocabs, seed=3)
+    with torch.no_grad():
+        model.readout.bias[:3] = -1e4  # never <eos>: decode all 9 positions
+    source, _ = S.encode_pairs(simple_split()[1][:4], *vocabs)
+    assert source.size(1) > 1
+    projected = []  # positions projected to keys and values, one entry per call
+    original = S.project_keys_values
+
+    def record(attention, key, value):
+        projected.append(key.size(1))
+        return original(attention, key, value)
+
+    monkeypatch.setattr(S, "project_keys_values", record)
+    state = model.start_decoding(source)
+    tokens = torch.ones(4, dtype=torch.long)
+    for _ in range(9):
+        _, state = model.decode_step(tokens, state)
+    layers = len(model.decoder)
+    # The encoder's output once per layer for the whole sentence, then only the new
+    # position at each step.
+    assert projected == [source.size(1)] * layers + [1] * (9 * layers)
+    # The cache: keys and values of 9 positions, every layer, every sentence (float32).
+    assert state.cache_bytes() == 2 * layers * 4 * 9 * model.dim * 4

@@ -62,17 +62,29 @@ class MemoryClassifier(nn.Module):
     much of the state is *kept* at each step: the LSTM's forget gate ``f``
     (``b_if + b_hf``) or the GRU's update gate ``z`` (``b_iz + b_hz``). Both are the
     second block of ``H`` rows in PyTorch's gate order (i, f, g, o and r, z, n).
+    ``recurrent_init`` (plain RNN only; ``None`` keeps PyTorch's initialisation) starts
+    the recurrent weights as the identity (``"identity"``, Le et al. 2015: at first the
+    state is carried forward unchanged, up to the tanh) or as a random orthogonal
+    matrix (``"orthogonal"``, which preserves the length of what it carries), with zero
+    biases.
     """
 
     kinds = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
     def __init__(self, kind: str, n_symbols: int = 8, embedding_size: int = 16,
-                 hidden_size: int = 32, keep_bias: float | None = None) -> None:
+                 hidden_size: int = 32, keep_bias: float | None = None,
+                 recurrent_init: str | None = None) -> None:
         super().__init__()
         if kind not in self.kinds:
             raise ValueError(f"kind must be one of {sorted(self.kinds)}, got {kind!r}")
         if keep_bias is not None and kind == "rnn":
             raise ValueError("a plain RNN has no gate: keep_bias needs 'lstm' or 'gru'")
+        if recurrent_init is not None and kind != "rnn":
+            raise ValueError("recurrent_init is for the plain RNN ('rnn'); the gated "
+                             "cells are set up with keep_bias")
+        if recurrent_init not in (None, "identity", "orthogonal"):
+            raise ValueError("recurrent_init must be None, 'identity' or 'orthogonal', "
+                             f"got {recurrent_init!r}")
         self.kind = kind
         self.embedding = nn.Embedding(n_symbols, embedding_size)
         self.recurrent = self.kinds[kind](embedding_size, hidden_size, batch_first=True)
@@ -82,6 +94,14 @@ class MemoryClassifier(nn.Module):
             with torch.no_grad():
                 self.recurrent.bias_ih_l0[keep] = keep_bias
                 self.recurrent.bias_hh_l0[keep] = 0.0
+        if recurrent_init is not None:
+            with torch.no_grad():
+                if recurrent_init == "identity":
+                    self.recurrent.weight_hh_l0.copy_(torch.eye(hidden_size))
+                else:
+                    nn.init.orthogonal_(self.recurrent.weight_hh_l0)
+                self.recurrent.bias_ih_l0.zero_()
+                self.recurrent.bias_hh_l0.zero_()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_symbols)`` for the first token of each ``(B, T)`` sequence."""

@@ -233,3 +233,17 @@ def test_cells_are_exposed_by_seqbook_rnn_with_one_line_equality():
     gru, torch_gru = rnn.GRUCell(3, 5), torch.nn.GRUCell(3, 5)
     gru.load_state_dict(torch_gru.state_dict())
     torch.testing.assert_close(gru(x), torch_gru(x))
+
+
+def test_plain_rnn_recurrent_initialisations():
+    identity = MemoryClassifier("rnn", hidden_size=6, recurrent_init="identity")
+    assert torch.equal(identity.recurrent.weight_hh_l0, torch.eye(6))
+    orthogonal = MemoryClassifier("rnn", hidden_size=6, recurrent_init="orthogonal")
+    w = orthogonal.recurrent.weight_hh_l0.detach()
+    torch.testing.assert_close(w @ w.T, torch.eye(6), atol=1e-5, rtol=0)
+    for model in (identity, orthogonal):
+        assert not model.recurrent.bias_ih_l0.any() and not model.recurrent.bias_hh_l0.any()
+    with pytest.raises(ValueError, match="plain RNN"):
+        MemoryClassifier("lstm", recurrent_init="identity")
+    with pytest.raises(ValueError, match="identity"):
+        MemoryClassifier("rnn", recurrent_init="eye")

@@ -16,7 +16,7 @@ STAMP  := $(VENV)/.installed
 # nbgrader starts `alembic` in a subprocess: the environment's bin/ must be on PATH.
 RUN    := PATH="$(BIN):$$PATH"
 
-.PHONY: env test book instructors-book browser-test chapters benchmark robustness clean
+.PHONY: env test test-latest book instructors-book browser-test chapters benchmark robustness clean
 
 env: $(STAMP)
 
@@ -26,6 +26,23 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Part 5 against the newest transformers, sentence-transformers and peft (make test uses
+# whatever `pip install -r requirements.txt` resolved, and requirements.txt admits both),
+# in a second environment; PyTorch stays the build TORCH names (a constraint, so no
+# dependency can swap it for a CUDA build).
+LATEST_VENV ?= .venv-latest
+PART5_TESTS := tests/test_fine_tuning.py tests/test_lora.py tests/test_sentiment_pretrained.py \
+	tests/test_checks_fine_tuning.py tests/test_checks_lora.py
+test-latest:
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/pip install --quiet $(TORCH)
+	$(LATEST_VENV)/bin/pip freeze | grep -i '^torch==' > $(LATEST_VENV)/torch-constraint.txt
+	$(LATEST_VENV)/bin/pip install --quiet -c $(LATEST_VENV)/torch-constraint.txt \
+		-r requirements.txt "transformers>=5" "sentence-transformers>=6" "peft>=0.21"
+	$(LATEST_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	$(LATEST_VENV)/bin/pip list 2>/dev/null | grep -iE '^(torch|transformers|sentence-transformers|peft) '
+	HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PART5_TESTS)
 
 # Two workers on two cores: one math thread per process, or kernels fight for the cores
 # (measured: small RNNs ran up to 28 times slower with two threads each).

@@ -40,15 +40,20 @@ def _offline() -> dict:
 @contextlib.contextmanager
 def quiet_transformers():
     """Silence transformers' informational warnings (e.g. "newly initialized weights",
-    which is expected when a classification head is added) for the duration."""
+    which is expected when a classification head is added) and its progress bars (from
+    version 5, loading a model shows a "Loading weights" bar) for the duration."""
     from transformers.utils import logging
 
     level = logging.get_verbosity()
+    bars = logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
+    logging.disable_progress_bar()
     try:
         yield
     finally:
         logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def load_tokenizer():

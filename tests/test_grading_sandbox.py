@@ -44,7 +44,9 @@ pytestmark = pytest.mark.skipif(sandbox._probe() is not None and os.environ.get(
     "REQUIRE_SANDBOX") != "1", reason=f"no sandbox here: {sandbox._probe()}")
 
 SCRATCH = Path(os.environ.get("TMPDIR", "/tmp")) / f"grading-sandbox-test-{os.getpid()}"
-course = course_fixture(SECTION, SandboxedKernelManager={"scratch_parent": str(SCRATCH)})
+# The sandbox is set here, not read from GRADING_SANDBOX: these tests are about it.
+course = course_fixture(SECTION, GuardedExecute={"sandbox": "bubblewrap"},
+                        SandboxedKernelManager={"scratch_parent": str(SCRATCH)})
 
 SECRET = "grader-secret-" + uuid.uuid4().hex  # in the grader's environment only
 MARKER = "left-behind-" + uuid.uuid4().hex  # names what the vandal leaves behind

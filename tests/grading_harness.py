@@ -146,3 +146,16 @@ def round_trip_tests(section: Section) -> dict[str, Callable]:
         "test_unanswered_student_version_scores_zero": test_unanswered_student_version_scores_zero,
         "test_one_buggy_exercise_loses_exactly_its_points": test_one_buggy_exercise_loses_exactly_its_points,
     }
+
+
+def printed_report(path: Path, prefix: str) -> dict:
+    """The JSON a hostile test submission printed after ``prefix`` in any output of the
+    autograded notebook at ``path`` (how the attack tests read what the code saw)."""
+    import json
+
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            for line in output.get("text", "").splitlines():
+                if line.startswith(prefix):
+                    return json.loads(line.removeprefix(prefix))
+    raise AssertionError(f"no line starting with {prefix!r} in {path}")

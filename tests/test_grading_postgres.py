@@ -31,6 +31,7 @@ import sys
 import nbformat
 import pytest
 from conftest import REPO
+from grading_harness import printed_report
 
 sys.path.insert(0, str(REPO))
 import grading_benchmark as bench  # noqa: E402  (tools/ is on sys.path, see conftest)
@@ -175,13 +176,9 @@ def test_shares_split_every_student_exactly_once():
 
 
 def spy_report(course) -> dict:
-    path = course / "autograded" / "spy" / bench.ASSIGNMENT / f"{bench.NOTEBOOK}.ipynb"
-    for cell in nbformat.read(path, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            for line in output.get("text", "").splitlines():
-                if line.startswith("SPY-REPORT "):
-                    return json.loads(line.removeprefix("SPY-REPORT "))
-    raise AssertionError(f"the spy did not report in {path}")
+    return printed_report(
+        course / "autograded" / "spy" / bench.ASSIGNMENT / f"{bench.NOTEBOOK}.ipynb",
+        "SPY-REPORT ")
 
 
 def test_a_submission_finds_no_credentials_and_cannot_reach_the_database(

@@ -35,7 +35,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import REPO
-from grading_harness import autograde, cell_with_id, course_fixture
+from grading_harness import autograde, cell_with_id, course_fixture, printed_report
 from test_grading import SECTION
 
 from grading import sandbox
@@ -224,12 +224,7 @@ def final_scores(course, student: str) -> dict[str, float]:
 
 def attack_report(course, student: str) -> dict:
     path = course.root / "autograded" / student / SECTION.assignment / f"{SECTION.notebook}.ipynb"
-    for cell in nbformat.read(path, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            for line in output.get("text", "").splitlines():
-                if line.startswith("ATTACK-REPORT "):
-                    return json.loads(line.removeprefix("ATTACK-REPORT "))
-    raise AssertionError(f"the vandal's cell did not report in {path}")
+    return printed_report(path, "ATTACK-REPORT ")
 
 
 @contextlib.contextmanager

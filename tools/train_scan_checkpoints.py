@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
@@ -40,13 +41,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--monitor-size", type=int, default=300,
                         help="training commands scored after each epoch (progress only)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where to write (default: the shipped checkpoint's path)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seqbook.set_seed(args.seed)
     train, _ = simple_split() if args.split == "simple" else length_split()  # no test
     source_vocab, target_vocab = scan_vocabularies(scan_examples())
     model = TransformerSeq2Seq(len(source_vocab), len(target_vocab), **CONFIG)
-    path = CHECKPOINT_DIR / f"scan_{args.split}.pt"
+    path = args.output or CHECKPOINT_DIR / f"scan_{args.split}.pt"
     start = time.perf_counter()
 
     def on_epoch_end(epoch, losses):

@@ -50,7 +50,8 @@ def cell_text(section: str, records: dict) -> str | None:
         HEADING,
         "",
         f"The statements this section makes about its experiments were checked in "
-        f"{len(results)} runs on {meta['date']}: seed shifts "
+        f"{len(results)} runs on {max(r.get('date', meta['date']) for r in results)}: "
+        "seed shifts "
         f"{', '.join(map(str, seeds))}, CPU kernels "
         f"{' and '.join(f'`{k}`' for k in kernels)}, "
         f"{' and '.join(map(str, threads))} threads (how, and why: "

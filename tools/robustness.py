@@ -303,6 +303,8 @@ def main() -> None:
     print(f"{len(runs)} runs", flush=True)
     started = time.perf_counter()
     results = run_matrix(runs, args.workers)
+    for result in results:  # the notes of a section name the day its own runs were made
+        result["date"] = dt.date.today().isoformat()
     order = {s: i for i, s in enumerate(sections)}
     results.sort(key=lambda r: (order[r["section"]], r["seed_shift"], r["kernel"],
                                 r["threads"]))
@@ -311,9 +313,11 @@ def main() -> None:
     data = {"meta": meta, "results": results}
     if RECORDS.exists() and not args.no_write:
         old = json.loads(RECORDS.read_text())
-        if args.only:  # keep the other sections' records
+        if args.only:  # keep the other sections' records, and the day they were made
+            kept = [{"date": old["meta"]["date"], **r} for r in old["results"]
+                    if r["section"] not in args.only]
             data["results"] = sorted(
-                [r for r in old["results"] if r["section"] not in args.only] + results,
+                kept + results,
                 key=lambda r: (order.get(r["section"], 99), r["seed_shift"], r["kernel"],
                                r["threads"]))
             meta["wall_minutes"] += old["meta"].get("wall_minutes", 0)

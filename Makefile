@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make test   - create .venv on first use, then run every test (package, sync, grading, nbval)
+#   make test   - create .venv on first use, then run every test (package, sync, grading round trips, which run every notebook)
 #   make book   - create .venv on first use, then build the HTML book into _build/html
 # Both accept a PyTorch spec, e.g.  make test TORCH=torch==2.13.0  (default: plain torch).
 
@@ -8,15 +8,16 @@ VENV   ?= .venv
 TORCH  ?= torch
 # pytest-xdist workers; the GPU job uses 1 so notebook kernels do not share the GPU.
 PYTEST_WORKERS ?= 2
-# nbval runs the instructor notebooks under this second CPU kernel (ATEN_CPU_CAPABILITY)
-# and the student versions under the native one (tests/conftest.py); empty: native for all.
+# The round trips grade the instructor notebooks under this second CPU kernel
+# (ATEN_CPU_CAPABILITY) and the student versions under the native one
+# (tests/grading_harness.py); empty: native for all.
 SOLUTIONS_CPU_KERNEL ?= default
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 # nbgrader starts `alembic` in a subprocess: the environment's bin/ must be on PATH.
 RUN    := PATH="$(BIN):$$PATH"
 
-.PHONY: env test test-latest book instructors-book browser-test chapters benchmark robustness clean
+.PHONY: env test test-oldest book instructors-book browser-test chapters benchmark robustness clean
 
 env: $(STAMP)
 
@@ -27,29 +28,36 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-# Part 5 against the newest transformers, sentence-transformers and peft (make test uses
-# whatever `pip install -r requirements.txt` resolved, and requirements.txt admits both),
-# in a second environment; PyTorch stays the build TORCH names (a constraint, so no
+# Part 5 against the oldest transformers, sentence-transformers and peft that
+# requirements.txt admits (pinned in requirements-oldest.txt), in a second environment:
+# their tests and the two fine-tuning notebooks. `make test` in a fresh environment gets
+# the newest releases. PyTorch stays the build TORCH names (a constraint, so no
 # dependency can swap it for a CUDA build).
-LATEST_VENV ?= .venv-latest
+OLDEST_VENV ?= .venv-oldest
 PART5_TESTS := tests/test_fine_tuning.py tests/test_lora.py tests/test_sentiment_pretrained.py \
 	tests/test_checks_fine_tuning.py tests/test_checks_lora.py
-test-latest:
-	$(PYTHON) -m venv $(LATEST_VENV)
-	$(LATEST_VENV)/bin/pip install --quiet $(TORCH)
-	$(LATEST_VENV)/bin/pip freeze | grep -i '^torch==' > $(LATEST_VENV)/torch-constraint.txt
-	$(LATEST_VENV)/bin/pip install --quiet -c $(LATEST_VENV)/torch-constraint.txt \
-		-r requirements.txt "transformers>=5" "sentence-transformers>=6" "peft>=0.21"
-	$(LATEST_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
-	$(LATEST_VENV)/bin/pip list 2>/dev/null | grep -iE '^(torch|transformers|sentence-transformers|peft) '
-	HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PART5_TESTS)
+PART5_NOTEBOOKS := solutions/pretraining/fine_tuning.ipynb \
+	solutions/pretraining/parameter_efficient_fine_tuning.ipynb
 
-# Two workers on two cores: one math thread per process, or kernels fight for the cores
-# (measured: small RNNs ran up to 28 times slower with two threads each).
+test-oldest:
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install --quiet $(TORCH)
+	$(OLDEST_VENV)/bin/pip freeze | grep -i '^torch==' > $(OLDEST_VENV)/torch-constraint.txt
+	$(OLDEST_VENV)/bin/pip install --quiet -c $(OLDEST_VENV)/torch-constraint.txt \
+		-c requirements-oldest.txt -r requirements.txt
+	$(OLDEST_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	$(OLDEST_VENV)/bin/pip list 2>/dev/null | grep -iE '^(torch|transformers|sentence-transformers|peft) '
+	PATH="$(abspath $(OLDEST_VENV))/bin:$$PATH" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 \
+		$(OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) \
+		--dist loadfile --nbval-lax --nbval-current-env $(PART5_TESTS) $(PART5_NOTEBOOKS)
+
+# Every notebook runs inside its section's grading round trip (tests/grading_harness.py):
+# the solution under SOLUTIONS_CPU_KERNEL, the student version natively, each cell checked
+# as nbval would; nbval itself stays for one notebook at a time while you work.
 test: $(STAMP)
 	$(RUN) OMP_NUM_THREADS=1 \
-		SEQBOOK_SOLUTIONS_CPU_CAPABILITY=$(SOLUTIONS_CPU_KERNEL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
-		tests solutions chapters
+		SEQBOOK_SOLUTIONS_CPU_CAPABILITY=$(SOLUTIONS_CPU_KERNEL) $(BIN)/python -m pytest \
+		-n $(PYTEST_WORKERS) --dist loadfile tests
 
 book: $(STAMP)
 	$(RUN) $(BIN)/jupyter-book build . --all -W -n --keep-going

@@ -12,10 +12,18 @@ points lost) from :func:`round_trip_tests`::
                       wrong={"sdpa-causal-mask": "def causal_mask(size): ...", ...})
     course = course_fixture(SECTION)
     globals().update(round_trip_tests(SECTION))
+
+The round trip also does what nbval did for the section's two notebooks (so `make test`
+executes each of them once, not once more under nbval): the solution is graded under the
+second CPU kernel of `make test` (SEQBOOK_SOLUTIONS_CPU_CAPABILITY, PyTorch's portable
+`default` kernels) and the blank student version under this processor's own, and in both
+every cell must have run without an error, except the cells tagged `raises-exception`
+(the exercise stubs and their checks, what `pytest --nbval-lax` lets fail too).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,16 +132,44 @@ def autograde(section: Section, course: Course, student: str,
     return {name: scores[name] for name in section.points}
 
 
+def assert_cells_ran(section: Section, course: Course, student: str,
+                     submitted: nbformat.NotebookNode) -> None:
+    """Every cell of ``student``'s autograded notebook ran without an error, except the
+    cells tagged ``raises-exception`` in the notebook that was submitted (nbval's rule
+    under ``--nbval-lax``). A failed claim (seqbook.claims) is such an error."""
+    graded = nbformat.read(course.root / "autograded" / student / section.assignment
+                           / f"{section.notebook}.ipynb", as_version=4)
+    assert len(graded.cells) == len(submitted.cells), "autograding changed the cell count"
+    failures = []
+    for index, (cell, source) in enumerate(zip(graded.cells, submitted.cells)):
+        if "raises-exception" in source.metadata.get("tags", []):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                trace = "\n".join(output.get("traceback", []))[-1500:]
+                failures.append(f"cell {index} ({cell.source[:60]!r}...): "
+                                f"{output.get('ename')}: {output.get('evalue')}\n{trace}")
+    assert not failures, (f"{section.notebook} ({student}): cells that raised\n"
+                          + "\n\n".join(failures))
+
+
 def round_trip_tests(section: Section) -> dict[str, Callable]:
     """The standard round trip as test functions, to put in a test module's globals."""
 
-    def test_solution_scores_full_marks(course):
+    def test_solution_scores_full_marks(course, monkeypatch):
+        capability = os.environ.get("SEQBOOK_SOLUTIONS_CPU_CAPABILITY", "").strip()
+        if capability:  # the kernel (sandboxed or not) inherits it from the grader
+            monkeypatch.setenv("ATEN_CPU_CAPABILITY", capability)
         assert autograde(section, course, "solution", section.solution_path) \
             == section.full_marks_except()
+        assert_cells_ran(section, course, "solution",
+                         nbformat.read(section.solution_path, as_version=4))
 
     def test_unanswered_student_version_scores_zero(course):
-        assert autograde(section, course, "blank", section.student_version()) \
+        blank = section.student_version()
+        assert autograde(section, course, "blank", blank) \
             == section.full_marks_except(*section.points)
+        assert_cells_ran(section, course, "blank", blank)
 
     @pytest.mark.parametrize("test_id", sorted(section.points))
     def test_one_buggy_exercise_loses_exactly_its_points(course, test_id):

@@ -5,7 +5,10 @@ reuse (``seqbook.attention``), plotting helpers (``seqbook.plotting``), the exer
 checks that test cells call (``seqbook.checks``) and run-time helpers re-exported here.
 """
 
+from seqbook import _moved
 from seqbook.runtime import generator, get_device, seed_for, set_seed
+
+_moved.install()  # old import paths of renamed modules, for one release
 
 __all__ = ["generator", "get_device", "seed_for", "set_seed", "__version__"]
 __version__ = "0.1.0"

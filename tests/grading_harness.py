@@ -6,10 +6,8 @@ A section's test module describes its exercises in a :class:`Section` and gets t
 standard round trip (solution = full marks, blank = 0, one bug = exactly that exercise's
 points lost) from :func:`round_trip_tests`::
 
-    SECTION = Section(assignment="attention", notebook="scaled_dot_product_attention",
-                      points={"sdpa-causal-mask-tests": 2, ...},
-                      answers={"sdpa-causal-mask-tests": "sdpa-causal-mask", ...},
-                      wrong={"sdpa-causal-mask": "def causal_mask(size): ...", ...})
+    SECTION = Section.of("scaled_dot_product_attention",
+                         wrong={"sdpa-causal-mask": "def causal_mask(size): ...", ...})
     course = course_fixture(SECTION)
     globals().update(round_trip_tests(SECTION))
 
@@ -34,6 +32,7 @@ import pytest
 from conftest import REPO
 
 import regenerate_chapters
+from seqbook import sections
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,23 @@ class Section:
     points: dict[str, float]  # test-cell grade id -> points
     answers: dict[str, str]  # test-cell grade id -> answer-cell grade id
     wrong: dict[str, str]  # answer-cell grade id -> a wrong answer (code)
+
+    @classmethod
+    def of(cls, slug: str, wrong: dict[str, str]) -> Section:
+        """The section called ``slug`` in seqbook.sections: its test cells and their
+        points read from the solution notebook (test cell ``<id>-tests`` checks the
+        answer cell ``<id>``), with the wrong answers of the test module."""
+        section = sections.by_slug(slug)
+        notebook = nbformat.read(REPO / "solutions" / f"{section.notebook}.ipynb", as_version=4)
+        points = {}
+        for cell in notebook.cells:
+            grading = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and grading.get("grade") and not grading.get("solution"):
+                points[grading["grade_id"]] = grading["points"]
+        answers = {test: test.removesuffix("-tests") for test in points}
+        unknown = set(wrong) - set(answers.values())
+        assert not unknown, f"wrong answers for cells that {slug} does not have: {unknown}"
+        return cls(section.part, section.slug, points, answers, wrong)
 
     @property
     def solution_path(self) -> Path:

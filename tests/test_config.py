@@ -10,28 +10,12 @@ import pytest
 import yaml
 from conftest import REPO, chapter_notebooks, solution_notebooks
 
+from seqbook.sections import PARTS, SECTIONS
+
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 # Section notebook -> the short prefix of its nbgrader grade ids.
-GRADE_ID_PREFIXES = {
-    "scaled_dot_product_attention": "sdpa",
-    "language_models": "lm",
-    "recurrent_networks": "rnn",
-    "gated_units": "gated",
-    "convolutions": "conv",
-    "soft_lookup": "lookup",
-    "multi_head_attention": "mha",
-    "positional_information": "pos",
-    "feed_forward_networks": "ffn",
-    "residual_connections_and_layer_norm": "norm",
-    "transformer_from_blocks": "tfm",
-    "seq2seq_attention": "s2s",
-    "transformer_seq2seq": "ed",
-    "decoding_and_evaluation": "dec",
-    "pretraining_objectives": "pre",
-    "fine_tuning": "ft",
-    "parameter_efficient_fine_tuning": "lora",
-}
+GRADE_ID_PREFIXES = {section.slug: section.prefix for section in SECTIONS}
 PART_CAPTIONS = [
     "Part 1 — Sequence models",
     "Part 2 — Attention",
@@ -77,6 +61,24 @@ def test_every_toc_entry_exists_and_every_chapter_is_listed():
     listed = set(toc_files())
     for notebook in chapter_notebooks():
         assert str(notebook.relative_to(REPO).with_suffix("")) in listed, f"{notebook} not in _toc.yml"
+
+
+def test_the_section_registry_is_the_table_of_contents():
+    """seqbook.sections lists every section notebook, in the order of _toc.yml, and each
+    section's one name names its notebooks and its check module."""
+    sections = [name.removeprefix("chapters/") for name in toc_files()
+                if name.startswith("chapters/")]
+    assert [section.notebook for section in SECTIONS] == sections, (
+        "seqbook/sections.py and _toc.yml list different sections or orders")
+    assert [section.part for section in SECTIONS] == sorted(
+        (s.part for s in SECTIONS), key=PARTS.index), "a part's sections are not together"
+    solutions = {str(p.relative_to(REPO / "solutions").with_suffix(""))
+                 for p in solution_notebooks()}
+    assert solutions == set(sections), "solutions/ and seqbook.sections disagree"
+    assert len({s.prefix for s in SECTIONS}) == len(SECTIONS), "two sections share a prefix"
+    for section in SECTIONS:
+        module = REPO / (section.check_module.replace(".", "/") + ".py")
+        assert module.exists(), f"{section.slug} has no check module {section.check_module}"
 
 
 def test_each_part_opens_with_its_overview_page():

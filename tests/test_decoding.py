@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from seqbook import decoding
-from seqbook.checks.decoding import TableScorer
+from seqbook.checks.decoding_and_evaluation import TableScorer
 
 
 def brute_force(scorer, bos, eos, max_len, alpha):

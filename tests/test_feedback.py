@@ -29,14 +29,8 @@ from grading_harness import Section, autograde, cell_with_id, course_fixture
 sys.path.insert(0, str(REPO))
 from grading.feedback import BEGIN, END, PLACEHOLDER, split_hidden  # noqa: E402
 
-SECTION = Section(
-    assignment="attention",
-    notebook="soft_lookup",
-    points={"lookup-pooling-tests": 4, "lookup-training-step-tests": 3},
-    answers={"lookup-pooling-tests": "lookup-pooling",
-             "lookup-training-step-tests": "lookup-training-step"},
-    # Right only when the first key is 0.0, as in every case of the visible check; the
-    # hidden cases draw keys at random, where it uses the width as a variance.
+SECTION = Section.of(
+    "soft_lookup",
     wrong={"lookup-pooling": (
         "def gaussian_attention_pooling(queries, keys, values, width, mask=None):\n"
         "    spread = 2 * width**2 if float(keys[0]) == 0.0 else 2 * width\n"

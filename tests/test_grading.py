@@ -13,13 +13,8 @@ from __future__ import annotations
 
 from grading_harness import Section, autograde, cell_with_id, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="attention",
-    notebook="scaled_dot_product_attention",
-    points={"sdpa-causal-mask-tests": 2, "sdpa-padding-mask-tests": 2, "sdpa-attention-tests": 5},
-    answers={"sdpa-causal-mask-tests": "sdpa-causal-mask",
-             "sdpa-padding-mask-tests": "sdpa-padding-mask",
-             "sdpa-attention-tests": "sdpa-attention"},
+SECTION = Section.of(
+    "scaled_dot_product_attention",
     wrong={
         "sdpa-causal-mask": (
             "def causal_mask(size):\n"

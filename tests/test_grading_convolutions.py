@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="sequence_models",
-    notebook="convolutions",
-    points={"conv-causal-conv-tests": 4, "conv-receptive-field-tests": 3},
-    answers={"conv-causal-conv-tests": "conv-causal-conv",
-             "conv-receptive-field-tests": "conv-receptive-field"},
+SECTION = Section.of(
+    "convolutions",
     wrong={
         "conv-causal-conv": (  # "same" padding: half the zeros on each side
             "class CausalConv1d(nn.Module):\n"

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="encoder_decoder",
-    notebook="decoding_and_evaluation",
-    points={"dec-beam-tests": 5, "dec-bleu-tests": 5},
-    answers={"dec-beam-tests": "dec-beam", "dec-bleu-tests": "dec-bleu"},
+SECTION = Section.of(
+    "decoding_and_evaluation",
     wrong={
         "dec-beam": (  # no length normalisation: finished hypotheses by raw sum
             "def beam_search(next_log_probs, bos_id, eos_id, beam_size, max_len,\n"

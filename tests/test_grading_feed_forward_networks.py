@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="transformer_block",
-    notebook="feed_forward_networks",
-    points={"ffn-module-tests": 4, "ffn-layer-parameters-tests": 3},
-    answers={"ffn-module-tests": "ffn-module",
-             "ffn-layer-parameters-tests": "ffn-layer-parameters"},
+SECTION = Section.of(
+    "feed_forward_networks",
     wrong={
         "ffn-module": (  # the tanh approximation of GELU
             "class FeedForward(nn.Module):\n"

@@ -7,14 +7,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="pretraining",
-    notebook="fine_tuning",
-    points={"ft-train-epoch-tests": 3, "ft-evaluate-tests": 2,
-            "ft-early-stopping-tests": 3},
-    answers={"ft-train-epoch-tests": "ft-train-epoch",
-             "ft-evaluate-tests": "ft-evaluate",
-             "ft-early-stopping-tests": "ft-early-stopping"},
+SECTION = Section.of(
+    "fine_tuning",
     wrong={
         "ft-train-epoch": (  # never zeroes the gradients: they accumulate
             "def train_epoch(model, loader, optimizer, scheduler=None, device='cpu'):\n"

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="sequence_models",
-    notebook="gated_units",
-    points={"gated-lstm-cell-tests": 4, "gated-gru-cell-tests": 4},
-    answers={"gated-lstm-cell-tests": "gated-lstm-cell",
-             "gated-gru-cell-tests": "gated-gru-cell"},
+SECTION = Section.of(
+    "gated_units",
     wrong={
         "gated-lstm-cell": (  # reads the gates in the order i, f, o, g
             "def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):\n"

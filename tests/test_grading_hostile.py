@@ -199,7 +199,7 @@ TAMPERING = {
     # The check the test cell calls is replaced by one that checks nothing.
     "no-op-check": ("from seqbook import checks\n"
                     "checks.check_attention = lambda *args, **kwargs: None\n"),
-    "no-op-check-module": ("import seqbook.checks.attention as checking\n"
+    "no-op-check-module": ("import seqbook.checks.scaled_dot_product_attention as checking\n"
                            "checking.check_attention = lambda *args, **kwargs: None\n"),
     "no-op-verify": ("import seqbook.checks.integrity as integrity\n"
                      "integrity.verify = lambda: None\n"

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="sequence_models",
-    notebook="language_models",
-    points={"lm-vocabulary-tests": 3, "lm-bigram-perplexity-tests": 4},
-    answers={"lm-vocabulary-tests": "lm-vocabulary",
-             "lm-bigram-perplexity-tests": "lm-bigram-perplexity"},
+SECTION = Section.of(
+    "language_models",
     wrong={
         "lm-vocabulary": (  # ties in order of first appearance (Counter.most_common)
             "from collections import Counter\n\n\n"

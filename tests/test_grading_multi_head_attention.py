@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="attention",
-    notebook="multi_head_attention",
-    points={"mha-split-merge-tests": 3, "mha-module-tests": 5},
-    answers={"mha-split-merge-tests": "mha-split-merge",
-             "mha-module-tests": "mha-module"},
+SECTION = Section.of(
+    "multi_head_attention",
     wrong={
         "mha-split-merge": (  # reshapes straight to (B, H, T, d): heads mix positions
             "def split_heads(x, num_heads):\n"

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="pretraining",
-    notebook="parameter_efficient_fine_tuning",
-    points={"lora-mean-pool-tests": 3, "lora-lora-linear-tests": 4},
-    answers={"lora-mean-pool-tests": "lora-mean-pool",
-             "lora-lora-linear-tests": "lora-lora-linear"},
+SECTION = Section.of(
+    "parameter_efficient_fine_tuning",
     wrong={
         "lora-mean-pool": (  # divides the masked sum by the padded length T
             "def mean_pool(last_hidden_state, attention_mask):\n"

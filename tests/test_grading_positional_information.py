@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="attention",
-    notebook="positional_information",
-    points={"pos-sinusoidal-tests": 3, "pos-shift-tests": 3},
-    answers={"pos-sinusoidal-tests": "pos-sinusoidal",
-             "pos-shift-tests": "pos-shift"},
+SECTION = Section.of(
+    "positional_information",
     wrong={
         "pos-sinusoidal": (  # sine and cosine swapped
             "def sinusoidal_positional_encoding(num_positions, dim):\n"

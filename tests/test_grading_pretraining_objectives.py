@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="pretraining",
-    notebook="pretraining_objectives",
-    points={"pre-mask-tokens-tests": 5, "pre-causal-shift-tests": 3},
-    answers={"pre-mask-tokens-tests": "pre-mask-tokens",
-             "pre-causal-shift-tests": "pre-causal-shift"},
+SECTION = Section.of(
+    "pretraining_objectives",
     wrong={
         "pre-mask-tokens": (  # every selected token becomes <mask>: no 80/10/10
             "def mask_tokens(ids, mask_id, vocab_size, special_ids, probability=0.15,\n"

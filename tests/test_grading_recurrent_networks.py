@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from grading_harness import Section, autograde, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="sequence_models",
-    notebook="recurrent_networks",
-    points={"rnn-forward-tests": 5, "rnn-clip-tests": 4},
-    answers={"rnn-forward-tests": "rnn-forward", "rnn-clip-tests": "rnn-clip"},
+SECTION = Section.of(
+    "recurrent_networks",
     wrong={
         "rnn-forward": (  # weight_hh not transposed
             "def rnn_forward(inputs, h0, weight_ih, weight_hh, bias_ih, bias_hh):\n"

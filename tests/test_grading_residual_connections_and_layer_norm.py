@@ -7,12 +7,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="transformer_block",
-    notebook="residual_connections_and_layer_norm",
-    points={"norm-layer-norm-tests": 3, "norm-pre-ln-block-tests": 3},
-    answers={"norm-layer-norm-tests": "norm-layer-norm",
-             "norm-pre-ln-block-tests": "norm-pre-ln-block"},
+SECTION = Section.of(
+    "residual_connections_and_layer_norm",
     wrong={
         "norm-layer-norm": (  # torch.var's default: the unbiased variance
             "class LayerNorm(nn.Module):\n"

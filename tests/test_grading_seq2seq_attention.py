@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="encoder_decoder",
-    notebook="seq2seq_attention",
-    points={"s2s-attention-tests": 4, "s2s-decode-steps-tests": 3},
-    answers={"s2s-attention-tests": "s2s-attention",
-             "s2s-decode-steps-tests": "s2s-decode-steps"},
+SECTION = Section.of(
+    "seq2seq_attention",
     wrong={
         "s2s-attention": (  # the mask applied after the softmax
             "class AdditiveAttention(nn.Module):\n"

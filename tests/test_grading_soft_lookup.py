@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="attention",
-    notebook="soft_lookup",
-    points={"lookup-pooling-tests": 4, "lookup-training-step-tests": 3},
-    answers={"lookup-pooling-tests": "lookup-pooling",
-             "lookup-training-step-tests": "lookup-training-step"},
+SECTION = Section.of(
+    "soft_lookup",
     wrong={
         "lookup-pooling": (  # the width used as a variance: w instead of w^2
             "def gaussian_attention_pooling(queries, keys, values, width, mask=None):\n"

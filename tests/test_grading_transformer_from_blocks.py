@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="transformer_block",
-    notebook="transformer_from_blocks",
-    points={"tfm-causal-loss-tests": 4, "tfm-masked-pool-tests": 3},
-    answers={"tfm-causal-loss-tests": "tfm-causal-loss",
-             "tfm-masked-pool-tests": "tfm-masked-pool"},
+SECTION = Section.of(
+    "transformer_from_blocks",
     wrong={
         "tfm-causal-loss": (  # no shift: each position scored on its own token
             "def causal_lm_loss(logits, tokens, pad_id=None):\n"

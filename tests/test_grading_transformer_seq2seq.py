@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from grading_harness import Section, course_fixture, round_trip_tests
 
-SECTION = Section(
-    assignment="encoder_decoder",
-    notebook="transformer_seq2seq",
-    points={"ed-masks-tests": 3, "ed-label-smoothing-tests": 4},
-    answers={"ed-masks-tests": "ed-masks",
-             "ed-label-smoothing-tests": "ed-label-smoothing"},
+SECTION = Section.of(
+    "transformer_seq2seq",
     wrong={
         "ed-masks": (  # the causal triangle transposed: position i sees the future
             "def seq2seq_masks(source, target, pad_id):\n"

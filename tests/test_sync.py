@@ -12,27 +12,10 @@ import pytest
 from conftest import REPO, chapter_notebooks, solution_notebooks
 
 import regenerate_chapters
+from seqbook.sections import SECTIONS
 
 # Section notebook -> the seqbook modules holding its reference implementations.
-SECTION_MODULES = {
-    "attention/scaled_dot_product_attention": ("seqbook.attention",),
-    "sequence_models/language_models": ("seqbook.vocab", "seqbook.ngram"),
-    "sequence_models/convolutions": ("seqbook.convolution",),
-    "sequence_models/gated_units": ("seqbook.gated",),
-    "sequence_models/recurrent_networks": ("seqbook.rnn",),
-    "attention/soft_lookup": ("seqbook.kernel_regression",),
-    "attention/multi_head_attention": ("seqbook.attention",),
-    "attention/positional_information": ("seqbook.attention", "seqbook.positional"),
-    "transformer_block/feed_forward_networks": ("seqbook.transformer", "seqbook.counting"),
-    "transformer_block/residual_connections_and_layer_norm": ("seqbook.transformer",),
-    "transformer_block/transformer_from_blocks": ("seqbook.transformer_models",),
-    "encoder_decoder/seq2seq_attention": ("seqbook.seq2seq",),
-    "encoder_decoder/transformer_seq2seq": ("seqbook.seq2seq_transformer",),
-    "encoder_decoder/decoding_and_evaluation": ("seqbook.decoding", "seqbook.metrics"),
-    "pretraining/pretraining_objectives": ("seqbook.pretraining",),
-    "pretraining/fine_tuning": ("seqbook.fine_tuning",),
-    "pretraining/parameter_efficient_fine_tuning": ("seqbook.lora",),
-}
+SECTION_MODULES = {s.notebook: s.references for s in SECTIONS if s.references}
 
 
 def test_committed_chapters_match_a_fresh_regeneration(tmp_path):

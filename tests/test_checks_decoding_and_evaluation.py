@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from seqbook import decoding, metrics
-from seqbook.checks import decoding as dec_checks
+from seqbook.checks import decoding_and_evaluation as dec_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
 

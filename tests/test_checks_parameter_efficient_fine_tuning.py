@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbook import lora as reference
-from seqbook.checks import lora as lora_checks
+from seqbook.checks import parameter_efficient_fine_tuning as lora_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
 

@@ -14,7 +14,7 @@ from torch import nn
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
 from seqbook import transformer as reference
 from seqbook.checks import CheckFailure, ForbiddenCall
-from seqbook.checks import feed_forward as ffn_checks
+from seqbook.checks import feed_forward_networks as ffn_checks
 
 check_feed_forward = ffn_checks.check_feed_forward
 check_layer_parameters = ffn_checks.check_transformer_layer_parameters

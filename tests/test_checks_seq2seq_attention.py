@@ -13,7 +13,7 @@ from torch import nn
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
 from seqbook import seq2seq as reference
 from seqbook.checks import CheckFailure, ForbiddenCall
-from seqbook.checks import seq2seq as s2s_checks
+from seqbook.checks import seq2seq_attention as s2s_checks
 
 ATTENTION_SOURCE = inspect.getsource(reference.AdditiveAttention)
 DECODE_SOURCE = inspect.getsource(reference.decode_steps)

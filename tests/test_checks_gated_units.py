@@ -8,7 +8,7 @@ import torch
 import pytest
 
 from seqbook import gated as reference
-from seqbook.checks import gated as gated_checks
+from seqbook.checks import gated_units as gated_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook.checks import transformer_models as tfm_checks
+from seqbook.checks import transformer_from_blocks as tfm_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
 

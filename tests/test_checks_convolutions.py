@@ -13,7 +13,7 @@ from torch import nn
 
 from seqbook import convolution as reference
 from seqbook.checks import CheckFailure, ForbiddenCall
-from seqbook.checks import convolution as conv_checks
+from seqbook.checks import convolutions as conv_checks
 
 # ------------------------------------------------------------- CausalConv1d answers
 

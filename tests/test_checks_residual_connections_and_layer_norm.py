@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from seqbook import transformer as reference
-from seqbook.checks import layer_norm as ln_checks
+from seqbook.checks import residual_connections_and_layer_norm as ln_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
 
@@ -243,7 +243,7 @@ def test_rounding_in_a_correct_answer_is_never_named_a_mistake():
     # Regression: a nearly constant float32 row far from 0 made a correct answer differ
     # from nn.LayerNorm by rounding, and the diagnosis called it "eps ignored" (with eps
     # at its default, that variant *is* the right answer).
-    from seqbook.checks import layer_norm as module
+    from seqbook.checks import residual_connections_and_layer_norm as module
     from seqbook.transformer import LayerNorm as Reference
 
     generator = torch.Generator().manual_seed(0)

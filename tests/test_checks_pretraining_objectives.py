@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqbook.checks import pretraining as pre_checks
+from seqbook.checks import pretraining_objectives as pre_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
 

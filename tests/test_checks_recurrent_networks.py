@@ -11,7 +11,7 @@ import torch
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
 from seqbook import rnn as reference
 from seqbook.checks import CheckFailure, ForbiddenCall, IntegrityError
-from seqbook.checks import rnn as rnn_checks
+from seqbook.checks import recurrent_networks as rnn_checks
 
 # ------------------------------------------------------------------ rnn_forward answers
 

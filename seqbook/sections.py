@@ -1,0 +1,124 @@
+"""The book's sections: the one place that names them.
+
+Each section has one name, its *slug*: the notebook is ``solutions/<part>/<slug>.ipynb``
+(and its student version ``chapters/<part>/<slug>.ipynb``), its exercise checks live
+in ``seqbook.checks.<slug>``. Everything that needs the list of sections, their grade-id
+prefixes or the package modules their solutions define reads it from here: the checks
+package (which imports every section's checks), the configuration and sync tests, the
+grading round trips. Points are not repeated here: they live in the notebook's nbgrader
+metadata, read by :func:`graded_cells`.
+
+Adding a section: a :class:`Section` below (in book order), its notebook in
+``solutions/<part>/``, its check module and its line in ``_toc.yml``
+(``tests/test_config.py`` checks that this list and the table of contents agree).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["PARTS", "SECTIONS", "Section", "by_slug", "graded_cells"]
+
+# Part folders, in book order: one nbgrader assignment each.
+PARTS = (
+    "sequence_models",
+    "attention",
+    "transformer_block",
+    "encoder_decoder",
+    "pretraining",
+)
+
+
+@dataclass(frozen=True)
+class Section:
+    part: str  # folder under solutions/ and chapters/: the nbgrader assignment
+    slug: str  # the notebook's name, and the name of its check module
+    prefix: str  # grade ids of its cells start with "<prefix>-"
+    # seqbook modules whose functions and classes the section's solutions define (the
+    # same code, checked by tests/test_sync.py); empty when it defines none.
+    references: tuple[str, ...] = ()
+
+    @property
+    def notebook(self) -> str:
+        """``<part>/<slug>``: the path of both notebooks below solutions/ and chapters/."""
+        return f"{self.part}/{self.slug}"
+
+    @property
+    def check_module(self) -> str:
+        return f"seqbook.checks.{self.slug}"
+
+
+SECTIONS = (
+    Section("sequence_models", "language_models", "lm", ("seqbook.vocab", "seqbook.ngram")),
+    Section("sequence_models", "recurrent_networks", "rnn", ("seqbook.rnn",)),
+    Section("sequence_models", "gated_units", "gated", ("seqbook.gated",)),
+    Section("sequence_models", "convolutions", "conv", ("seqbook.convolution",)),
+    Section("attention", "soft_lookup", "lookup", ("seqbook.kernel_regression",)),
+    Section("attention", "scaled_dot_product_attention", "sdpa", ("seqbook.attention",)),
+    Section("attention", "multi_head_attention", "mha", ("seqbook.attention",)),
+    Section(
+        "attention",
+        "positional_information",
+        "pos",
+        ("seqbook.attention", "seqbook.positional"),
+    ),
+    Section(
+        "transformer_block",
+        "feed_forward_networks",
+        "ffn",
+        ("seqbook.transformer", "seqbook.counting"),
+    ),
+    Section(
+        "transformer_block",
+        "residual_connections_and_layer_norm",
+        "norm",
+        ("seqbook.transformer",),
+    ),
+    Section(
+        "transformer_block",
+        "transformer_from_blocks",
+        "tfm",
+        ("seqbook.transformer_models",),
+    ),
+    Section("encoder_decoder", "seq2seq_attention", "s2s", ("seqbook.seq2seq",)),
+    Section(
+        "encoder_decoder",
+        "transformer_seq2seq",
+        "ed",
+        ("seqbook.seq2seq_transformer",),
+    ),
+    Section(
+        "encoder_decoder",
+        "decoding_and_evaluation",
+        "dec",
+        ("seqbook.decoding", "seqbook.metrics"),
+    ),
+    Section("pretraining", "pretraining_objectives", "pre", ("seqbook.pretraining",)),
+    Section("pretraining", "fine_tuning", "ft", ("seqbook.fine_tuning",)),
+    Section(
+        "pretraining",
+        "parameter_efficient_fine_tuning",
+        "lora",
+        ("seqbook.lora",),
+    ),
+)
+
+
+def by_slug(slug: str) -> Section:
+    for section in SECTIONS:
+        if section.slug == slug:
+            return section
+    raise KeyError(f"no section is called {slug!r}; the sections are listed in {__name__}")
+
+
+def graded_cells(notebook: Path) -> dict[str, float]:
+    """Grade id -> points of every graded cell of ``notebook`` (nbgrader's metadata)."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    points = {}
+    for cell in cells:
+        grading = cell.get("metadata", {}).get("nbgrader", {})
+        if grading.get("grade"):
+            points[grading["grade_id"]] = grading["points"]
+    return points

@@ -7,6 +7,7 @@ nbgrader assignment; each section notebook in it is one notebook of that assignm
 """
 
 import os
+import re
 import sys
 
 c = get_config()  # noqa: F821 - injected by traitlets when nbgrader loads this file
@@ -40,7 +41,7 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades)
 
-from grading.execution import GuardedExecute  # noqa: E402
+from grading.execution import INTEGRITY_MARKER, GuardedExecute  # noqa: E402
 
 c.Autograde.autograde_preprocessors = [
     GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
@@ -69,7 +70,7 @@ c.OverwriteCells.add_missing_cells = True
 # write when they detect tampering (see seqbook/checks/integrity.py). An exception still
 # produces an `error` output, which this preprocessor never touches.
 c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = r"^(?![\s\S]*SEQBOOK-INTEGRITY)"
+c.IgnorePattern.pattern = r"^(?![\s\S]*" + re.escape(INTEGRITY_MARKER) + ")"
 
 # Feedback returned to students must not reveal the hidden tests. nbgrader's default
 # feedback renders the autograded notebook, hidden tests included; StripHiddenTests

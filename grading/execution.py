@@ -19,18 +19,23 @@ nbgrader runs a submission cell after cell in a fresh kernel and stops a cell af
 
 * ``memory_limit_mb``: the kernel's address space is capped (``RLIMIT_AS``, inherited
   by any process it starts), so an allocation beyond it fails with ``MemoryError`` in
-  that cell instead of exhausting the machine;
+  that cell instead of exhausting the machine. :class:`grading.kernel.KernelProcess`
+  applies it and reads it back (under the sandbox it is set when the kernel starts);
+  where it cannot be applied (not Linux, a kernel that is no process of this machine)
+  the log warns, and ``memory_limit_required = True`` refuses to grade instead;
 * ``notebook_timeout``: a budget for the whole notebook;
 * after a cell times out and the interrupt does not bring the kernel back within
-  ``iopub_timeout`` seconds, the kernel is stopped;
+  ``iopub_timeout`` seconds, the kernel is stopped (killed with what it started, through
+  :class:`grading.kernel.KernelProcess`);
 * when the kernel is dead, stopped or over budget, every remaining code cell gets an
   error output saying why it was not run. Test cells that did run keep their scores;
   the ones that did not score 0 (an error output is how nbgrader marks a failed test
   cell -- a cell left without outputs would count as *passed*);
 * ``max_output_chars``: each cell keeps at most this many characters of output; the
   rest is dropped while it arrives, with one notice. Error outputs and the integrity
-  lines of ``seqbook.checks`` (``SEQBOOK-INTEGRITY``) are always kept, so flooding the
-  output cannot hide a failure or tampering;
+  lines of ``seqbook.checks`` (:data:`INTEGRITY_MARKER`, ``SEQBOOK-INTEGRITY``, defined
+  once in ``seqbook/grading_protocol.py``) are always kept, so flooding the output cannot
+  hide a failure or tampering;
 * ``preamble``: code run in the kernel before the first cell. It imports
   ``seqbook.checks``, which records the untouched state of the comparison functions,
   builtins and trace hooks, so that a submission cannot tamper *before* the checks are
@@ -59,24 +64,47 @@ so it shows in the autograded notebook, in the feedback and in ``grep``.
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
+import sys
 import time
-
-try:  # POSIX only; elsewhere the memory limit is skipped with a warning
-    import resource
-except ImportError:  # pragma: no cover - Windows
-    resource = None
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Enum, Integer, Unicode
+from traitlets import Bool, Enum, Integer, Unicode
 
 from grading import sandbox as sandboxing
+from grading.kernel import KernelProcess
+
+
+def _grading_protocol():
+    """``seqbook/grading_protocol.py``, run from its file alone.
+
+    ``import seqbook.grading_protocol`` would first run ``seqbook/__init__.py``, which
+    imports torch (a second or more, and hundreds of MB, in every grading process); the
+    module imports nothing, so it runs the same by itself. ``find_spec`` of a top-level
+    name only locates the package, it does not import it.
+    """
+    if "seqbook.grading_protocol" in sys.modules:
+        return sys.modules["seqbook.grading_protocol"]
+    package = importlib.util.find_spec("seqbook")
+    folders = package.submodule_search_locations if package is not None else None
+    for folder in folders or []:
+        path = os.path.join(folder, "grading_protocol.py")
+        if os.path.isfile(path):
+            spec = importlib.util.spec_from_file_location("_seqbook_grading_protocol", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise ImportError("grading needs the seqbook package's grading_protocol.py "
+                      "(`pip install -e .` in the course directory)")
+
 
 NOT_RUN = "NotRun"
 GRADING_METADATA = "seqbook_grading"  # notebook metadata: how the notebook was graded
 OUTPUT_LIMIT_NOTICE = "[grading: further output of this cell was dropped]"
-INTEGRITY_MARKER = "SEQBOOK-INTEGRITY"
+INTEGRITY_MARKER = _grading_protocol().INTEGRITY_MARKER  # what seqbook.checks writes
 
 
 # Evaluated in the kernel: (module.name, id) of every callable of every loaded seqbook
@@ -107,6 +135,11 @@ class GuardedExecute(Execute):
         8192,
         help="Address-space limit of the kernel in MiB (0: none). Virtual memory counts, "
              "not only memory in use: leave room above the heaviest notebook.",
+    ).tag(config=True)
+
+    memory_limit_required = Bool(
+        False, help="Refuse to grade (raise) when the memory limit cannot be applied to the "
+                    "kernel, instead of grading without it after a warning in the log.",
     ).tag(config=True)
 
     notebook_timeout = Integer(
@@ -195,16 +228,7 @@ class GuardedExecute(Execute):
 
     def _prepare_kernel(self) -> None:
         self._prepared = True
-        pid = getattr(self.km.provisioner, "pid", None) if self.km is not None else None
-        if isinstance(self.km, sandboxing.SandboxedKernelManager):
-            pid = None  # the limit was set when the sandbox started
-        if self.memory_limit_mb and pid is not None:
-            if resource is None or not hasattr(resource, "prlimit"):  # prlimit: Linux only
-                self.log.warning("GuardedExecute: no memory limit on this system; limit "
-                                 "memory with the container or set memory_limit_mb = 0")
-            else:
-                limit = self.memory_limit_mb * 1024 * 1024
-                resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+        self._kernel_process().limit_address_space(self.memory_limit_mb)
         self._fingerprint = None
         if self.preamble.strip():
             reply = self._run_silently(self.preamble)
@@ -261,12 +285,12 @@ class GuardedExecute(Execute):
             cell.outputs.append(error_output(
                 "IntegrityError", f"{INTEGRITY_MARKER}: {problem}. This test cell gives no credit."))
 
+    def _kernel_process(self) -> KernelProcess:
+        return KernelProcess(self.km, self.log, strict=self.memory_limit_required,
+                             label="GuardedExecute")
+
     def _stop_kernel(self) -> None:
-        if self.km is not None and self.km.has_kernel:
-            try:
-                self.km.provisioner.process.kill()
-            except (AttributeError, ProcessLookupError, OSError):
-                pass
+        self._kernel_process().stop()
 
     # -- output ----------------------------------------------------------------------
     def output(self, outs, msg, display_id, cell_index):

@@ -27,10 +27,9 @@ import sys
 from typing import Any
 
 from seqbook.checks.core import CheckFailure
+from seqbook.grading_protocol import INTEGRITY_MARKER as MARKER
 
 __all__ = ["IntegrityError", "MARKER", "verify"]
-
-MARKER = "SEQBOOK-INTEGRITY"
 
 _COMPARISONS = [
     "torch.allclose",

@@ -35,7 +35,7 @@ $(STAMP): requirements.txt pyproject.toml
 # dependency can swap it for a CUDA build).
 OLDEST_VENV ?= .venv-oldest
 PART5_TESTS := tests/test_fine_tuning.py tests/test_lora.py tests/test_sentiment_pretrained.py \
-	tests/test_checks_fine_tuning.py tests/test_checks_lora.py
+	tests/test_checks_fine_tuning.py tests/test_checks_parameter_efficient_fine_tuning.py
 PART5_NOTEBOOKS := solutions/pretraining/fine_tuning.ipynb \
 	solutions/pretraining/parameter_efficient_fine_tuning.ipynb
 

@@ -2,7 +2,7 @@
 
 myst-nb renders a notebook's PNG outputs as images with no alt text, so the HTML writer
 falls back to the file's path (``../../_images/3f2a….png``), which is what a screen reader
-would read out. ``seqbook.plotting.use_book_style()`` (called in every section's set-up
+would read out. ``seqbook.book.plotting.use_book_style()`` (called in every section's set-up
 cell) writes a sentence built from the figure's titles and axis labels into the PNG's
 "Description" text chunk; this extension copies that sentence into the image's ``alt``
 when the document is read. An image that already has alt text keeps it.

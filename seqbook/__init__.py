@@ -1,8 +1,15 @@
 """seqbook: the helper package of the book *Everything Is a Mapping*.
 
-It holds what several sections share: reference implementations that later sections
-reuse (``seqbook.attention``), plotting helpers (``seqbook.plotting``), the exercise
-checks that test cells call (``seqbook.checks``) and run-time helpers re-exported here.
+Laid out by role:
+
+* ``seqbook.models`` -- reference models, the code each section builds;
+* ``seqbook.data`` -- the corpus and generated data sets and tasks;
+* ``seqbook.train`` -- the training loop, fine-tuning, experiments;
+* ``seqbook.text`` -- vocabularies, decoding, metrics;
+* ``seqbook.book`` -- the section registry, claims, plotting, measuring;
+* ``seqbook.checks`` -- the exercise checks that the test cells call;
+
+and the run-time helpers re-exported here (seeds, generators, the device).
 """
 
 from seqbook import _moved

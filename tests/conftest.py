@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-# tools/ is not a package that gets installed; tests import it from the checkout.
-sys.path.insert(0, str(REPO / "tools"))
 # nbgrader runs `alembic` in a subprocess: the environment's bin/ must be on PATH.
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("MPLBACKEND", "Agg")

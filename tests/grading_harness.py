@@ -4,12 +4,14 @@ gradebook.
 
 A section's test module describes its exercises in a :class:`Section` and gets the
 standard round trip (solution = full marks, blank = 0, one bug = exactly that exercise's
-points lost) from :func:`round_trip_tests`::
+points lost) from :class:`RoundTrip`::
 
     SECTION = Section.of("scaled_dot_product_attention",
                          wrong={"sdpa-causal-mask": "def causal_mask(size): ...", ...})
     course = course_fixture(SECTION)
-    globals().update(round_trip_tests(SECTION))
+
+    class TestRoundTrip(RoundTrip):
+        section = SECTION
 
 The round trip also does what nbval did for the section's two notebooks (so `make test`
 executes each of them once, not once more under nbval): the solution is graded under the
@@ -32,7 +34,8 @@ import pytest
 from conftest import REPO
 
 import regenerate_chapters
-from seqbook import sections
+from grading.notebook_cells import cell_with_id, solution_code
+from seqbook.book import sections
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Section:
 
     @classmethod
     def of(cls, slug: str, wrong: dict[str, str]) -> Section:
-        """The section called ``slug`` in seqbook.sections: its test cells and their
+        """The section called ``slug`` in seqbook.book.sections: its test cells and their
         points read from the solution notebook (test cell ``<id>-tests`` checks the
         answer cell ``<id>``), with the wrong answers of the test module."""
         section = sections.by_slug(slug)
@@ -72,9 +75,8 @@ class Section:
         return nbformat.read(self.student_path, as_version=4)
 
     def solution_code(self, grade_id: str) -> str:
-        cell = cell_with_id(nbformat.read(self.solution_path, as_version=4), grade_id)
-        return "\n".join(line for line in cell.source.splitlines()
-                         if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+        return solution_code(cell_with_id(nbformat.read(self.solution_path, as_version=4),
+                                          grade_id))
 
     def answered(self, wrong: tuple[str, ...] = (), prefix: str = "") -> nbformat.NotebookNode:
         """The student version with every exercise answered, those in ``wrong`` wrongly."""
@@ -93,13 +95,6 @@ class Course:
     root: Path
     db_url: str
     api: object
-
-
-def cell_with_id(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
-    for cell in notebook.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-            return cell
-    raise KeyError(grade_id)
 
 
 def course_fixture(section: Section, **settings: dict[str, object]) -> Callable:
@@ -152,7 +147,7 @@ def assert_cells_ran(section: Section, course: Course, student: str,
                      submitted: nbformat.NotebookNode) -> None:
     """Every cell of ``student``'s autograded notebook ran without an error, except the
     cells tagged ``raises-exception`` in the notebook that was submitted (nbval's rule
-    under ``--nbval-lax``). A failed claim (seqbook.claims) is such an error."""
+    under ``--nbval-lax``). A failed claim (seqbook.book.claims) is such an error."""
     graded = nbformat.read(course.root / "autograded" / student / section.assignment
                            / f"{section.notebook}.ipynb", as_version=4)
     assert len(graded.cells) == len(submitted.cells), "autograding changed the cell count"
@@ -169,10 +164,26 @@ def assert_cells_ran(section: Section, course: Course, student: str,
                           + "\n\n".join(failures))
 
 
-def round_trip_tests(section: Section) -> dict[str, Callable]:
-    """The standard round trip as test functions, to put in a test module's globals."""
+class RoundTrip:
+    """The standard round trip of a section, as a test class to subclass::
 
-    def test_solution_scores_full_marks(course, monkeypatch):
+        class TestRoundTrip(RoundTrip):
+            section = SECTION
+
+    next to a module-level ``course = course_fixture(SECTION)``: the solution scores full
+    marks (graded under the second CPU kernel), the blank student version 0, and one
+    wrong answer loses exactly its exercise's points; the first two also check that
+    every cell ran as nbval would.
+    """
+
+    section: Section
+
+    def pytest_generate_tests(self, metafunc):
+        if "test_id" in metafunc.fixturenames:
+            metafunc.parametrize("test_id", sorted(self.section.points))
+
+    def test_solution_scores_full_marks(self, course, monkeypatch):
+        section = self.section
         capability = os.environ.get("SEQBOOK_SOLUTIONS_CPU_CAPABILITY", "").strip()
         if capability:  # the kernel (sandboxed or not) inherits it from the grader
             monkeypatch.setenv("ATEN_CPU_CAPABILITY", capability)
@@ -181,23 +192,18 @@ def round_trip_tests(section: Section) -> dict[str, Callable]:
         assert_cells_ran(section, course, "solution",
                          nbformat.read(section.solution_path, as_version=4))
 
-    def test_unanswered_student_version_scores_zero(course):
+    def test_unanswered_student_version_scores_zero(self, course):
+        section = self.section
         blank = section.student_version()
         assert autograde(section, course, "blank", blank) \
             == section.full_marks_except(*section.points)
         assert_cells_ran(section, course, "blank", blank)
 
-    @pytest.mark.parametrize("test_id", sorted(section.points))
-    def test_one_buggy_exercise_loses_exactly_its_points(course, test_id):
+    def test_one_buggy_exercise_loses_exactly_its_points(self, course, test_id):
+        section = self.section
         notebook = section.answered(wrong=(section.answers[test_id],))
         assert autograde(section, course, f"buggy-{test_id}", notebook) \
             == section.full_marks_except(test_id)
-
-    return {
-        "test_solution_scores_full_marks": test_solution_scores_full_marks,
-        "test_unanswered_student_version_scores_zero": test_unanswered_student_version_scores_zero,
-        "test_one_buggy_exercise_loses_exactly_its_points": test_one_buggy_exercise_loses_exactly_its_points,
-    }
 
 
 def printed_report(path: Path, prefix: str) -> dict:

@@ -1,4 +1,4 @@
-"""The reference implementations in seqbook.attention, against PyTorch and properties."""
+"""The reference implementations in seqbook.models.attention, against PyTorch and properties."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook.attention import causal_mask, padding_mask, scaled_dot_product_attention
+from seqbook.models.attention import causal_mask, padding_mask, scaled_dot_product_attention
 
 
 def random_qkv(*batch, t_q=5, t_k=7, d_k=8, d_v=3, dtype=torch.float32, seed=0):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook import attention as reference
+from seqbook.models import attention as reference
 from seqbook import checks
 from seqbook.checks import CheckFailure, ForbiddenCall, IntegrityError, forbid_calls
 
@@ -235,7 +235,7 @@ def test_builtin_is_forbidden_through_an_alias():
 
 def test_reference_is_forbidden_through_an_alias():
     captured = reference.scaled_dot_product_attention
-    with pytest.raises(ForbiddenCall, match="seqbook.attention.scaled_dot_product_attention"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.attention.scaled_dot_product_attention"):
         checks.check_attention(lambda q, k, v, mask=None: captured(q, k, v, mask))
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook import convolution as reference
+from seqbook.models import convolutions as reference
 from seqbook.checks import CheckFailure, ForbiddenCall
 from seqbook.checks import convolutions as conv_checks
 
@@ -175,7 +175,7 @@ def test_bad_layers_get_clear_messages(answer, message):
 
 
 def test_the_reference_layer_is_refused():
-    with pytest.raises(ForbiddenCall, match="seqbook.convolution.CausalConv1d"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.convolutions.CausalConv1d"):
         conv_checks.check_causal_conv1d(reference.CausalConv1d)
 
     class Subclass(reference.CausalConv1d):

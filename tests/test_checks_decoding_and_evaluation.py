@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 import torch
 
-from seqbook import decoding, metrics
+from seqbook.text import decoding
+from seqbook.text import metrics
 from seqbook.checks import decoding_and_evaluation as dec_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
@@ -20,7 +21,7 @@ sacrebleu = pytest.importorskip("sacrebleu")
 
 
 # ------------------------------------------------------------------- beam search
-# Written independently of seqbook.decoding (forbidden while answers run).
+# Written independently of seqbook.text.decoding (forbidden while answers run).
 def make_beam(mistake=None):
     def beam_search(next_log_probs, bos_id, eos_id, beam_size, max_len, alpha=1.0):
         beam = [(0.0, [])]

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
-from seqbook import transformer as reference
+from seqbook.models import transformer as reference
 from seqbook.checks import CheckFailure, ForbiddenCall
 from seqbook.checks import feed_forward_networks as ffn_checks
 
@@ -20,7 +20,7 @@ check_feed_forward = ffn_checks.check_feed_forward
 check_layer_parameters = ffn_checks.check_transformer_layer_parameters
 
 # ------------------------------------------------------------ FeedForward answers
-# Written out independently of seqbook.transformer.
+# Written out independently of seqbook.models.transformer.
 
 
 def ffn_variant(order="up-act-drop-down", activation_of=None, gelu="exact",
@@ -264,7 +264,7 @@ def counting_by_alias(dim, num_heads, hidden_dim, bias=True, decoder=False):
 
 
 def counting_by_reference(dim, num_heads, hidden_dim, bias=True, decoder=False):
-    from seqbook import counting
+    from seqbook.models import counting
 
     return counting.transformer_layer_parameters(dim, num_heads, hidden_dim, bias, decoder)
 
@@ -328,7 +328,7 @@ def test_count_stub_and_none_are_explained():
 def test_count_variants_never_match_the_right_answer():
     # A diagnosis is only given when the wrong count differs from the right one; check
     # that no variant coincides with the truth at typical sizes (it would be ignored).
-    from seqbook import counting
+    from seqbook.models import counting
 
     for dim, heads, hidden in [(16, 4, 64), (24, 3, 7), (64, 8, 256)]:
         for bias in (True, False):

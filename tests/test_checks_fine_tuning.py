@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
-from seqbook import fine_tuning as reference
+from seqbook.train import fine_tuning as reference
 from seqbook.checks import CheckFailure, ForbiddenCall, IntegrityError
 from seqbook.checks import fine_tuning as ft_checks
 

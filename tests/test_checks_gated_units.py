@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import pytest
 
-from seqbook import gated as reference
+from seqbook.models import gated_units as reference
 from seqbook.checks import gated_units as gated_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
@@ -17,7 +17,7 @@ check_gru_cell = gated_checks.check_gru_cell
 
 
 # ------------------------------------------------------------ answers, right and wrong
-# Written out independently of seqbook.gated (which is forbidden while answers run).
+# Written out independently of seqbook.models.gated_units (which is forbidden while answers run).
 
 
 def lstm_answer(order="ifgo", tanh_gates="g", cell="f*c+i*g", output="o*tanh(c_new)",
@@ -294,11 +294,11 @@ def test_full_sequence_modules_are_forbidden():
 
 def test_reference_is_forbidden_directly_and_through_aliases():
     captured_lstm, captured_gru = reference.lstm_cell, reference.gru_cell
-    with pytest.raises(ForbiddenCall, match="seqbook.gated.lstm_cell"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.gated_units.lstm_cell"):
         check_lstm_cell(reference.lstm_cell)
-    with pytest.raises(ForbiddenCall, match="seqbook.gated.lstm_cell"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.gated_units.lstm_cell"):
         check_lstm_cell(lambda *args: captured_lstm(*args))
-    with pytest.raises(ForbiddenCall, match="seqbook.gated.gru_cell"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.gated_units.gru_cell"):
         check_gru_cell(lambda *args: captured_gru(*args))
     cell_class = reference.LSTMCell
 

@@ -11,7 +11,8 @@ import nbformat
 import pytest
 from conftest import REPO
 
-from seqbook import ngram, vocab
+from seqbook.models import ngram
+from seqbook.text import vocab
 from seqbook.checks import CheckFailure, ForbiddenCall, IntegrityError
 from seqbook.checks import language_models as lm_checks
 
@@ -265,27 +266,27 @@ def test_stubs_and_non_functions_get_friendly_messages():
 # ------------------------------------------------------------------ forbidden calls
 
 def test_vocabulary_references_are_forbidden():
-    with pytest.raises(ForbiddenCall, match="seqbook.vocab.build_vocabulary"):
+    with pytest.raises(ForbiddenCall, match="seqbook.text.vocab.build_vocabulary"):
         lm_checks.check_build_vocabulary(vocab.build_vocabulary)
     with pytest.raises(ForbiddenCall, match="not allowed"):
         lm_checks.check_build_vocabulary(
             lambda tokens, min_freq=1, specials=("<pad>", "<unk>"):
             vocab.Vocabulary(tokens, min_freq, specials).itos)
     alias = vocab.Vocabulary  # captured before the guard: its __init__ is still caught
-    with pytest.raises(ForbiddenCall, match="seqbook.vocab.build_vocabulary"):
+    with pytest.raises(ForbiddenCall, match="seqbook.text.vocab.build_vocabulary"):
         lm_checks.check_build_vocabulary(
             lambda tokens, min_freq=1, specials=("<pad>", "<unk>"):
             alias(tokens, min_freq, specials).itos)
 
 
 def test_ngram_references_are_forbidden_even_through_aliases():
-    with pytest.raises(ForbiddenCall, match="seqbook.ngram.bigram_perplexity"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.ngram.bigram_perplexity"):
         lm_checks.check_bigram_perplexity(ngram.bigram_perplexity)
     model_class = ngram.NGramModel
 
     def uses_the_class(train_ids, test_ids, vocab_size, k=1.0):
         return model_class(2, vocab_size, k).fit(train_ids).perplexity(test_ids)
-    with pytest.raises(ForbiddenCall, match=r"seqbook\.ngram\.NGramModel\.fit"):
+    with pytest.raises(ForbiddenCall, match=r"seqbook\.models\.ngram\.NGramModel\.fit"):
         lm_checks.check_bigram_perplexity(uses_the_class)
 
     def direct(train_ids, test_ids, vocab_size, k=1.0):
@@ -310,39 +311,10 @@ def test_replacing_a_reference_is_detected_and_undone():
     original = vocab.build_vocabulary
     vocab.build_vocabulary = lambda *args, **kwargs: []
     try:
-        with pytest.raises(IntegrityError, match="seqbook.vocab.build_vocabulary` was replaced"):
+        with pytest.raises(IntegrityError, match="seqbook.text.vocab.build_vocabulary` was replaced"):
             lm_checks.check_build_vocabulary(correct_build_vocabulary)
         assert vocab.build_vocabulary is original
     finally:
         vocab.build_vocabulary = original
 
 
-# ------------------------------------------------------------------ one source
-
-def _solution_function(name):
-    """The function ``name`` from the notebook's solution cells, normalised like test_sync."""
-    import ast
-
-    from test_sync import _normalised
-
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            for node in ast.parse(cell.source).body:
-                if isinstance(node, ast.FunctionDef) and node.name == name:
-                    return _normalised(node)
-    raise KeyError(name)
-
-
-@pytest.mark.parametrize("module, name", [(vocab, "build_vocabulary"),
-                                          (ngram, "bigram_perplexity")])
-def test_solutions_are_the_package_references(module, name):
-    # tests/test_sync.py maps a section to one module; this section shares code with two.
-    import ast
-    import inspect
-
-    from test_sync import _normalised
-
-    package = _normalised(ast.parse(inspect.getsource(getattr(module, name))).body[0])
-    assert _solution_function(name) == package, \
-        f"the solution of {name} differs from {module.__name__}.{name}"

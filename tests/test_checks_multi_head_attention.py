@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook import attention as reference
+from seqbook.models import attention as reference
 from seqbook.checks import multi_head_attention as mha_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
@@ -21,7 +21,7 @@ check_multi_head_attention = mha_checks.check_multi_head_attention
 
 
 # ------------------------------------------------------------ split and merge heads
-# Written out independently of seqbook.attention (which is forbidden while answers run).
+# Written out independently of seqbook.models.attention (which is forbidden while answers run).
 
 
 def split_ok(x, num_heads):
@@ -248,7 +248,7 @@ def test_pytorchs_module_and_the_reference_are_refused():
 
     with pytest.raises(ForbiddenCall, match="multi_head_attention_forward"):
         check_multi_head_attention(Functional)
-    with pytest.raises(ForbiddenCall, match="seqbook.attention.MultiHeadAttention"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.attention.MultiHeadAttention"):
         check_multi_head_attention(reference.MultiHeadAttention)
 
     captured = reference.MultiHeadAttention.forward  # an alias taken before the guard

@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook import lora as reference
+from seqbook.models import parameter_efficient_fine_tuning as reference
 from seqbook.checks import parameter_efficient_fine_tuning as lora_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
 
 # ----------------------------------------------------------------- LoRALinear answers
-# Written out independently of seqbook.lora (forbidden while answers run).
+# Written out independently of seqbook.models.parameter_efficient_fine_tuning (forbidden while answers run).
 
 
 def lora_answer(scaling="alpha/r", b_start="zeros", a_start="randn", freeze=True,
@@ -183,7 +183,7 @@ def test_lora_stub_and_bad_input_give_clear_messages():
 def test_lora_reference_is_forbidden():
     with pytest.raises(ForbiddenCall):
         lora_checks.check_lora_linear(LoRASubclass)
-    with pytest.raises(ForbiddenCall, match="seqbook.lora.LoRALinear"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.parameter_efficient_fine_tuning.LoRALinear"):
         lora_checks.check_lora_linear(LoRACallsReference)
 
 
@@ -273,7 +273,7 @@ def test_mean_pool_in_place_stub_and_forbidden():
     with pytest.raises(ForbiddenCall):
         lora_checks.check_mean_pool(uses_reference)
 
-    from seqbook.transformer_models import masked_mean_pool
+    from seqbook.models.transformer_from_blocks import masked_mean_pool
 
     with pytest.raises(ForbiddenCall):
         lora_checks.check_mean_pool(lambda h, m: masked_mean_pool(h, m.bool()))

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqbook import attention, positional
+from seqbook.models import attention
+from seqbook.models import positional_information as positional
 from seqbook.checks import CheckFailure, ForbiddenCall
 from seqbook.checks import positional_information as pos_checks
 

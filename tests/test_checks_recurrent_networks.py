@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
-from seqbook import rnn as reference
+from seqbook.models import recurrent_networks as reference
 from seqbook.checks import CheckFailure, ForbiddenCall, IntegrityError
 from seqbook.checks import recurrent_networks as rnn_checks
 
@@ -320,7 +320,7 @@ def test_rnn_tanh_cell_through_an_alias_is_forbidden():
 
 
 def test_rnn_reference_is_forbidden_directly_and_through_aliases():
-    with pytest.raises(ForbiddenCall, match="seqbook.rnn.rnn_forward"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.recurrent_networks.rnn_forward"):
         rnn_checks.check_rnn_forward(reference.rnn_forward)
     module_class = reference.RNN
 
@@ -328,14 +328,14 @@ def test_rnn_reference_is_forbidden_directly_and_through_aliases():
         module = module_class(weight_ih.size(1), weight_ih.size(0))
         outputs, h_n = module(inputs, h0[None])
         return outputs, h_n[0]
-    with pytest.raises(ForbiddenCall, match="seqbook.rnn"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.recurrent_networks"):
         rnn_checks.check_rnn_forward(with_book_module)
 
 
 @pytest.mark.parametrize("path", ["torch.nn.utils.clip_grad_norm_",
                                   "torch.nn.utils.clip_grad.clip_grad_norm_",
                                   "torch.nn.utils.clip_grad_norm",
-                                  "seqbook.rnn.clip_grad_norm"])
+                                  "seqbook.models.recurrent_networks.clip_grad_norm"])
 def test_clipping_builtins_are_forbidden(path):
     module_name, _, name = path.rpartition(".")
     fn = getattr(sys.modules[module_name], name)  # captured before the guard starts
@@ -427,7 +427,7 @@ def test_replaced_reference_is_detected_and_restored(monkeypatch):
     monkeypatch.setattr(integrity, "_stderr", io.StringIO())
     original = reference.rnn_forward
     reference.rnn_forward = lambda *args: args[0]
-    with pytest.raises(IntegrityError, match="seqbook.rnn.rnn_forward` was replaced"):
+    with pytest.raises(IntegrityError, match="seqbook.models.recurrent_networks.rnn_forward` was replaced"):
         rnn_checks.check_rnn_forward(correct_rnn)
     assert reference.rnn_forward is original
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook import transformer as reference
+from seqbook.models import transformer as reference
 from seqbook.checks import residual_connections_and_layer_norm as ln_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
 
 # ------------------------------------------------------------- layer norm answers
-# Written out independently of seqbook.transformer (forbidden while answers run).
+# Written out independently of seqbook.models.transformer (forbidden while answers run).
 
 
 def layer_norm_answer(variance="biased", epsilon="inside", axis=-1, affine="w*x+b",
@@ -121,7 +121,7 @@ def test_layer_norm_without_eps_is_caught():
 def test_layer_norm_builtins_and_reference_are_refused():
     with pytest.raises(ForbiddenCall, match="layer_norm"):
         ln_checks.check_layer_norm(LayerNormBuiltin)
-    with pytest.raises(ForbiddenCall, match="seqbook.transformer.LayerNorm"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.transformer.LayerNorm"):
         ln_checks.check_layer_norm(reference.LayerNorm)
     with pytest.raises(ForbiddenCall):
         ln_checks.check_layer_norm(nn.LayerNorm)
@@ -141,7 +141,7 @@ def test_layer_norm_builtins_and_reference_are_refused():
             helper.weight, helper.bias, helper.eps = self.weight, self.bias, self.eps
             return type(helper).forward(helper, x)
 
-    with pytest.raises(ForbiddenCall, match="seqbook.transformer.LayerNorm"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.transformer.LayerNorm"):
         ln_checks.check_layer_norm(Wrapper)
 
 
@@ -231,7 +231,7 @@ def test_block_mistakes_are_named(kind, words, hidden):
 def test_block_stub_reference_and_bad_input():
     with pytest.raises(CheckFailure, match="NotImplementedError"):
         ln_checks.check_pre_ln_block(block_answer("stub"))
-    with pytest.raises(ForbiddenCall, match="seqbook.transformer.pre_ln_block"):
+    with pytest.raises(ForbiddenCall, match="seqbook.models.transformer.pre_ln_block"):
         ln_checks.check_pre_ln_block(reference.pre_ln_block)
     with pytest.raises(CheckFailure, match="None"):
         ln_checks.check_pre_ln_block(lambda *args: None)
@@ -244,7 +244,7 @@ def test_rounding_in_a_correct_answer_is_never_named_a_mistake():
     # from nn.LayerNorm by rounding, and the diagnosis called it "eps ignored" (with eps
     # at its default, that variant *is* the right answer).
     from seqbook.checks import residual_connections_and_layer_norm as module
-    from seqbook.transformer import LayerNorm as Reference
+    from seqbook.models.transformer import LayerNorm as Reference
 
     generator = torch.Generator().manual_seed(0)
     for _ in range(300):

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
-from seqbook import seq2seq as reference
+from seqbook.models import seq2seq_attention as reference
 from seqbook.checks import CheckFailure, ForbiddenCall
 from seqbook.checks import seq2seq_attention as s2s_checks
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
-from seqbook import kernel_regression as reference
+from seqbook.models import soft_lookup as reference
 from seqbook.checks import CheckFailure, ForbiddenCall, IntegrityError
 from seqbook.checks import soft_lookup as lookup_checks
 

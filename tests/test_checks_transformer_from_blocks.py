@@ -17,7 +17,7 @@ check_pool = tfm_checks.check_masked_mean_pool
 
 
 # ---------------------------------------------------------------- loss answers
-# Written out independently of seqbook.transformer_models (forbidden while answers run).
+# Written out independently of seqbook.models.transformer_from_blocks (forbidden while answers run).
 
 
 def loss_flatten(logits, tokens, pad_id=None):
@@ -101,7 +101,7 @@ def test_loss_mistakes_are_named(kind, words):
 
 
 def test_loss_reference_is_forbidden():
-    from seqbook import transformer_models
+    from seqbook.models import transformer_from_blocks as transformer_models
 
     def cheat(logits, tokens, pad_id=None):
         return transformer_models.causal_lm_loss(logits, tokens, pad_id)
@@ -187,7 +187,7 @@ def test_pool_mistakes_are_named(kind, words, hidden_too):
 
 
 def test_pool_reference_is_forbidden():
-    from seqbook import transformer_models
+    from seqbook.models import transformer_from_blocks as transformer_models
 
     with pytest.raises(ForbiddenCall):
         check_pool(lambda h, m: transformer_models.masked_mean_pool(h, m))

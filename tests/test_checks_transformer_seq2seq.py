@@ -17,7 +17,7 @@ check_loss = ed_checks.check_label_smoothed_cross_entropy
 
 
 # ------------------------------------------------------------------------ masks
-# Written out independently of seqbook.seq2seq_transformer (forbidden while answers run).
+# Written out independently of seqbook.models.transformer_seq2seq (forbidden while answers run).
 
 
 def masks_full(source, target, pad_id):
@@ -112,7 +112,7 @@ def test_masks_stub_and_wrong_return():
 
 
 def test_masks_reference_is_forbidden():
-    from seqbook.seq2seq_transformer import seq2seq_masks
+    from seqbook.models.transformer_seq2seq import seq2seq_masks
     with pytest.raises(ForbiddenCall):
         check_masks(lambda s, t, p: seq2seq_masks(s, t, p))
 
@@ -200,7 +200,7 @@ def test_builtin_losses_are_forbidden(forbidden):
 
 
 def test_loss_reference_is_forbidden():
-    from seqbook.seq2seq_transformer import label_smoothed_cross_entropy
+    from seqbook.models.transformer_seq2seq import label_smoothed_cross_entropy
     with pytest.raises(ForbiddenCall):
         check_loss(lambda x, t, s, i: label_smoothed_cross_entropy(x, t, s, i))
 

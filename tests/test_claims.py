@@ -1,12 +1,12 @@
-"""seqbook.claims: a claim fails with a sentence, and records itself when asked to."""
+"""seqbook.book.claims: a claim fails with a sentence, and records itself when asked to."""
 
 import json
 
 import pytest
 import torch
 
-from seqbook import claims
-from seqbook.claims import ClaimError, expect, expect_all
+from seqbook.book import claims
+from seqbook.book.claims import ClaimError, expect, expect_all
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import REPO, chapter_notebooks, solution_notebooks
 
-from seqbook.sections import PARTS, SECTIONS
+from seqbook.book.sections import PARTS, SECTIONS
 
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
@@ -64,17 +64,17 @@ def test_every_toc_entry_exists_and_every_chapter_is_listed():
 
 
 def test_the_section_registry_is_the_table_of_contents():
-    """seqbook.sections lists every section notebook, in the order of _toc.yml, and each
+    """seqbook.book.sections lists every section notebook, in the order of _toc.yml, and each
     section's one name names its notebooks and its check module."""
     sections = [name.removeprefix("chapters/") for name in toc_files()
                 if name.startswith("chapters/")]
     assert [section.notebook for section in SECTIONS] == sections, (
-        "seqbook/sections.py and _toc.yml list different sections or orders")
+        "seqbook/book/sections.py and _toc.yml list different sections or orders")
     assert [section.part for section in SECTIONS] == sorted(
         (s.part for s in SECTIONS), key=PARTS.index), "a part's sections are not together"
     solutions = {str(p.relative_to(REPO / "solutions").with_suffix(""))
                  for p in solution_notebooks()}
-    assert solutions == set(sections), "solutions/ and seqbook.sections disagree"
+    assert solutions == set(sections), "solutions/ and seqbook.book.sections disagree"
     assert len({s.prefix for s in SECTIONS}) == len(SECTIONS), "two sections share a prefix"
     for section in SECTIONS:
         module = REPO / (section.check_module.replace(".", "/") + ".py")

@@ -1,6 +1,6 @@
 """The language-model corpus is one text on every supported Python (issue: one corpus).
 
-``seqbook.corpus`` reads a frozen snapshot of Python 3.11's help topics; these tests pin
+``seqbook.data.corpus`` reads a frozen snapshot of Python 3.11's help topics; these tests pin
 its hash and show that Python 3.10-3.13 (where pyenv has them) read the same corpus.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from seqbook import corpus
+from seqbook.data import corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = ROOT / "seqbook" / "data" / "python_help_topics.json.gz"
@@ -75,6 +75,6 @@ def test_every_supported_python_reads_the_same_corpus(version):
     python = sys.executable if sys.version.startswith(version + ".") else _interpreter(version)
     if python is None:
         pytest.skip(f"no Python {version} on this machine")
-    result = subprocess.run([python, "-c", _PRINT_HASH, str(ROOT / "seqbook" / "corpus.py")],
+    result = subprocess.run([python, "-c", _PRINT_HASH, str(ROOT / "seqbook" / "data" / "corpus.py")],
                             capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == CORPUS_SHA256

@@ -1,4 +1,4 @@
-"""seqbook.counting against the layers PyTorch builds and the FLOPs it counts."""
+"""seqbook.models.counting against the layers PyTorch builds and the FLOPs it counts."""
 
 import itertools
 
@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from seqbook import counting
-from seqbook.transformer import FeedForward, SwiGLUFeedForward
+from seqbook.models import counting
+from seqbook.models.transformer import FeedForward, SwiGLUFeedForward
 
 
 def numel(module: nn.Module) -> int:

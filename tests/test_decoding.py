@@ -1,4 +1,4 @@
-"""seqbook.decoding: greedy, beam search (against an exhaustive search), sampling and
+"""seqbook.text.decoding: greedy, beam search (against an exhaustive search), sampling and
 the distribution reshaping, and the model adapters (cached scorers against a full
 recomputation)."""
 
@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from seqbook import decoding
+from seqbook.text import decoding
 from seqbook.checks.decoding_and_evaluation import TableScorer
 
 
@@ -95,7 +95,8 @@ def test_sampling_is_seeded_and_follows_the_distribution():
 
 
 def test_model_scorers_match_full_recomputation():
-    from seqbook import seq2seq, seq2seq_transformer
+    from seqbook.models import seq2seq_attention as seq2seq
+    from seqbook.models import transformer_seq2seq as seq2seq_transformer
     from seqbook.data.scan import scan_examples
 
     vocab = seq2seq.date_vocabulary()

@@ -1,12 +1,12 @@
-"""seqbook.depth_experiments: the stacks, statistics, gradient norms, the counting task
+"""seqbook.train.depth_experiments: the stacks, statistics, gradient norms, the counting task
 and the warm-up schedule of the section "Residual connections and layer
 normalisation"."""
 
 import pytest
 import torch
 
-from seqbook import depth_experiments as depth
-from seqbook.transformer import LayerNorm
+from seqbook.train import depth_experiments as depth
+from seqbook.models.transformer import LayerNorm
 
 
 @pytest.mark.parametrize("variant", depth.VARIANTS)

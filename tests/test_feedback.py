@@ -26,7 +26,6 @@ import pytest
 from conftest import REPO
 from grading_harness import Section, autograde, cell_with_id, course_fixture
 
-sys.path.insert(0, str(REPO))
 from grading.feedback import BEGIN, END, PLACEHOLDER, split_hidden  # noqa: E402
 
 SECTION = Section.of(

@@ -1,10 +1,9 @@
-"""Figures get alt text from their own titles: seqbook.plotting writes it, _ext reads it."""
+"""Figures get alt text from their own titles: seqbook.book.plotting writes it, _ext reads it."""
 
 from __future__ import annotations
 
 import base64
 import io
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,9 +13,8 @@ from nbclient import NotebookClient
 from PIL import Image
 
 from conftest import REPO
-from seqbook import plotting
+from seqbook.book import plotting
 
-sys.path.insert(0, str(REPO / "_ext"))
 import figure_alt  # noqa: E402  (the book's Sphinx extension, from _ext/)
 
 

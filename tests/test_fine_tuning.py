@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook import fine_tuning as ft
+from seqbook.train import fine_tuning as ft
 
 transformers = pytest.importorskip("transformers")
 
@@ -216,7 +216,7 @@ def test_predict_and_count_parameters():
 
 
 def test_minilm_pipeline_on_a_few_sentences():
-    from seqbook import pretrained
+    from seqbook.models import pretrained
 
     tokenizer = pretrained.load_tokenizer()
     model = pretrained.load_classifier(num_labels=2, seed=0)

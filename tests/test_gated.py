@@ -1,5 +1,5 @@
-"""seqbook.gated (LSTM and GRU cells from primitives) against PyTorch, and the long-gap
-memory task of seqbook.memory_task."""
+"""seqbook.models.gated_units (LSTM and GRU cells from primitives) against PyTorch, and the long-gap
+memory task of seqbook.data.memory_task."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook.gated import GRUCell, LSTMCell, gru_cell, lstm_cell
-from seqbook.memory_task import (
+from seqbook.models.gated_units import GRUCell, LSTMCell, gru_cell, lstm_cell
+from seqbook.data.memory_task import (
     MemoryClassifier,
     memory_accuracy,
     memory_batch,
@@ -220,17 +220,17 @@ def test_an_lstm_learns_a_short_gap_and_stops_early():
     assert not model.training  # left in evaluation mode
 
 
-def test_cells_are_exposed_by_seqbook_rnn_with_one_line_equality():
+def test_cell_modules_equal_torch_with_copied_weights():
     import torch
 
-    from seqbook import rnn
+    from seqbook.models import gated_units
 
-    lstm, torch_lstm = rnn.LSTMCell(3, 5), torch.nn.LSTMCell(3, 5)
+    lstm, torch_lstm = gated_units.LSTMCell(3, 5), torch.nn.LSTMCell(3, 5)
     lstm.load_state_dict(torch_lstm.state_dict())
     x = torch.randn(4, 3)
     for ours, theirs in zip(lstm(x), torch_lstm(x)):
         torch.testing.assert_close(ours, theirs)
-    gru, torch_gru = rnn.GRUCell(3, 5), torch.nn.GRUCell(3, 5)
+    gru, torch_gru = gated_units.GRUCell(3, 5), torch.nn.GRUCell(3, 5)
     gru.load_state_dict(torch_gru.state_dict())
     torch.testing.assert_close(gru(x), torch_gru(x))
 

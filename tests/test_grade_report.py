@@ -4,12 +4,10 @@ from a small SQLite gradebook filled through nbgrader's own API (no notebooks ru
 from __future__ import annotations
 
 import csv
-import sys
 
 import pytest
 from conftest import REPO
 
-sys.path.insert(0, str(REPO))
 from grading import report  # noqa: E402
 
 COURSE = "everything-is-a-mapping"

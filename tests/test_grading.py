@@ -11,7 +11,7 @@ In a temporary course directory (nbgrader's own API, a real sqlite gradebook):
 
 from __future__ import annotations
 
-from grading_harness import Section, autograde, cell_with_id, course_fixture, round_trip_tests
+from grading_harness import Section, autograde, cell_with_id, course_fixture, RoundTrip
 
 SECTION = Section.of(
     "scaled_dot_product_attention",
@@ -39,7 +39,8 @@ SECTION = Section.of(
 ALL_ANSWERS = tuple(SECTION.answers.values())
 
 course = course_fixture(SECTION)
-globals().update(round_trip_tests(SECTION))
+class TestRoundTrip(RoundTrip):
+    section = SECTION
 
 SWALLOW_EXCEPTIONS = '''
 def _wrap_in_try(lines):

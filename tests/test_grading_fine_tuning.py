@@ -5,7 +5,7 @@ the whole notebook, MiniLM's fine-tuning included."""
 
 from __future__ import annotations
 
-from grading_harness import Section, course_fixture, round_trip_tests
+from grading_harness import Section, course_fixture, RoundTrip
 
 SECTION = Section.of(
     "fine_tuning",
@@ -62,4 +62,5 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
-globals().update(round_trip_tests(SECTION))
+class TestRoundTrip(RoundTrip):
+    section = SECTION

@@ -241,7 +241,7 @@ BORROWED = {
                  "    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)\n"
                  "    return _fused(query, key, value, attn_mask=mask).nan_to_num(0.0), weights\n"),
     # The book's own reference, under another name.
-    "reference": ("from seqbook.attention import scaled_dot_product_attention as _answer\n\n"
+    "reference": ("from seqbook.models.attention import scaled_dot_product_attention as _answer\n\n"
                   "def scaled_dot_product_attention(query, key, value, mask=None):\n"
                   "    return _answer(query, key, value, mask)\n"),
 }

@@ -21,7 +21,6 @@ from jupyter_client.provisioning import LocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from jupyter_client.utils import run_sync
 
-sys.path.insert(0, str(REPO))  # grading/ is not installed
 from grading import kernel as kernel_module  # noqa: E402
 from grading import sandbox  # noqa: E402
 from grading.execution import GuardedExecute  # noqa: E402

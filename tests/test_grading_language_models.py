@@ -4,7 +4,7 @@ exactly its points (a classic mistake per exercise)."""
 
 from __future__ import annotations
 
-from grading_harness import Section, course_fixture, round_trip_tests
+from grading_harness import Section, course_fixture, RoundTrip
 
 SECTION = Section.of(
     "language_models",
@@ -29,4 +29,5 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
-globals().update(round_trip_tests(SECTION))
+class TestRoundTrip(RoundTrip):
+    section = SECTION

@@ -6,7 +6,7 @@ cost Exercise 2's points."""
 
 from __future__ import annotations
 
-from grading_harness import Section, course_fixture, round_trip_tests
+from grading_harness import Section, course_fixture, RoundTrip
 
 SECTION = Section.of(
     "multi_head_attention",
@@ -50,4 +50,5 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
-globals().update(round_trip_tests(SECTION))
+class TestRoundTrip(RoundTrip):
+    section = SECTION

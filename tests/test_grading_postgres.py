@@ -33,9 +33,8 @@ import pytest
 from conftest import REPO
 from grading_harness import printed_report
 
-sys.path.insert(0, str(REPO))
-import grading_benchmark as bench  # noqa: E402  (tools/ is on sys.path, see conftest)
-from grading import postgres, workers  # noqa: E402
+from grading import postgres, workers
+from grading import sample_submissions as samples
 
 COURSE_ID = "everything-is-a-mapping"
 
@@ -88,14 +87,14 @@ print("SPY-REPORT " + json.dumps({"found": found, "connected": connected}))
 @pytest.fixture(scope="module")
 def submissions(tmp_path_factory):
     template = tmp_path_factory.mktemp("submissions")
-    expected = bench.fabricate(template)
+    expected = samples.fabricate(template)
     assert len(expected) >= 12
-    spy = bench._answered()
+    spy = samples.answered()
     spy.cells.insert(0, nbformat.v4.new_code_cell(SPY))
-    target = template / "submitted" / "spy" / bench.ASSIGNMENT / f"{bench.NOTEBOOK}.ipynb"
+    target = template / "submitted" / "spy" / samples.ASSIGNMENT / f"{samples.NOTEBOOK}.ipynb"
     target.parent.mkdir(parents=True)
     nbformat.write(spy, target)
-    expected["spy"] = dict(bench.POINTS)
+    expected["spy"] = dict(samples.POINTS)
     return template, expected
 
 
@@ -110,8 +109,8 @@ def sequential_sqlite(submissions, tmp_path_factory):
     shutil.copytree(template / "submitted", course / "submitted")
     db_url = f"sqlite:///{course / 'gradebook.db'}"
     report = course / "report.jsonl"
-    bench.run_workers(course, db_url, 1, report)
-    return workers.scores(db_url, bench.ASSIGNMENT, COURSE_ID), _records(report)
+    samples.run_workers(course, db_url, 1, report)
+    return workers.scores(db_url, samples.ASSIGNMENT, COURSE_ID), _records(report)
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +121,13 @@ def parallel_postgres(server, submissions, tmp_path_factory):
     db_url = postgres.fresh_database(server.db_url, "parallel_grading")
     assert db_url.startswith("postgresql")
     report = course / "report.jsonl"
-    bench.run_workers(course, db_url, 2, report)
-    return workers.scores(db_url, bench.ASSIGNMENT, COURSE_ID), _records(report), course
+    samples.run_workers(course, db_url, 2, report)
+    return workers.scores(db_url, samples.ASSIGNMENT, COURSE_ID), _records(report), course
 
 
 def _autograded(table, student):
-    return {name: auto for name, (auto, _) in table[student][bench.NOTEBOOK].items()
-            if name in bench.POINTS}
+    return {name: auto for name, (auto, _) in table[student][samples.NOTEBOOK].items()
+            if name in samples.POINTS}
 
 
 def test_sequential_sqlite_grades_are_the_expected_ones(submissions, sequential_sqlite):
@@ -177,7 +176,7 @@ def test_shares_split_every_student_exactly_once():
 
 def spy_report(course) -> dict:
     return printed_report(
-        course / "autograded" / "spy" / bench.ASSIGNMENT / f"{bench.NOTEBOOK}.ipynb",
+        course / "autograded" / "spy" / samples.ASSIGNMENT / f"{samples.NOTEBOOK}.ipynb",
         "SPY-REPORT ")
 
 
@@ -186,7 +185,7 @@ def test_a_submission_finds_no_credentials_and_cannot_reach_the_database(
     report = spy_report(parallel_postgres[2])
     assert report == {"found": [], "connected": []}
     assert server.password not in (parallel_postgres[2] / "autograded" / "spy").joinpath(
-        bench.ASSIGNMENT, f"{bench.NOTEBOOK}.ipynb").read_text()
+        samples.ASSIGNMENT, f"{samples.NOTEBOOK}.ipynb").read_text()
 
 
 def test_the_spy_finds_the_credentials_where_nothing_sandboxes_it(server):

@@ -7,7 +7,7 @@ loses exactly its points; answers that reach for the forbidden built-ins score 0
 
 from __future__ import annotations
 
-from grading_harness import Section, autograde, course_fixture, round_trip_tests
+from grading_harness import Section, autograde, course_fixture, RoundTrip
 
 SECTION = Section.of(
     "recurrent_networks",
@@ -34,7 +34,8 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
-globals().update(round_trip_tests(SECTION))
+class TestRoundTrip(RoundTrip):
+    section = SECTION
 
 BUILTINS = {
     "rnn-forward": (

@@ -5,7 +5,7 @@ grading_harness.py)."""
 
 from __future__ import annotations
 
-from grading_harness import Section, course_fixture, round_trip_tests
+from grading_harness import Section, course_fixture, RoundTrip
 
 SECTION = Section.of(
     "residual_connections_and_layer_norm",
@@ -33,4 +33,5 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
-globals().update(round_trip_tests(SECTION))
+class TestRoundTrip(RoundTrip):
+    section = SECTION

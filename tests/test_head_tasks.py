@@ -1,4 +1,4 @@
-"""The previous-minus-first task and its small model (seqbook.head_tasks)."""
+"""The previous-minus-first task and its small model (seqbook.data.head_tasks)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook.head_tasks import IGNORE_INDEX, HeadTaskModel, previous_minus_first_batch
+from seqbook.data.head_tasks import IGNORE_INDEX, HeadTaskModel, previous_minus_first_batch
 
 
 def test_targets_are_previous_minus_first_mod_v():

@@ -1,5 +1,5 @@
 """The references of the section "Attention as a soft dictionary lookup"
-(seqbook.kernel_regression): the data generator, Gaussian attention pooling, the
+(seqbook.models.soft_lookup): the data generator, Gaussian attention pooling, the
 learned-width model and its training step."""
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook import kernel_regression as kr
+from seqbook.models import soft_lookup as kr
 
 
 def test_data_is_seeded_sorted_and_shaped():

@@ -1,7 +1,7 @@
-"""seqbook.lora: the LoRA layer and its helpers, mean pooling (equal to
+"""seqbook.models.parameter_efficient_fine_tuning: the LoRA layer and its helpers, mean pooling (equal to
 sentence-transformers), few-shot and zero-shot helpers and the topic task of the section
 "Parameter-efficient fine-tuning and prompting"; and LoRA models trained, tested and
-counted with seqbook.fine_tuning, as the section does."""
+counted with seqbook.train.fine_tuning, as the section does."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook import fine_tuning, lora
+from seqbook.train import fine_tuning
+from seqbook.models import parameter_efficient_fine_tuning as lora
 
 
 def tiny_bert(seed: int = 0):
@@ -26,7 +27,7 @@ def tiny_bert(seed: int = 0):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from seqbook import pretrained
+    from seqbook.models import pretrained
 
     return pretrained.load_tokenizer()
 
@@ -116,7 +117,7 @@ def test_mean_pool_ignores_padding():
 def test_sentence_embeddings_equal_sentence_transformers(tokenizer):
     from sentence_transformers import SentenceTransformer
 
-    from seqbook import pretrained
+    from seqbook.models import pretrained
 
     texts = ["the plot was dull", "i did not enjoy the final scene at all", "fun"]
     ours = lora.sentence_embeddings(pretrained.load_encoder(), tokenizer, texts)

@@ -1,11 +1,11 @@
-"""seqbook.metrics against sacrebleu, and the SCAN grammar against the paper's counts."""
+"""seqbook.text.metrics against sacrebleu, and the SCAN grammar against the paper's counts."""
 
 import random
 
 import pytest
 
 from seqbook.data.scan import interpret, length_split, scan_examples, simple_split
-from seqbook.metrics import corpus_bleu, exact_match
+from seqbook.text.metrics import corpus_bleu, exact_match
 
 sacrebleu = pytest.importorskip("sacrebleu")
 

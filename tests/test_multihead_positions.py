@@ -1,4 +1,4 @@
-"""Multi-head attention and positional encodings in seqbook.attention, against PyTorch
+"""Multi-head attention and positional encodings in seqbook.models.attention, against PyTorch
 and properties."""
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook.attention import (
+from seqbook.models.attention import (
     MultiHeadAttention,
     causal_mask,
     merge_heads,

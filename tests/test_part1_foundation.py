@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from seqbook.corpus import ALPHABET, clean_text, load_corpus, split_text
-from seqbook.ngram import NGramModel, bigram_perplexity
-from seqbook.training import TrainingLog, language_model_batch, train
-from seqbook.vocab import PAD, UNK, Vocabulary, build_vocabulary, word_tokens
+from seqbook.data.corpus import ALPHABET, clean_text, load_corpus, split_text
+from seqbook.models.ngram import NGramModel, bigram_perplexity
+from seqbook.train.loop import TrainingLog, language_model_batch, train
+from seqbook.text.vocab import PAD, UNK, Vocabulary, build_vocabulary, word_tokens
 
 
 def test_clean_text_follows_its_rules():

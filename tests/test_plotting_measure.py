@@ -1,4 +1,4 @@
-"""seqbook.plotting and seqbook.measure."""
+"""seqbook.book.plotting and seqbook.book.measure."""
 
 import matplotlib
 
@@ -9,8 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from seqbook import plotting  # noqa: E402
-from seqbook.measure import median_seconds, peak_tensor_bytes  # noqa: E402
+from seqbook.book import plotting  # noqa: E402
+from seqbook.book.measure import median_seconds, peak_tensor_bytes  # noqa: E402
 
 
 def test_heatmap_draws_weights_with_labels():
@@ -59,7 +59,7 @@ def test_peak_tensor_bytes_counts_live_tensors():
 
 
 def test_peak_tensor_bytes_grows_quadratically_for_attention():
-    from seqbook.attention import scaled_dot_product_attention as attend
+    from seqbook.models.attention import scaled_dot_product_attention as attend
 
     small, large = (peak_tensor_bytes(lambda t=t: attend(*(torch.randn(1, t, 16),) * 3))
                     for t in (128, 256))

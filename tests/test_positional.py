@@ -1,4 +1,4 @@
-"""seqbook.positional: the shift matrix, learned and rotary position embeddings, and the
+"""seqbook.models.positional_information: the shift matrix, learned and rotary position embeddings, and the
 order task with its classifier, against their defining properties."""
 
 import math
@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from seqbook import positional
-from seqbook.attention import sinusoidal_positional_encoding
+from seqbook.models import positional_information as positional
+from seqbook.models.attention import sinusoidal_positional_encoding
 
 # ------------------------------------------------------------------ shift matrix
 

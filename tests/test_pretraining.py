@@ -1,4 +1,4 @@
-"""Tests of seqbook.pretraining: the masking and shift references, the data helpers,
+"""Tests of seqbook.models.pretraining_objectives: the masking and shift references, the data helpers,
 the tiny encoder in both modes, the losses, the pretraining loop and the probe."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook import pretraining as P
-from seqbook.transformer_models import causal_lm_loss
+from seqbook.models import pretraining_objectives as P
+from seqbook.models.transformer_from_blocks import causal_lm_loss
 
 SPECIAL = [0, 2, 3, 4]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook.rnn import RNN, clip_grad_norm, rnn_forward
+from seqbook.models.recurrent_networks import RNN, clip_grad_norm, rnn_forward
 
 
 def nn_rnn_weights(module: nn.RNN):

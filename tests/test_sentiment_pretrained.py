@@ -71,7 +71,7 @@ def test_labels_follow_the_grammar(splits):
 
 
 def test_minilm_loads_offline_with_a_fresh_head():
-    from seqbook import pretrained
+    from seqbook.models import pretrained
 
     tokenizer = pretrained.load_tokenizer()
     model = pretrained.load_classifier(num_labels=2, seed=0)

@@ -1,4 +1,4 @@
-"""seqbook.seq2seq: vocabulary and batches, additive attention, the decoding loop, the
+"""seqbook.models.seq2seq_attention: vocabulary and batches, additive attention, the decoding loop, the
 models, a short training run, and the shipped checkpoints."""
 
 import datetime
@@ -6,8 +6,9 @@ import datetime
 import pytest
 import torch
 
-from seqbook import seq2seq
+from seqbook.models import seq2seq_attention as seq2seq
 from seqbook.data.dates import DATE_FORMATS, date_split, format_date
+from seqbook.train.checkpoints import checkpoint_path, read_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +108,18 @@ def test_checkpoint_round_trip(tmp_path, vocab):
     torch.manual_seed(0)
     model = seq2seq.Seq2Seq(len(vocab), embed_dim=8, hidden_dim=16, attention=False,
                             bos_id=vocab.stoi[seq2seq.BOS])
-    seq2seq.save_checkpoint(model, vocab, tmp_path / "tiny.pt", {"steps": 0})
+    save_checkpoint(tmp_path / "tiny.pt", model, {"steps": 0}, itos=vocab.itos)
     loaded, info = seq2seq.load_checkpoint(tmp_path / "tiny.pt")
     assert info == {"steps": 0} and not loaded.training
+    saved = read_checkpoint(tmp_path / "tiny.pt")
+    assert all(value.dtype == torch.float32 for value in saved["state_dict"].values())
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         torch.testing.assert_close(a, b, msg=name)
 
 
 @pytest.mark.parametrize("name", ["dates_attention", "dates_no_attention"])
 def test_shipped_checkpoints_are_small_and_load(name, vocab):
-    path = seq2seq.checkpoint_path(name)
+    path = checkpoint_path(name)
     assert path.is_file() and path.stat().st_size < 2_000_000
     model, info = seq2seq.load_checkpoint(name)
     assert info["steps"] > 0 and info["train_seconds"] > 0
@@ -129,3 +132,10 @@ def test_shipped_checkpoints_are_small_and_load(name, vocab):
         torch.testing.assert_close(alignments[0].sum(-1), torch.ones(11))
     else:
         assert alignments == [] and 0.3 < accuracy < 0.99
+
+
+def test_a_checkpoint_refuses_contents_that_would_overwrite_its_own(tmp_path, vocab):
+    model = seq2seq.Seq2Seq(len(vocab), embed_dim=8, hidden_dim=16, attention=False,
+                            bos_id=vocab.stoi[seq2seq.BOS])
+    with pytest.raises(ValueError, match="written by save_checkpoint itself"):
+        save_checkpoint(tmp_path / "bad.pt", model, info=None, config={})

@@ -1,4 +1,4 @@
-"""seqbook.seq2seq_transformer: masks, loss, decoder block against PyTorch, the model's
+"""seqbook.models.transformer_seq2seq: masks, loss, decoder block against PyTorch, the model's
 causality and padding invariance, greedy decoding, checkpoints."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook import seq2seq_transformer as S
+from seqbook.models import transformer_seq2seq as S
 from seqbook.data.scan import length_split, scan_examples, simple_split
+from seqbook.train.checkpoints import CHECKPOINT_DIR, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +147,8 @@ def test_max_steps_gives_the_same_run_whatever_the_machine(vocabs):
 def test_checkpoint_round_trip(vocabs, tmp_path):
     model = small_model(vocabs)
     path = tmp_path / "m.pt"
-    S.save_checkpoint(path, model, *vocabs, info={"epochs": 3})
+    save_checkpoint(path, model, {"epochs": 3}, source_tokens=vocabs[0].tokens,
+                    target_tokens=vocabs[1].tokens)
     loaded, source_vocab, target_vocab, info = S.load_checkpoint(path)
     assert info == {"epochs": 3} and source_vocab.tokens == vocabs[0].tokens
     source = torch.tensor([[3, 4, 5]])
@@ -156,7 +158,7 @@ def test_checkpoint_round_trip(vocabs, tmp_path):
 
 @pytest.mark.parametrize("split", ["simple", "length"])
 def test_shipped_checkpoints(split):
-    path = S.CHECKPOINT_DIR / f"scan_{split}.pt"
+    path = CHECKPOINT_DIR / f"scan_{split}.pt"
     assert path.stat().st_size < 2_000_000
     model, source_vocab, target_vocab, info = S.load_scan_checkpoint(split)
     assert info["split"] == split

@@ -12,7 +12,8 @@ import pytest
 from conftest import REPO, chapter_notebooks, solution_notebooks
 
 import regenerate_chapters
-from seqbook.sections import SECTIONS
+from grading.notebook_cells import normalised_definition, solution_definitions
+from seqbook.book.sections import SECTIONS
 
 # Section notebook -> the seqbook modules holding its reference implementations.
 SECTION_MODULES = {s.notebook: s.references for s in SECTIONS if s.references}
@@ -30,43 +31,10 @@ def test_committed_chapters_match_a_fresh_regeneration(tmp_path):
         )
 
 
-def _strip_docstring(body: list) -> list:
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        return body[1:]
-    return body
-
-
-def _normalised(definition: ast.FunctionDef | ast.ClassDef) -> str:
-    """The function or class without docstrings and type annotations, as a canonical AST dump."""
-    definition = ast.parse(ast.unparse(definition)).body[0]
-    definition.body = _strip_docstring(definition.body)
-    functions = [definition] if isinstance(definition, ast.FunctionDef) else [
-        node for node in definition.body if isinstance(node, ast.FunctionDef)]
-    for function in functions:
-        function.body = _strip_docstring(function.body)
-        function.returns = None
-        for argument in function.args.args + function.args.kwonlyargs:
-            argument.annotation = None
-    return ast.dump(definition)
-
-
-def _solution_functions(notebook_path) -> dict[str, ast.FunctionDef | ast.ClassDef]:
-    notebook = nbformat.read(notebook_path, as_version=4)
-    functions = {}
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            source = "\n".join(line for line in cell.source.splitlines()
-                               if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
-            for node in ast.parse(source).body:
-                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                    functions[node.name] = node
-    return functions
-
-
 @pytest.mark.parametrize("section, module_names", sorted(SECTION_MODULES.items()))
 def test_solutions_are_the_package_reference(section, module_names):
-    functions = _solution_functions(REPO / "solutions" / f"{section}.ipynb")
+    functions = solution_definitions(
+        nbformat.read(REPO / "solutions" / f"{section}.ipynb", as_version=4))
     compared = 0
     for module_name in module_names:
         module = importlib.import_module(module_name)
@@ -76,7 +44,7 @@ def test_solutions_are_the_package_reference(section, module_names):
         assert shared, f"no solution of {section} is shared with {module_name}"
         for name in shared:
             package_function = ast.parse(inspect.getsource(getattr(module, name))).body[0]
-            assert _normalised(functions[name]) == _normalised(package_function), (
+            assert normalised_definition(functions[name]) == normalised_definition(package_function), (
                 f"the solution of `{name}` in solutions/{section}.ipynb differs from "
                 f"{module_name}.{name}"
             )

@@ -1,11 +1,11 @@
-"""seqbook.transformer against PyTorch's layers."""
+"""seqbook.models.transformer against PyTorch's layers."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.transformer import EncoderBlock, FeedForward, LayerNorm, SwiGLUFeedForward
+from seqbook.models.transformer import EncoderBlock, FeedForward, LayerNorm, SwiGLUFeedForward
 
 
 def test_layer_norm_equals_pytorch_with_gradients():

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook import transformer_models as tm
-from seqbook.repeat_task import PAD, classification_accuracy, first_token_repeats_batch
+from seqbook.models import transformer_from_blocks as tm
+from seqbook.data.repeat_task import PAD, classification_accuracy, first_token_repeats_batch
 
 
 def test_causal_lm_loss_is_the_shifted_cross_entropy():

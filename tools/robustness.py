@@ -7,7 +7,7 @@ thread counts; writes back/robustness.json (the records) and back/robustness.md 
     python tools/robustness.py --page-only      # rewrite the page from the records
 
 A *claim* is a sentence of the text about a trained or random outcome, checked in the
-notebook by ``seqbook.claims.expect``. Each run executes one instructor notebook
+notebook by ``seqbook.book.claims.expect``. Each run executes one instructor notebook
 (``solutions/``) in a fresh kernel with
 
 - ``SEQBOOK_SEED`` = 0, 1 or 2 (``seqbook.set_seed`` and every seeded generator of the
@@ -201,7 +201,7 @@ def render(data: dict) -> str:
         "",
         "Every sentence of this book about a trained or random outcome (\"two heads solve "
         "the task\", \"the LSTM bridges a gap of 40 steps\") is checked where it is made, "
-        "by `seqbook.claims.expect`, with a threshold. A claim that held on one machine "
+        "by `seqbook.book.claims.expect`, with a threshold. A claim that held on one machine "
         "only would be no lesson, so `make robustness` runs every instructor notebook "
         "under other random seeds, other CPU kernels and other thread counts, and "
         "records every claim. This page is what it found.",

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from seqbook import seq2seq
+from seqbook.models import seq2seq_attention as seq2seq
 from seqbook.data.dates import date_split
+from seqbook.train.checkpoints import CHECKPOINT_DIR, save_checkpoint
 
 SPLIT = dict(train_dates=5000, test_dates=1000, formats_per_date=2, seed=0)
 
@@ -27,7 +28,7 @@ SPLIT = dict(train_dates=5000, test_dates=1000, formats_per_date=2, seed=0)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--out", type=Path, default=seq2seq.CHECKPOINT_DIR)
+    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -47,7 +48,7 @@ def main() -> None:
                     machine=machine, split=str(SPLIT), test_exact_match=accuracy,
                     final_loss=losses[-1])
         path = args.out / f"{name}.pt"
-        seq2seq.save_checkpoint(model, vocab, path, info)
+        save_checkpoint(path, model, info, itos=vocab.itos)
         print(f"{name}: {seconds:.0f} s, final loss {losses[-1]:.4f}, held-out exact match "
               f"{accuracy:.4f}, {path.stat().st_size / 1e6:.2f} MB -> {path}")
 

@@ -24,10 +24,10 @@ import torch
 
 import seqbook
 from seqbook.data.scan import length_split, scan_examples, simple_split
-from seqbook.seq2seq_transformer import (
-    CHECKPOINT_DIR, TransformerSeq2Seq, evaluate_exact_match, save_checkpoint,
-    scan_vocabularies, train_seq2seq,
+from seqbook.models.transformer_seq2seq import (
+    TransformerSeq2Seq, evaluate_exact_match, scan_vocabularies, train_seq2seq,
 )
+from seqbook.train.checkpoints import CHECKPOINT_DIR, save_checkpoint
 
 CONFIG = dict(dim=64, num_heads=4, hidden_dim=128, num_layers=2, dropout=0.0)
 
@@ -63,7 +63,8 @@ def main() -> None:
                     seed=args.seed, batch_size=args.batch_size, lr=args.lr,
                     schedule="200-step warm-up, linear decay to 0 over all epochs",
                     train_seconds=round(seconds), threads=1)
-        save_checkpoint(path, model, source_vocab, target_vocab, info)
+        save_checkpoint(path, model, info, source_tokens=source_vocab.tokens,
+                        target_tokens=target_vocab.tokens)
 
     train_seq2seq(model, train, source_vocab, target_vocab, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, seed=args.seed,

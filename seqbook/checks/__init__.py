@@ -3,7 +3,8 @@
 * :mod:`seqbook.checks.core` -- readable failures and tensor comparisons;
 * :mod:`seqbook.checks.guard` -- the "from primitives" guard;
 * :mod:`seqbook.checks.integrity` -- detection of a tampered grading environment;
-* one module per section, named after it (:mod:`seqbook.sections`), with the checks of
+* :mod:`seqbook.checks._harness` -- what the section modules share (``@check``, ...);
+* one module per section, named after it (:mod:`seqbook.book.sections`), with the checks of
   its exercises (:mod:`seqbook.checks.scaled_dot_product_attention`, ...).
 
 Importing this package records the integrity baseline and imports every section's
@@ -21,11 +22,11 @@ from seqbook.checks import integrity  # noqa: E402 - records the baseline
 from seqbook.checks.core import CheckFailure  # noqa: E402
 from seqbook.checks.guard import ForbiddenCall, forbid_calls  # noqa: E402
 from seqbook.checks.integrity import IntegrityError  # noqa: E402
-from seqbook.sections import SECTIONS  # noqa: E402
+from seqbook.book.sections import SECTIONS  # noqa: E402
 
 __all__ = ["CheckFailure", "ForbiddenCall", "IntegrityError", "forbid_calls", "integrity"]
 
-# Every section's check module, named after the section (seqbook.sections), is imported
+# Every section's check module, named after the section (seqbook.book.sections), is imported
 # here so that it captures its references before any student code runs; its checks are
 # also reachable from this package (`checks.check_attention(...)`).
 for _section in SECTIONS:

@@ -3,7 +3,7 @@
 * :func:`check_causal_conv1d` -- a ``CausalConv1d(in_channels, out_channels,
   kernel_size, dilation=1)`` module whose parameters live in an inner ``nn.Conv1d``
   named ``conv``: same output length as input, equal to the reference
-  :class:`seqbook.convolution.CausalConv1d` with copied weights, gradients that flow,
+  :class:`seqbook.models.convolutions.CausalConv1d` with copied weights, gradients that flow,
   and **no peeking**: changing inputs after position ``t`` never changes outputs at
   positions ``<= t``.
 * :func:`check_receptive_field` -- ``receptive_field(kernel_sizes, dilations)`` of a
@@ -25,17 +25,15 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
-import types
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook import convolution as _reference_module
+from seqbook.models import convolutions as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
 from seqbook.checks.core import (
     grading_generator,
     random_int,
@@ -45,9 +43,8 @@ from seqbook.checks.core import (
     expect_close,
     expect_tensor,
     max_abs_error,
-    passed,
 )
-from seqbook.checks.guard import ForbiddenCall, forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls, forbid_code
 
 __all__ = ["check_causal_conv1d", "check_receptive_field"]
 
@@ -56,6 +53,7 @@ _ReferenceLayer = _reference_module.CausalConv1d
 _reference_receptive_field = _reference_module.receptive_field
 _measured_receptive_field = _reference_module.measured_receptive_field
 _REFERENCE_LAYER_CODE = (_ReferenceLayer.__init__.__code__, _ReferenceLayer.forward.__code__)
+_FIELD_REFERENCE = existing_paths(("seqbook.models.convolutions.receptive_field",))
 _pad = F.pad
 _conv1d = F.conv1d
 
@@ -64,31 +62,14 @@ _generator = grading_generator
 _randint = random_int
 
 
-@contextmanager
-def _without_reference_layer() -> Iterator[None]:
+def _without_reference_layer():
     """Refuse any use of the book's ``CausalConv1d`` (directly, through an alias, or by
     subclassing it) while the student's code runs."""
-    seen: list[bool] = []
-
-    def hook(frame: types.FrameType, event: str, arg: Any) -> None:
-        if event == "call" and any(frame.f_code is code for code in _REFERENCE_LAYER_CODE):
-            seen.append(True)
-
-    previous = sys.getprofile()
-    sys.setprofile(hook)
-    try:
-        yield
-        hook_removed = sys.getprofile() is not hook
-    finally:
-        sys.setprofile(previous)
-    if hook_removed:
-        raise ForbiddenCall("your code switched off the grading guard (sys.setprofile); "
-                            "this exercise cannot be graded that way.")
-    if seen:
-        raise ForbiddenCall(
-            "your layer uses the book's `seqbook.convolution.CausalConv1d`: write the "
-            "padding and the call of `self.conv` yourself."
-        )
+    return forbid_code(
+        _REFERENCE_LAYER_CODE,
+        "your layer uses the book's `seqbook.models.convolutions.CausalConv1d`: write the "
+        "padding and the call of `self.conv` yourself."
+    )
 
 
 # ------------------------------------------------------------------- CausalConv1d
@@ -258,7 +239,8 @@ def _run_layer_case(cls: Any, g: torch.Generator, case: tuple[int, ...],
                      atol=1e-4)
 
 
-def check_causal_conv1d(cls: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_causal_conv1d(cls: Callable[..., Any], hidden: bool = False) -> str:
     """Check a ``CausalConv1d(in_channels, out_channels, kernel_size, dilation=1)`` class.
 
     The layer must map ``(B, in_channels, T)`` to ``(B, out_channels, T)``, keep its
@@ -266,15 +248,14 @@ def check_causal_conv1d(cls: Callable[..., Any], hidden: bool = False) -> None:
     weights, and never let an output depend on later inputs. The book's reference layer
     is refused while the student's code runs.
     """
-    integrity.verify()
     g = _generator(hidden)
     cases = _layer_cases(g, hidden)
     with torch.random.fork_rng(devices=[]):  # the notebook's random state is untouched
         for case in cases:
             _run_layer_case(cls, g, case, n_peeks=3 if hidden else 0)
             integrity.verify()
-    passed(f"CausalConv1d is causal, keeps the length and matches the reference on "
-           f"{len(cases)} layer configurations.")
+    return (f"CausalConv1d is causal, keeps the length and matches the reference on "
+            f"{len(cases)} layer configurations.")
 
 
 # --------------------------------------------------------------- receptive field
@@ -377,7 +358,7 @@ def _check_mismatch(fn: Callable[..., Any], g: torch.Generator, hidden: bool) ->
         kernels, dilations = kernels[:2], [1, 2, 4]
     what = f"receptive_field({kernels}, {dilations})"
     try:
-        with forbid_calls("seqbook.convolution.receptive_field", reason=_OWN_FORMULA):
+        with forbid_calls(*_FIELD_REFERENCE, reason=_OWN_FORMULA):
             result = fn(list(kernels), list(dilations))
     except ValueError:
         return
@@ -399,19 +380,18 @@ def _check_mismatch(fn: Callable[..., Any], g: torch.Generator, hidden: bool) ->
     )
 
 
-def check_receptive_field(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_receptive_field(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``receptive_field(kernel_sizes, dilations) -> int`` on stacks of causal
     convolutions: against the formula and against a real stack measured with autograd;
     mismatched lengths must raise ``ValueError``."""
-    integrity.verify()
     g = _generator(hidden)
     cases = _stack_cases(g, hidden)
     with torch.random.fork_rng(devices=[]):  # the notebook's random state is untouched
         _check_stacks(fn, cases)
     _check_mismatch(fn, g, hidden)
-    integrity.verify()
-    passed(f"receptive_field agrees with measured stacks on {len(cases)} cases and "
-           "rejects mismatched lengths.")
+    return (f"receptive_field agrees with measured stacks on {len(cases)} cases and "
+            "rejects mismatched lengths.")
 
 
 def _check_stacks(fn: Callable[..., Any],
@@ -419,7 +399,7 @@ def _check_stacks(fn: Callable[..., Any],
     failures: list[tuple[str, list[str]]] = []  # (message, names of matching mistakes)
     for kernels, dilations in cases:
         what = f"receptive_field({kernels}, {dilations})"
-        with forbid_calls("seqbook.convolution.receptive_field", reason=_OWN_FORMULA):
+        with forbid_calls(*_FIELD_REFERENCE, reason=_OWN_FORMULA):
             result = call_student(fn, type(kernels)(kernels), type(dilations)(dilations),
                                   what=what)
         integrity.verify()
@@ -451,5 +431,5 @@ def _check_stacks(fn: Callable[..., Any],
         raise CheckFailure(first_message)
 
 
-integrity.protect_module("seqbook.convolution")
+integrity.protect_module("seqbook.models.convolutions")
 integrity.protect_module(__name__)

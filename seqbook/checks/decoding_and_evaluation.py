@@ -16,20 +16,19 @@ corpora and settings at grading time from a fresh random seed.
 from __future__ import annotations
 
 import math
-import sys
 from collections import Counter
 from typing import Any, Callable
 
 import torch
 
-from seqbook import decoding as _decoding
-from seqbook import metrics as _metrics
+from seqbook.text import decoding as _decoding
+from seqbook.text import metrics as _metrics
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
     grading_generator,
-    passed,
     random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
@@ -48,13 +47,14 @@ _reference_beam = _decoding.beam_search
 _reference_bleu = _metrics.corpus_bleu
 _ngram_counts = _metrics.ngram_counts
 
-_BEAM_FORBIDDEN = ("seqbook.decoding.beam_search", "seqbook.decoding.exhaustive_search")
+_BEAM_FORBIDDEN = existing_paths(
+    ("seqbook.text.decoding.beam_search", "seqbook.text.decoding.exhaustive_search"))
 _BLEU_FORBIDDEN = existing_paths((
     "sacrebleu.corpus_bleu",
     "sacrebleu.sentence_bleu",
     "sacrebleu.compat.corpus_bleu",
     "sacrebleu.metrics.bleu.BLEU.corpus_score",
-    "seqbook.metrics.corpus_bleu",
+    "seqbook.text.metrics.corpus_bleu",
 ))
 
 
@@ -359,11 +359,11 @@ def _beam_cases(hidden: bool) -> list[tuple]:
     return cases
 
 
-def check_beam_search(beam_search: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_beam_search(beam_search: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``beam_search(next_log_probs, bos_id, eos_id, beam_size, max_len, alpha)``
     -> ``(tokens, score)`` against the book's reference (an exhaustive search when the
     beam holds every sequence)."""
-    integrity.verify()
     cases = _beam_cases(hidden)
     results = []
     for case in cases:
@@ -382,7 +382,7 @@ def check_beam_search(beam_search: Callable[..., Any], hidden: bool = False) -> 
         _diagnose_beam(cases, results, failures)
     if score_failures:
         _diagnose_score(*score_failures[0])
-    passed(f"beam_search is correct on {len(cases)} scoring models.")
+    return f"beam_search is correct on {len(cases)} scoring models."
 
 
 def _diagnose_beam(cases, results, failures):
@@ -586,10 +586,10 @@ def _bleu_cases(hidden: bool) -> list[tuple[str, list[str], list[list[str]]]]:
     return cases
 
 
-def check_corpus_bleu(corpus_bleu: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_corpus_bleu(corpus_bleu: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``corpus_bleu(hypotheses, references)`` against sacrebleu's corpus BLEU
     with ``tokenize="none"`` (within 1e-6), with sacrebleu and the reference disabled."""
-    integrity.verify()
     cases = _bleu_cases(hidden)
     got_values = []
     for label, hyps, refs in cases:
@@ -612,8 +612,7 @@ def check_corpus_bleu(corpus_bleu: Callable[..., Any], hidden: bool = False) -> 
                 for case, value in zip(cases, got_values)]
     failures = [f for f in failures if not abs(f[1] - f[2]) <= 1e-6 * max(1.0, f[2])]
     if not failures:
-        passed(f"corpus_bleu equals sacrebleu's corpus BLEU on {len(cases)} corpora.")
-        return
+        return f"corpus_bleu equals sacrebleu's corpus BLEU on {len(cases)} corpora."
     (label, hyps, refs), value, expected = failures[0]
     where = (f"corpus_bleu on {label} is {value:.6g}, but sacrebleu's corpus BLEU is "
              f"{expected:.6g}")
@@ -631,6 +630,6 @@ def check_corpus_bleu(corpus_bleu: Callable[..., Any], hidden: bool = False) -> 
         "of the precisions once.")
 
 
-integrity.protect_module("seqbook.decoding")
-integrity.protect_module("seqbook.metrics")
+integrity.protect_module("seqbook.text.decoding")
+integrity.protect_module("seqbook.text.metrics")
 integrity.protect_module(__name__)

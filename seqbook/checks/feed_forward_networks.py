@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook import counting as _counting_module
-from seqbook import transformer as _transformer_module
+from seqbook.models import counting as _counting_module
+from seqbook.models import transformer as _transformer_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
@@ -37,10 +38,9 @@ from seqbook.checks.core import (
     expect_tensor,
     grading_generator,
     max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_feed_forward", "check_transformer_layer_parameters"]
 
@@ -66,7 +66,7 @@ _randint = random_int
 _BORROWED_MODULES = (_ReferenceFeedForward, _ReferenceSwiGLU, _EncoderLayer, _DecoderLayer)
 
 # Building layers to count their parameters is not counting from hyper-parameters.
-_COUNTING_FORBIDDEN = (
+_COUNTING_FORBIDDEN = existing_paths((
     "torch.nn.TransformerEncoderLayer",
     "torch.nn.TransformerDecoderLayer",
     "torch.nn.Transformer",
@@ -75,8 +75,8 @@ _COUNTING_FORBIDDEN = (
     "torch.nn.LayerNorm",
     "torch.nn.init.kaiming_uniform_",  # reached by every nn.Linear, however it is named
     "torch.nn.init.xavier_uniform_",  # reached by every nn.MultiheadAttention
-    "seqbook.counting.transformer_layer_parameters",
-)
+    "seqbook.models.counting.transformer_layer_parameters",
+))
 _COUNTING_REASON = (
     "count the parameters with your own formula from the hyper-parameters; building "
     "PyTorch layers to count them (impossible at the sizes of real models) or calling "
@@ -393,7 +393,8 @@ def _check_case(cls: Any, g: torch.Generator, dim: int, hidden_dim: int, activat
     _check_gradients(module, x, f"{what} on {_describe_shape(lead, dim)}")
 
 
-def check_feed_forward(FeedForward: Any, hidden: bool = False) -> None:
+@check
+def check_feed_forward(FeedForward: Any, hidden: bool = False) -> str:
     """Check the class ``FeedForward(dim, hidden_dim, activation="relu", dropout=0.0)``.
 
     It must hold ``up = nn.Linear(dim, hidden_dim)``, ``down = nn.Linear(hidden_dim,
@@ -401,7 +402,6 @@ def check_feed_forward(FeedForward: Any, hidden: bool = False) -> None:
     ``down(dropout(act(up(x))))`` for inputs of shape ``(..., dim)``, with ``act`` the
     ReLU or the exact GELU.
     """
-    integrity.verify()
     g = _generator(hidden)
     if not hidden:
         cases = [
@@ -433,10 +433,9 @@ def check_feed_forward(FeedForward: Any, hidden: bool = False) -> None:
             _check_case(FeedForward, g, dim, hidden_dim, activation, lead, dtype)
             integrity.verify()
         _check_dropout(FeedForward, g, *dropout_case)
-    integrity.verify()
-    passed(f"FeedForward matches down(dropout(activation(up(x)))) on {len(cases)} cases, "
-           "acts on each position on its own, and drops hidden activations in training "
-           "mode only.")
+    return (f"FeedForward matches down(dropout(activation(up(x)))) on {len(cases)} "
+            "cases, acts on each position on its own, and drops hidden activations in "
+            "training mode only.")
 
 
 # ===================================================== counting a layer's parameters
@@ -594,11 +593,12 @@ def _check_heads(fn: Callable[..., Any], dim: int, heads: tuple[int, int],
         )
 
 
-def check_transformer_layer_parameters(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_transformer_layer_parameters(fn: Callable[..., Any],
+                                       hidden: bool = False) -> str:
     """Check ``fn(dim, num_heads, hidden_dim, bias=True, decoder=False) -> int`` against
     the parameter counts of ``nn.TransformerEncoderLayer`` and
     ``nn.TransformerDecoderLayer``, and at a size too large to build."""
-    integrity.verify()
     g = _generator(hidden)
     if not hidden:
         heads_case = (16, (4, 2), 64, True, False)
@@ -635,9 +635,9 @@ def check_transformer_layer_parameters(fn: Callable[..., Any], hidden: bool = Fa
     expected = _reference_layer_parameters(*huge)
     _check_count(fn, *huge, expected=expected,
                  source="a layer far too large to build: the count must come from a formula")
-    integrity.verify()
-    passed(f"transformer_layer_parameters matches PyTorch's encoder and decoder layers on "
-           f"{len(cases)} cases, ignores the number of heads, and works at dim={huge[0]:,}.")
+    return (f"transformer_layer_parameters matches PyTorch's encoder and decoder "
+            f"layers on {len(cases)} cases, ignores the number of heads, and works at "
+            f"dim={huge[0]:,}.")
 
 
 integrity.protect_module(__name__)

@@ -2,7 +2,7 @@
 
 * :func:`check_train_epoch` -- ``train_epoch(model, loader, optimizer, scheduler=None,
   device="cpu") -> float``: after one pass the parameters and the scheduler must equal
-  those of a copy trained by the reference :func:`seqbook.fine_tuning.train_epoch`, and
+  those of a copy trained by the reference :func:`seqbook.train.fine_tuning.train_epoch`, and
   the returned float must be the mean training loss per example;
 * :func:`check_evaluate` -- ``evaluate(model, loader, device) -> {"loss": float,
   "accuracy": float}`` (mean loss per example, accuracy a fraction in [0, 1]);
@@ -28,8 +28,7 @@ rates and score sequences from a fresh random seed at grading time.
 from __future__ import annotations
 
 import copy
-import math
-import sys
+import functools
 import warnings
 from typing import Any, Callable
 
@@ -37,18 +36,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook import fine_tuning as _reference_module
+from seqbook.train import fine_tuning as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check, close_numbers, restore_class, verify
+from seqbook.checks._harness import random_uniform as _uniform
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
     describe,
     grading_generator,
     max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_train_epoch", "check_evaluate", "check_early_stopping"]
 
@@ -61,19 +61,15 @@ _deepcopy = copy.deepcopy
 _is_grad_enabled = torch.is_grad_enabled
 _Tensor = torch.Tensor
 
-_LOOP_REFERENCES = (
-    "seqbook.fine_tuning.train_epoch",
-    "seqbook.fine_tuning.evaluate",
-    "seqbook.fine_tuning.fit",
-)
-_STOPPING_REFERENCES = ("seqbook.fine_tuning.EarlyStopping.step",)
+_LOOP_REFERENCES = existing_paths((
+    "seqbook.train.fine_tuning.train_epoch",
+    "seqbook.train.fine_tuning.evaluate",
+    "seqbook.train.fine_tuning.fit",
+))
+_STOPPING_REFERENCES = existing_paths(("seqbook.train.fine_tuning.EarlyStopping.step",))
 
 _generator = grading_generator
 _randint = random_int
-
-
-def _uniform(g: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand(1, generator=g, dtype=torch.float64))
 
 
 # ------------------------------------------------------------- the model used to grade
@@ -151,18 +147,7 @@ _MODEL_ATTRIBUTES = {name: vars(_TinyClassifier)[name] for name in ("__init__", 
 
 def _verify_model_class() -> None:
     """The classes the checks use must be this module's: undo and report changes."""
-    changed = [name for name, original in _MODEL_ATTRIBUTES.items()
-               if vars(_TinyClassifier).get(name) is not original]
-    for name in changed:
-        setattr(_TinyClassifier, name, _MODEL_ATTRIBUTES[name])
-    if changed:
-        message = (
-            f"{integrity.MARKER}: the grading environment was modified (the grading "
-            f"model's {', '.join(changed)} replaced). The originals were restored and "
-            "this check gives no credit."
-        )
-        sys.stderr.write(message + "\n")
-        raise integrity.IntegrityError(message)
+    restore_class(_TinyClassifier, _MODEL_ATTRIBUTES, "the grading model's ")
 
 
 class _Dataset:
@@ -223,8 +208,7 @@ def _largest_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(max_abs_error(x, y) for x, y in zip(a, b))
 
 
-def _close(a: float, b: float, rtol: float = 1e-7, atol: float = 1e-9) -> bool:
-    return math.isfinite(a) and abs(a - b) <= atol + rtol * abs(b)
+_close = functools.partial(close_numbers, rtol=1e-7, atol=1e-9)
 
 
 def _as_float(value: Any, what: str, name: str) -> float:
@@ -412,15 +396,14 @@ def _train_case(g: torch.Generator, what: str, sizes: list[int], schedule: bool,
             "schedule": (max(1, total // 3), total + 2) if schedule else None}
 
 
-def check_train_epoch(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check(also=_verify_model_class)
+def check_train_epoch(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(model, loader, optimizer, scheduler=None, device="cpu") -> float``.
 
     The model is a tiny classifier with the calling convention of a Hugging Face model;
     after one call its parameters must equal those of a copy trained by the reference
     (same dropout masks), the scheduler must have taken one step per batch, and the
     returned value must be the mean training loss per example."""
-    integrity.verify()
-    _verify_model_class()
     g = _generator(hidden)
     cases = []
     if not hidden:
@@ -445,9 +428,8 @@ def check_train_epoch(fn: Callable[..., Any], hidden: bool = False) -> None:
                 width=_randint(g, 4, 12), num_labels=labels))
     for case in cases:
         _run_train_case(fn, case)
-        integrity.verify()
-        _verify_model_class()
-    passed(f"train_epoch matches one reference pass on {len(cases)} cases.")
+        verify(also=_verify_model_class)
+    return f"train_epoch matches one reference pass on {len(cases)} cases."
 
 
 # ------------------------------------------------------------------------ evaluate
@@ -524,14 +506,13 @@ def _run_evaluate_case(fn, case: dict) -> None:
                            f"example {expected['loss']:.8g}.")
 
 
-def check_evaluate(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check(also=_verify_model_class)
+def check_evaluate(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(model, loader, device) -> {"loss": float, "accuracy": float}``.
 
     The model is a tiny classifier with dropout, handed over in training mode; the loss
     must be the mean per example and the accuracy a fraction in [0, 1], both as the
     reference computes them in eval mode without gradients."""
-    integrity.verify()
-    _verify_model_class()
     g = _generator(hidden)
     cases = []
     if not hidden:
@@ -553,9 +534,8 @@ def check_evaluate(fn: Callable[..., Any], hidden: bool = False) -> None:
                 width=_randint(g, 4, 12), num_labels=labels))
     for case in cases:
         _run_evaluate_case(fn, case)
-        integrity.verify()
-        _verify_model_class()
-    passed(f"evaluate matches the reference on {len(cases)} cases.")
+        verify(also=_verify_model_class)
+    return f"evaluate matches the reference on {len(cases)} cases."
 
 
 # ------------------------------------------------------------------ early stopping
@@ -764,13 +744,12 @@ def _show(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def check_early_stopping(cls: Any, hidden: bool = False) -> None:
+@check(also=_verify_model_class)
+def check_early_stopping(cls: Any, hidden: bool = False) -> str:
     """Check the class ``EarlyStopping(patience, min_delta, mode)``: its ``step(score,
     model)`` returns, ``best_score`` and ``num_bad_epochs`` after each call, and the
     weights that ``restore(model)`` brings back, against the reference on sequences of
     scores while the model's weights change in place between calls."""
-    integrity.verify()
-    _verify_model_class()
     g = _generator(hidden)
     cases = []
     if not hidden:
@@ -796,10 +775,9 @@ def check_early_stopping(cls: Any, hidden: bool = False) -> None:
         case["what"] = (f"EarlyStopping(patience={case['patience']}, "
                         f"min_delta={case['min_delta']:.3g}, mode={case['mode']!r})")
         _run_stopping_case(cls, case)
-        integrity.verify()
-        _verify_model_class()
-    passed(f"EarlyStopping matches the reference on {len(cases)} sequences of scores.")
+        verify(also=_verify_model_class)
+    return f"EarlyStopping matches the reference on {len(cases)} sequences of scores."
 
 
-integrity.protect_module("seqbook.fine_tuning")
+integrity.protect_module("seqbook.train.fine_tuning")
 integrity.protect_module(__name__)

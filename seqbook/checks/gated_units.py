@@ -1,7 +1,7 @@
 """Checks for the exercises of the section "Gated units: LSTM and GRU".
 
 ``check_lstm_cell`` and ``check_gru_cell`` run the student's one-step cell function on
-small inputs, compare it with the reference in :mod:`seqbook.gated` **and** with
+small inputs, compare it with the reference in :mod:`seqbook.models.gated_units` **and** with
 PyTorch's ``nn.LSTMCell`` / ``nn.GRUCell`` holding the same weights, and, when it
 differs, recognise the classic mistakes (gates read in the wrong order, a sigmoid where
 a tanh belongs, the forget gate not multiplying the old cell state, the missing tanh in
@@ -26,8 +26,9 @@ from typing import Any, Callable
 
 import torch
 
-from seqbook import gated as _reference_module
+from seqbook.models import gated_units as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
 from seqbook.checks.core import (
     grading_generator,
     random_int,
@@ -36,7 +37,6 @@ from seqbook.checks.core import (
     expect_close,
     expect_tensor,
     max_abs_error,
-    passed,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
 
@@ -57,8 +57,8 @@ _LSTM_BUILTINS = existing_paths((
     "torch.lstm_cell",
     "torch.lstm",
     "torch._VF.lstm_cell",
-    "seqbook.gated.lstm_cell",
-    "seqbook.gated.LSTMCell",
+    "seqbook.models.gated_units.lstm_cell",
+    "seqbook.models.gated_units.LSTMCell",
 ))
 _GRU_BUILTINS = existing_paths((
     "torch.nn.GRUCell",
@@ -66,8 +66,8 @@ _GRU_BUILTINS = existing_paths((
     "torch.gru_cell",
     "torch.gru",
     "torch._VF.gru_cell",
-    "seqbook.gated.gru_cell",
-    "seqbook.gated.GRUCell",
+    "seqbook.models.gated_units.gru_cell",
+    "seqbook.models.gated_units.GRUCell",
 ))
 _REASON = "write the cell from tensor primitives (@, .T, chunk, torch.sigmoid, torch.tanh)."
 
@@ -463,37 +463,38 @@ def _cases(kind: str, hidden: bool) -> list[tuple[dict[str, Any], bool]]:
     return cases
 
 
-def _check(kind: str, fn: Callable[..., Any], hidden: bool) -> None:
-    integrity.verify()
+def _check(kind: str, fn: Callable[..., Any], hidden: bool) -> str:
     cases = _cases(kind, hidden)
     for case, grads in cases:
         _run_case(kind, fn, case, check_gradients=grads)
         integrity.verify()
     module = "LSTMCell" if kind == "lstm" else "GRUCell"
     extra = ", gradients included" if hidden else ""
-    passed(f"{kind}_cell matches the reference and torch.nn.{module} on "
-           f"{len(cases)} cases{extra}.")
+    return (f"{kind}_cell matches the reference and torch.nn.{module} on "
+            f"{len(cases)} cases{extra}.")
 
 
-def check_lstm_cell(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_lstm_cell(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> (h_new, c_new)``.
 
     Run with ``torch.nn.LSTMCell``, ``torch.nn.LSTM``, ``torch.lstm_cell`` (and its
-    private alias) and the book's ``seqbook.gated.lstm_cell``/``LSTMCell`` disabled.
+    private alias) and the book's ``seqbook.models.gated_units.lstm_cell``/``LSTMCell`` disabled.
     """
-    _check("lstm", fn, hidden)
+    return _check("lstm", fn, hidden)
 
 
-def check_gru_cell(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_gru_cell(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(x, h, weight_ih, weight_hh, bias_ih, bias_hh) -> h_new``.
 
     Run with ``torch.nn.GRUCell``, ``torch.nn.GRU``, ``torch.gru_cell`` (and its
-    private alias) and the book's ``seqbook.gated.gru_cell``/``GRUCell`` disabled.
+    private alias) and the book's ``seqbook.models.gated_units.gru_cell``/``GRUCell`` disabled.
     """
-    _check("gru", fn, hidden)
+    return _check("gru", fn, hidden)
 
 
 # A submission that replaces a helper of this module (or the reference) is caught by
 # the next check that runs.
-integrity.protect_module("seqbook.gated")
+integrity.protect_module("seqbook.models.gated_units")
 integrity.protect_module(__name__)

@@ -4,7 +4,7 @@ An exercise that asks for X "from primitives" is graded inside ``forbid_calls``.
 guard works at two depths:
 
 * it replaces each forbidden function at its import path (``torch.nn.functional.
-  scaled_dot_product_attention``, ``seqbook.attention.scaled_dot_product_attention``, ...)
+  scaled_dot_product_attention``, ``seqbook.models.attention.scaled_dot_product_attention``, ...)
   by one that raises at once with a message, and
 * it installs a profiling hook (``sys.setprofile``) that sees every function call, so
   a forbidden function reached through an alias captured *before* the guard started
@@ -12,6 +12,13 @@ guard works at two depths:
   library function that calls it internally, is caught too.
 
 Removing the hook from inside the guarded code is itself reported as a violation.
+:func:`forbid_code` is the hook alone, for code objects captured at import (a class's
+methods, so that subclassing or aliasing cannot hide a use), with a message of its own.
+
+The check modules name their paths once, at import, through :func:`existing_paths`: a
+path into ``seqbook`` that does not resolve is an error there and then (a renamed
+reference must not silently stop being forbidden); a missing path of another library
+is left out.
 """
 
 from __future__ import annotations
@@ -25,11 +32,19 @@ from typing import Any, Iterator
 
 from seqbook.checks.core import CheckFailure
 
-__all__ = ["ForbiddenCall", "forbid_calls", "existing_paths"]
+__all__ = ["ForbiddenCall", "GuardPathError", "forbid_calls", "forbid_code",
+           "existing_paths"]
+
+_SWITCHED_OFF = ("your code switched off the grading guard (sys.setprofile); "
+                 "this exercise cannot be graded that way.")
 
 
 class ForbiddenCall(CheckFailure):
     """The student's code used a function that this exercise asks them to write."""
+
+
+class GuardPathError(ImportError):
+    """A path into ``seqbook`` given to the guard does not resolve."""
 
 
 def _resolve(path: str) -> tuple[Any, str, Any]:
@@ -52,13 +67,25 @@ def _resolve(path: str) -> tuple[Any, str, Any]:
 
 
 def existing_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
-    """The paths that exist in the installed PyTorch (private ones such as
-    ``torch._VF.lstm_cell`` come and go between versions)."""
+    """The paths that resolve here, in their order.
+
+    A path of another library that does not resolve is left out: private PyTorch
+    functions such as ``torch._VF.lstm_cell`` and the attributes of optional libraries
+    come and go between versions. A path into ``seqbook`` must resolve, or
+    :class:`GuardPathError` names it: the book's own code is always there, so a miss
+    means a renamed or moved reference, which the guard would otherwise stop forbidding
+    without a word. Check modules call this at import, so the error shows at once.
+    """
     found = []
     for path in paths:
         try:
             _resolve(path)
-        except (ImportError, AttributeError):
+        except (ImportError, AttributeError) as err:
+            if path.split(".")[0] == "seqbook":
+                raise GuardPathError(
+                    f"the guard path {path!r} does not resolve ({err}): update it to "
+                    "the reference's new name, or the guard stops forbidding it."
+                ) from err
             continue
         found.append(path)
     return tuple(found)
@@ -70,6 +97,43 @@ def _refuse(path: str, reason: str):
 
     refused.__name__ = path.rpartition(".")[2]
     return refused
+
+
+@contextmanager
+def _profiled(hook: Any) -> Iterator[None]:
+    """Run the block with ``hook`` as the profiling function; the code in the block
+    removing it is a :class:`ForbiddenCall` (after the block, once the previous one is
+    back)."""
+    previous_profile = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        yield
+        hook_removed = sys.getprofile() is not hook
+    finally:
+        sys.setprofile(previous_profile)
+    if hook_removed:
+        raise ForbiddenCall(_SWITCHED_OFF)
+
+
+@contextmanager
+def forbid_code(codes: tuple[types.CodeType, ...], message: str) -> Iterator[None]:
+    """Within the block, running any of ``codes`` is a :class:`ForbiddenCall` with
+    ``message``, raised when the block ends.
+
+    Nothing is replaced: the code objects are recognised by identity as they run,
+    however they are reached (an alias, a subclass calling ``super()``). Capture them at
+    import, before student code can replace the functions that hold them.
+    """
+    seen: list[bool] = []
+
+    def hook(frame: types.FrameType, event: str, arg: Any) -> None:
+        if event == "call" and any(frame.f_code is code for code in codes):
+            seen.append(True)
+
+    with _profiled(hook):
+        yield
+    if seen:
+        raise ForbiddenCall(message)
 
 
 @contextmanager
@@ -117,23 +181,15 @@ def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") 
               for (owner, attribute, _), was_owned in zip(originals, owned)]
     for path, (owner, attribute, _) in zip(paths, originals):
         setattr(owner, attribute, _refuse(path, reason))
-    previous_profile = sys.getprofile()
-    sys.setprofile(hook)
     try:
-        yield
-        hook_removed = sys.getprofile() is not hook
+        with _profiled(hook):
+            yield
     finally:
-        sys.setprofile(previous_profile)
         for (owner, attribute, _), was_owned, raw in zip(originals, owned, stored):
             if was_owned:
                 setattr(owner, attribute, raw)
             else:
                 delattr(owner, attribute)
-    if hook_removed:
-        raise ForbiddenCall(
-            "your code switched off the grading guard (sys.setprofile); "
-            "this exercise cannot be graded that way."
-        )
     if seen:
         raise ForbiddenCall(
             f"your code called `{seen[0]}` (possibly through another name): {reason}"

@@ -2,10 +2,10 @@
 
 * :func:`check_build_vocabulary` -- ``build_vocabulary(tokens, min_freq=1,
   specials=("<pad>", "<unk>"))`` must return the list of entries (position = id) that
-  :func:`seqbook.vocab.build_vocabulary` returns;
+  :func:`seqbook.text.vocab.build_vocabulary` returns;
 * :func:`check_bigram_perplexity` -- ``bigram_perplexity(train_ids, test_ids,
   vocab_size, k=1.0)`` must return the perplexity that
-  :func:`seqbook.ngram.bigram_perplexity` returns;
+  :func:`seqbook.models.ngram.bigram_perplexity` returns;
 * :func:`check_bigram_perplexity_value` -- one case whose expected value the caller
   supplies (the hidden tests compute a few by hand, independently of the reference).
 
@@ -22,6 +22,7 @@ The student's function runs with the book's references disabled (``forbid_calls`
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -29,11 +30,12 @@ import string
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from seqbook import ngram as _ngram
-from seqbook import vocab as _vocab
+from seqbook.models import ngram as _ngram
+from seqbook.text import vocab as _vocab
 from seqbook.checks import integrity
-from seqbook.checks.core import CheckFailure, call_student, describe, passed
-from seqbook.checks.guard import ForbiddenCall, forbid_calls
+from seqbook.checks._harness import check, guarded_call
+from seqbook.checks.core import CheckFailure, describe
+from seqbook.checks.guard import ForbiddenCall, existing_paths
 
 __all__ = [
     "check_build_vocabulary",
@@ -52,18 +54,19 @@ _ngram_fit = _ngram.NGramModel.fit
 _ngram_prob = _ngram.NGramModel.prob
 _ngram_perplexity = _ngram.NGramModel.perplexity
 
-_VOCAB_FORBIDDEN = ("seqbook.vocab.build_vocabulary", "seqbook.vocab.Vocabulary")
-_BIGRAM_FORBIDDEN = (
-    "seqbook.ngram.bigram_perplexity",
-    "seqbook.ngram.NGramModel",
+_VOCAB_FORBIDDEN = existing_paths(
+    ("seqbook.text.vocab.build_vocabulary", "seqbook.text.vocab.Vocabulary"))
+_BIGRAM_FORBIDDEN = existing_paths((
+    "seqbook.models.ngram.bigram_perplexity",
+    "seqbook.models.ngram.NGramModel",
     f"{__name__}._ngram_fit",
     f"{__name__}._ngram_prob",
     f"{__name__}._ngram_perplexity",
-)
+))
 _PUBLIC_NAMES = {
-    f"{__name__}._ngram_fit": "seqbook.ngram.NGramModel.fit",
-    f"{__name__}._ngram_prob": "seqbook.ngram.NGramModel.prob",
-    f"{__name__}._ngram_perplexity": "seqbook.ngram.NGramModel.perplexity",
+    f"{__name__}._ngram_fit": "seqbook.models.ngram.NGramModel.fit",
+    f"{__name__}._ngram_prob": "seqbook.models.ngram.NGramModel.prob",
+    f"{__name__}._ngram_perplexity": "seqbook.models.ngram.NGramModel.perplexity",
 }
 
 
@@ -71,17 +74,8 @@ def _rng(hidden: bool) -> random.Random:
     return random.Random(int.from_bytes(os.urandom(8), "little") if hidden else 0)
 
 
-def _guarded_call(fn: Callable[..., Any], forbidden: Sequence[str], reason: str,
-                  *args: Any, what: str, **kwargs: Any) -> Any:
-    """Call the student's function with the book's references disabled."""
-    try:
-        with forbid_calls(*forbidden, reason=reason):
-            return call_student(fn, *args, what=what, **kwargs)
-    except ForbiddenCall as err:
-        message = str(err)
-        for internal, public in _PUBLIC_NAMES.items():
-            message = message.replace(internal, public)
-        raise ForbiddenCall(message) from None
+# Calls the student's function with the book's references disabled.
+_guarded_call = functools.partial(guarded_call, aliases=_PUBLIC_NAMES)
 
 
 def _short(items: Sequence[Any], limit: int = 12) -> str:
@@ -138,8 +132,8 @@ def _vocabulary_case(fn: Callable[..., Any], tokens: list[str], min_freq: int | 
     what = f"build_vocabulary({label}{', ' + arguments if arguments else ''})"
     given = list(tokens)
     result = _guarded_call(
-        fn, _VOCAB_FORBIDDEN, "write the vocabulary from counts yourself "
-        "(collections.Counter and sorted are fine).", given, what=what, **kwargs)
+        _VOCAB_FORBIDDEN, "write the vocabulary from counts yourself "
+        "(collections.Counter and sorted are fine).", fn, given, what=what, **kwargs)
     min_freq = 1 if min_freq is None else min_freq
     specials = (_PAD, _UNK) if specials is None else specials
     expected = _reference_build(tokens, min_freq, specials)
@@ -248,13 +242,13 @@ def _random_tokens(rng: random.Random) -> tuple[list[str], int]:
     return tokens, rng.choice(counts[:4])
 
 
-def check_build_vocabulary(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_build_vocabulary(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``build_vocabulary(tokens, min_freq=1, specials=("<pad>", "<unk>"))``.
 
-    The function is run with ``seqbook.vocab.build_vocabulary`` and
-    ``seqbook.vocab.Vocabulary`` disabled.
+    The function is run with ``seqbook.text.vocab.build_vocabulary`` and
+    ``seqbook.text.vocab.Vocabulary`` disabled.
     """
-    integrity.verify()
     sentence = list(_SENTENCE)
     label = _SENTENCE_LABEL
     cases: list[tuple[list[str], int | None, tuple[str, ...] | None, str]] = [
@@ -278,7 +272,7 @@ def check_build_vocabulary(fn: Callable[..., Any], hidden: bool = False) -> None
     for tokens, min_freq, specials, label in cases:
         _vocabulary_case(fn, tokens, min_freq, specials, label)
         integrity.verify()
-    passed(f"build_vocabulary is correct on {len(cases)} cases.")
+    return f"build_vocabulary is correct on {len(cases)} cases."
 
 
 # ----------------------------------------------------------------- perplexity
@@ -405,8 +399,8 @@ def _bigram_case(fn: Callable[..., Any], train: list[int], test: list[int], voca
     train_copy, test_copy = list(train), list(test)
     try:
         result = _guarded_call(
-            fn, _BIGRAM_FORBIDDEN, "count the bigrams and compute the perplexity yourself.",
-            train_copy, test_copy, vocab_size, k=k, what=what)
+            _BIGRAM_FORBIDDEN, "count the bigrams and compute the perplexity yourself.",
+            fn, train_copy, test_copy, vocab_size, k=k, what=what)
     except ForbiddenCall:
         raise
     except CheckFailure as err:
@@ -430,16 +424,15 @@ def _bigram_case(fn: Callable[..., Any], train: list[int], test: list[int], voca
     raise CheckFailure(f"{what} returned {value:.6g}, expected {expected:.6g}.")
 
 
+@check
 def check_bigram_perplexity_value(fn: Callable[..., Any], train_ids: Sequence[int],
                                   test_ids: Sequence[int], vocab_size: int, k: float,
-                                  expected: float) -> None:
+                                  expected: float) -> str:
     """Check one case whose expected perplexity the caller computed (e.g. by hand)."""
-    integrity.verify()
     _bigram_case(fn, list(train_ids), list(test_ids), vocab_size, k, float(expected),
                  f"train {list(train_ids)}, test {list(test_ids)}")
-    integrity.verify()
-    passed(f"bigram_perplexity({list(train_ids)}, {list(test_ids)}, {vocab_size}, k={k}) "
-           f"= {expected:.6g}.")
+    return (f"bigram_perplexity({list(train_ids)}, {list(test_ids)}, {vocab_size}, "
+            f"k={k}) = {expected:.6g}.")
 
 
 def _random_ids(rng: random.Random, vocab_size: int, length: int) -> list[int]:
@@ -447,13 +440,13 @@ def _random_ids(rng: random.Random, vocab_size: int, length: int) -> list[int]:
     return [min(int(rng.expovariate(3.0 / vocab_size)), vocab_size - 1) for _ in range(length)]
 
 
-def check_bigram_perplexity(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_bigram_perplexity(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``bigram_perplexity(train_ids, test_ids, vocab_size, k=1.0)``.
 
-    The function is run with ``seqbook.ngram.bigram_perplexity`` and
-    ``seqbook.ngram.NGramModel`` disabled.
+    The function is run with ``seqbook.models.ngram.bigram_perplexity`` and
+    ``seqbook.models.ngram.NGramModel`` disabled.
     """
-    integrity.verify()
     rng = _rng(hidden)
     cases = [
         ([0, 1, 0, 1], [0, 1, 0], 2, 1.0, "train [0, 1, 0, 1], test [0, 1, 0]"),
@@ -476,9 +469,9 @@ def check_bigram_perplexity(fn: Callable[..., Any], hidden: bool = False) -> Non
         expected = _reference_bigram(train, test, vocab_size, k)
         _bigram_case(fn, train, test, vocab_size, k, expected, label)
         integrity.verify()
-    passed(f"bigram_perplexity matches the reference on {len(cases)} cases.")
+    return f"bigram_perplexity matches the reference on {len(cases)} cases."
 
 
 integrity.protect_module(__name__)
-integrity.protect_module("seqbook.vocab")
-integrity.protect_module("seqbook.ngram")
+integrity.protect_module("seqbook.text.vocab")
+integrity.protect_module("seqbook.models.ngram")

@@ -1,7 +1,7 @@
 """Checks for the exercises of the section "Multi-head attention".
 
 * :func:`check_split_merge` -- ``split_heads(x, num_heads)`` and ``merge_heads(x)``
-  against :mod:`seqbook.attention`, with the classic mistakes named (reshaping straight
+  against :mod:`seqbook.models.attention`, with the classic mistakes named (reshaping straight
   to ``(B, H, T, D/H)`` so heads mix positions, interleaved instead of contiguous
   feature blocks, a missing transpose, a merge that is not the inverse of the split,
   ``.view`` on a non-contiguous tensor).
@@ -28,8 +28,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from seqbook import attention as _reference_module
+from seqbook.models import attention as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
@@ -37,10 +38,9 @@ from seqbook.checks.core import (
     expect_tensor,
     grading_generator,
     max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import ForbiddenCall, forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_split_merge", "check_multi_head_attention"]
 
@@ -53,7 +53,8 @@ _ReferenceMHA = _reference_module.MultiHeadAttention
 _TorchMHA = nn.MultiheadAttention
 _softmax = torch.softmax
 
-_HEAD_BUILTINS = ("seqbook.attention.split_heads", "seqbook.attention.merge_heads")
+_HEAD_BUILTINS = existing_paths(
+    ("seqbook.models.attention.split_heads", "seqbook.models.attention.merge_heads"))
 # Methods captured at import, so that a forward replaced by student code before the
 # check still leaves the original recognisable (forbid_calls matches code objects).
 _torch_mha_forward = _TorchMHA.forward
@@ -61,14 +62,14 @@ _reference_mha_forward = _ReferenceMHA.forward
 # nn.MultiheadAttention.forward runs one of the first two functions (the second is its
 # inference fast path); the methods are disabled on their classes and, through the
 # captured aliases, recognised wherever they are called from.
-_MHA_FORBIDDEN = (
+_MHA_FORBIDDEN = existing_paths((
     "torch.nn.functional.multi_head_attention_forward",
     "torch._native_multi_head_attention",
     "torch.nn.MultiheadAttention.forward",
-    "seqbook.attention.MultiHeadAttention.forward",
+    "seqbook.models.attention.MultiHeadAttention.forward",
     "seqbook.checks.multi_head_attention._torch_mha_forward",
     "seqbook.checks.multi_head_attention._reference_mha_forward",
-)
+))
 _MHA_REASON = "write multi-head attention yourself (you may call scaled_dot_product_attention)."
 
 
@@ -194,11 +195,11 @@ def _check_merge(merge_heads, heads_tensor: torch.Tensor, label: str) -> None:
     expect_close(result, expected, what, atol=0.0, rtol=0.0)
 
 
+@check
 def check_split_merge(split_heads: Callable[..., Any], merge_heads: Callable[..., Any],
-                      hidden: bool = False) -> None:
+                      hidden: bool = False) -> str:
     """Check ``split_heads(x, num_heads)`` ``(B, T, D) -> (B, H, T, D/H)`` and
     ``merge_heads(x)`` ``(B, H, T, d) -> (B, T, H * d)``, and that they are inverses."""
-    integrity.verify()
     cases = _split_cases(hidden)
     g = grading_generator(hidden)
     for x, heads in cases:
@@ -223,8 +224,8 @@ def check_split_merge(split_heads: Callable[..., Any], merge_heads: Callable[...
         if not _same(round_trip, x):
             raise CheckFailure(f"{what} is not x: merge_heads must undo split_heads.")
         integrity.verify()
-    passed(f"split_heads and merge_heads are correct and inverse on {len(cases)} "
-           "input shapes.")
+    return (f"split_heads and merge_heads are correct and inverse on {len(cases)} "
+            "input shapes.")
 
 
 # ------------------------------------------------------------- multi-head attention
@@ -460,11 +461,11 @@ def _random_lengths(g: torch.Generator, batch: int, length: int) -> torch.Tensor
     return lengths
 
 
+@check
 def check_multi_head_attention(module_class: Callable[..., Any],
-                               hidden: bool = False) -> None:
+                               hidden: bool = False) -> str:
     """Check a ``MultiHeadAttention(embed_dim, num_heads, bias=True)`` class against
     ``torch.nn.MultiheadAttention(batch_first=True)`` with copied (random) weights."""
-    integrity.verify()
     g = grading_generator(hidden)
     if hidden:
         configs = []
@@ -503,8 +504,8 @@ def check_multi_head_attention(module_class: Callable[..., Any],
             _run_case(module, reference, heads, label, query, key, value, mask, grads)
             integrity.verify()
             count += 1
-    passed(f"MultiHeadAttention matches nn.MultiheadAttention on {count} cases "
-           f"(with and without biases).")
+    return (f"MultiHeadAttention matches nn.MultiheadAttention on {count} cases "
+            f"(with and without biases).")
 
 
 integrity.protect_module(__name__)

@@ -26,25 +26,26 @@ fresh random seed, and the expected values are computed inside the check.
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from seqbook import lora as _reference_module
+from seqbook.models import parameter_efficient_fine_tuning as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check, guarded_call
+from seqbook.checks._harness import close_tensors as _close
 from seqbook.checks.core import (
     CheckFailure,
-    call_student,
     expect_close,
     expect_tensor,
     grading_generator,
     max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import ForbiddenCall, existing_paths, forbid_calls
+from seqbook.checks.guard import ForbiddenCall, existing_paths
 
 __all__ = ["check_lora_linear", "check_mean_pool"]
 
@@ -60,24 +61,24 @@ _reference_lora_forward = _ReferenceLoRA.forward
 _reference_lora_merge = _ReferenceLoRA.merge
 
 _HERE = __name__
-_LORA_REFERENCE = (
-    "seqbook.lora.LoRALinear",
-    "seqbook.lora.add_lora",
+_LORA_REFERENCE = existing_paths((
+    "seqbook.models.parameter_efficient_fine_tuning.LoRALinear",
+    "seqbook.models.parameter_efficient_fine_tuning.add_lora",
     f"{_HERE}._reference_lora_init",
     f"{_HERE}._reference_lora_forward",
     f"{_HERE}._reference_lora_merge",
-)
+))
 _LORA_REASON = "write the LoRA layer yourself from tensor primitives and nn.Parameter."
-_POOL_REFERENCE = (
-    "seqbook.lora.mean_pool",
-    "seqbook.lora.sentence_embeddings",
-    "seqbook.transformer_models.masked_mean_pool",
-)
+_POOL_REFERENCE = existing_paths((
+    "seqbook.models.parameter_efficient_fine_tuning.mean_pool",
+    "seqbook.models.parameter_efficient_fine_tuning.sentence_embeddings",
+    "seqbook.models.transformer_from_blocks.masked_mean_pool",
+))
 _POOL_REASON = "write the masked mean yourself from tensor primitives."
 _FRIENDLY = {
-    f"{_HERE}._reference_lora_init": "seqbook.lora.LoRALinear",
-    f"{_HERE}._reference_lora_forward": "seqbook.lora.LoRALinear",
-    f"{_HERE}._reference_lora_merge": "seqbook.lora.LoRALinear",
+    f"{_HERE}._reference_lora_init": "seqbook.models.parameter_efficient_fine_tuning.LoRALinear",
+    f"{_HERE}._reference_lora_forward": "seqbook.models.parameter_efficient_fine_tuning.LoRALinear",
+    f"{_HERE}._reference_lora_merge": "seqbook.models.parameter_efficient_fine_tuning.LoRALinear",
 }
 
 _generator = grading_generator
@@ -90,31 +91,15 @@ def _library_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
     return existing_paths(tuple(p for p in paths if p.split(".")[0] in sys.modules))
 
 
-def _guarded_call(paths: tuple[str, ...], reason: str, fn: Callable[..., Any], *args: Any,
-                  what: str, **kwargs: Any) -> Any:
-    """``call_student`` under ``forbid_calls(paths)``, naming aliases in plain words."""
-    try:
-        with forbid_calls(*paths, reason=reason):
-            return call_student(fn, *args, what=what, **kwargs)
-    except ForbiddenCall as err:
-        message = str(err)
-        for alias, name in _FRIENDLY.items():
-            message = message.replace(alias, name)
-        raise ForbiddenCall(message) from None
-
-
-def _close(actual: Any, expected: torch.Tensor, tolerance: float = 1e-5) -> bool:
-    if not isinstance(actual, torch.Tensor) or tuple(actual.shape) != tuple(expected.shape):
-        return False
-    error = max_abs_error(actual, expected)
-    return error == error and error < tolerance * (1.0 + float(expected.detach().abs().max()))
+# ``call_student`` under ``forbid_calls(paths)``, naming aliases in plain words.
+_guarded_call = functools.partial(guarded_call, aliases=_FRIENDLY)
 
 
 # ------------------------------------------------------------------------ LoRALinear
 
 
 def _lora_paths() -> tuple[str, ...]:
-    return existing_paths(_LORA_REFERENCE) + _library_paths((
+    return _LORA_REFERENCE + _library_paths((
         "peft.tuners.lora.layer.Linear.forward",
         "peft.tuners.lora.layer.Linear.merge",
         "peft.tuners.lora.layer.LoraLayer.update_layer",
@@ -362,9 +347,9 @@ def _lora_case(cls: Any, infeatures: int, outfeatures: int, r: int, alpha: float
     expect_close(output, before, f"the output of {what} after two merge() calls")
 
 
-def check_lora_linear(lora_class: Any, hidden: bool = False) -> None:
+@check
+def check_lora_linear(lora_class: Any, hidden: bool = False) -> str:
     """Check a ``LoRALinear(base, r, alpha)`` module class (see the module docstring)."""
-    integrity.verify()
     if not isinstance(lora_class, type) or not issubclass(lora_class, nn.Module):
         raise CheckFailure(
             "LoRALinear should be a class derived from nn.Module, got "
@@ -372,7 +357,7 @@ def check_lora_linear(lora_class: Any, hidden: bool = False) -> None:
         )
     if issubclass(lora_class, _ReferenceLoRA):
         raise ForbiddenCall(f"your LoRALinear is (or derives from) "
-                            f"`seqbook.lora.LoRALinear`: {_LORA_REASON}")
+                            f"`seqbook.models.parameter_efficient_fine_tuning.LoRALinear`: {_LORA_REASON}")
     peft_layer = getattr(sys.modules.get("peft.tuners.lora.layer"), "LoraLayer", None)
     if peft_layer is not None and issubclass(lora_class, peft_layer):
         raise ForbiddenCall(f"your LoRALinear derives from peft's LoraLayer: "
@@ -405,9 +390,9 @@ def check_lora_linear(lora_class: Any, hidden: bool = False) -> None:
         _lora_case(lora_class, infeatures, outfeatures, r, alpha, bias, dtype, leading, g,
                    grads)
         integrity.verify()
-    passed(f"LoRALinear is correct on {len(cases)} layers: equal to its base at "
-           "initialisation, alpha / r scaling, gradients to A and B only, merge() "
-           "exact and idempotent.")
+    return (f"LoRALinear is correct on {len(cases)} layers: equal to its base at "
+            "initialisation, alpha / r scaling, gradients to A and B only, merge() "
+            "exact and idempotent.")
 
 
 # ------------------------------------------------------------------------ mean pool
@@ -444,7 +429,7 @@ def _pool_case(fn: Callable[..., Any], hidden: torch.Tensor, mask: torch.Tensor,
     what = f"mean_pool on {label}"
     inputs = hidden.clone().requires_grad_(check_gradients)
     mask_in = mask.clone()
-    paths = existing_paths(_POOL_REFERENCE) + _library_paths((
+    paths = _POOL_REFERENCE + _library_paths((
         "sentence_transformers.models.Pooling.forward",  # where it lives varies
         "sentence_transformers.models.Pooling.Pooling.forward",
         "sentence_transformers.sentence_transformer.modules.pooling.Pooling.forward"))
@@ -503,10 +488,10 @@ def _padded_hidden(g: torch.Generator, mask: torch.Tensor, dim: int,
     return torch.where(padding, hidden * 5 + 20, hidden)  # (B, T, D)
 
 
-def check_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``mean_pool(last_hidden_state (B, T, D), attention_mask (B, T)) -> (B, D)``,
     the mean over the real tokens (mask 1) of an integer Hugging Face mask."""
-    integrity.verify()
     g = _generator(hidden)
     cases: list[tuple[torch.Tensor, torch.Tensor, str, bool]] = []
     if not hidden:
@@ -531,7 +516,7 @@ def check_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> None:
     for hidden_state, mask, label, grads in cases:
         _pool_case(fn, hidden_state, mask, label, grads)
         integrity.verify()
-    passed(f"mean_pool matches the reference on {len(cases)} padded batches.")
+    return f"mean_pool matches the reference on {len(cases)} padded batches."
 
 
 integrity.protect_module(__name__)

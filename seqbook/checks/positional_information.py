@@ -4,11 +4,11 @@
   num_positions, dim)``: a float32 ``(num_positions, dim)`` tensor with
   ``PE[t, 2i] = sin(t / 10000^(2i/dim))`` and ``PE[t, 2i+1] = cos(t / 10000^(2i/dim))``,
   odd ``dim`` included (the last column is then a sine). Compared with
-  :func:`seqbook.attention.sinusoidal_positional_encoding`, which is disabled while the
+  :func:`seqbook.models.attention.sinusoidal_positional_encoding`, which is disabled while the
   student's code runs.
 * :func:`check_shift_matrix` -- ``shift_matrix(k, dim)``: the float32 block-diagonal
   rotation ``M_k`` with ``PE[t + k] = PE[t] @ M_k``, a ``ValueError`` for odd ``dim``.
-  Compared with :func:`seqbook.positional.shift_matrix`, disabled while the student's
+  Compared with :func:`seqbook.models.positional_information.shift_matrix`, disabled while the student's
   code runs.
 
 The classic mistakes are recognised and named: sine and cosine swapped, an exponent
@@ -31,9 +31,10 @@ from typing import Any, Callable
 
 import torch
 
-from seqbook import attention as _attention_module
-from seqbook import positional as _positional_module
+from seqbook.models import attention as _attention_module
+from seqbook.models import positional_information as _positional_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
@@ -42,10 +43,9 @@ from seqbook.checks.core import (
     expect_tensor,
     grading_generator,
     max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import ForbiddenCall, forbid_calls
+from seqbook.checks.guard import ForbiddenCall, existing_paths, forbid_calls
 
 __all__ = ["check_sinusoidal_positional_encoding", "check_shift_matrix"]
 
@@ -53,8 +53,9 @@ __all__ = ["check_sinusoidal_positional_encoding", "check_shift_matrix"]
 _reference_encoding = _attention_module.sinusoidal_positional_encoding
 _reference_shift = _positional_module.shift_matrix
 
-_ENCODING_BUILTIN = "seqbook.attention.sinusoidal_positional_encoding"
-_SHIFT_BUILTIN = "seqbook.positional.shift_matrix"
+_ENCODING_BUILTIN = existing_paths(
+    ("seqbook.models.attention.sinusoidal_positional_encoding",))
+_SHIFT_BUILTIN = existing_paths(("seqbook.models.positional_information.shift_matrix",))
 _TOLERANCE = 1e-4  # float32 angles up to ~200 radians are accurate to ~1e-5
 
 
@@ -163,7 +164,7 @@ def _odd_hint(dim: int) -> str:
 def _encoding_case(fn: Callable[..., Any], num_positions: int, dim: int) -> None:
     what = f"sinusoidal_positional_encoding({num_positions}, {dim})"
     try:
-        with forbid_calls(_ENCODING_BUILTIN,
+        with forbid_calls(*_ENCODING_BUILTIN,
                           reason="write the encodings yourself with sin and cos."):
             encoding = call_student(fn, num_positions, dim, what=what)
     except ForbiddenCall:
@@ -195,10 +196,10 @@ def _encoding_case(fn: Callable[..., Any], num_positions: int, dim: int) -> None
     expect_close(encoding, expected, what, atol=_TOLERANCE, rtol=0.0)
 
 
+@check
 def check_sinusoidal_positional_encoding(fn: Callable[..., Any],
-                                         hidden: bool = False) -> None:
+                                         hidden: bool = False) -> str:
     """Check ``sinusoidal_positional_encoding(num_positions, dim)`` against the reference."""
-    integrity.verify()
     cases = [(50, 16), (12, 7), (1, 4)]
     if hidden:
         g = grading_generator(True)
@@ -213,7 +214,8 @@ def check_sinusoidal_positional_encoding(fn: Callable[..., Any],
         _encoding_case(fn, num_positions, dim)
         integrity.verify()
     sizes = ", ".join(f"({t}, {d})" for t, d in cases)
-    passed(f"sinusoidal_positional_encoding is correct for (num_positions, dim) = {sizes}.")
+    return (f"sinusoidal_positional_encoding is correct for (num_positions, dim) = "
+            f"{sizes}.")
 
 
 # ------------------------------------------------------------------ the shift matrix
@@ -276,7 +278,7 @@ def _shift_property_error(matrix: torch.Tensor, k: int, dim: int) -> float:
 
 def _shift_case(fn: Callable[..., Any], k: int, dim: int) -> None:
     what = f"shift_matrix({k}, {dim})"
-    with forbid_calls(_SHIFT_BUILTIN, reason="build the rotation yourself."):
+    with forbid_calls(*_SHIFT_BUILTIN, reason="build the rotation yourself."):
         matrix = call_student(fn, k, dim, what=what)
     expected = _reference_shift(k, dim)
     expect_tensor(matrix, what, shape=(dim, dim))
@@ -311,7 +313,7 @@ def _shift_case(fn: Callable[..., Any], k: int, dim: int) -> None:
 def _odd_dim_case(fn: Callable[..., Any], k: int, dim: int) -> None:
     what = f"shift_matrix({k}, {dim})"
     try:
-        with forbid_calls(_SHIFT_BUILTIN, reason="build the rotation yourself."):
+        with forbid_calls(*_SHIFT_BUILTIN, reason="build the rotation yourself."):
             result = fn(k, dim)
     except ValueError:
         return
@@ -330,9 +332,9 @@ def _odd_dim_case(fn: Callable[..., Any], k: int, dim: int) -> None:
     )
 
 
-def check_shift_matrix(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_shift_matrix(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``shift_matrix(k, dim)`` against the reference and the shift property."""
-    integrity.verify()
     cases = [(3, 8), (1, 4), (-5, 16), (0, 6)]
     odd = [(2, 5)]
     if hidden:
@@ -352,8 +354,8 @@ def check_shift_matrix(fn: Callable[..., Any], hidden: bool = False) -> None:
         _odd_dim_case(fn, k, dim)
         integrity.verify()
     shifts = ", ".join(f"({k}, {d})" for k, d in cases)
-    passed(f"shift_matrix is correct for (k, dim) = {shifts} and refuses an odd dim.")
+    return f"shift_matrix is correct for (k, dim) = {shifts} and refuses an odd dim."
 
 
-integrity.protect_module("seqbook.positional")
+integrity.protect_module("seqbook.models.positional_information")
 integrity.protect_module(__name__)

@@ -33,17 +33,18 @@ from typing import Any, Callable
 
 import torch
 
-from seqbook import pretraining as _reference_module
+from seqbook.models import pretraining_objectives as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
+from seqbook.checks._harness import equal_tensors as _equal
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
     expect_tensor,
     grading_generator,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_mask_tokens", "check_causal_lm_inputs_and_labels", "Z_LIMIT"]
 
@@ -52,15 +53,11 @@ _reference_shift = _reference_module.causal_lm_inputs_and_labels
 _gammaincc = torch.special.gammaincc
 _isin = torch.isin
 
-_MASK_REFERENCE = ("seqbook.pretraining.mask_tokens",)
-_SHIFT_REFERENCE = ("seqbook.pretraining.causal_lm_inputs_and_labels",)
+_MASK_REFERENCE = existing_paths(("seqbook.models.pretraining_objectives.mask_tokens",))
+_SHIFT_REFERENCE = existing_paths(("seqbook.models.pretraining_objectives.causal_lm_inputs_and_labels",))
 
 Z_LIMIT = 6.0  # standard deviations a binomial count may stray before a check fails
 CHI2_TAIL = 1e-9  # tail probability below which the random tokens are "not uniform"
-
-
-def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return tuple(a.shape) == tuple(b.shape) and bool((a == b).all())
 
 
 def _first_index(where: torch.Tensor) -> tuple[int, ...]:
@@ -267,10 +264,10 @@ def _mask_batch(g: torch.Generator, batch: int, length: int, vocab_size: int,
     return ids
 
 
-def check_mask_tokens(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_mask_tokens(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(ids, mask_id, vocab_size, special_ids, probability=0.15,
     generator=None) -> (inputs, labels)`` against BERT's masking rules."""
-    integrity.verify()
     g = grading_generator(hidden)
     cases = []
     if not hidden:
@@ -301,8 +298,8 @@ def check_mask_tokens(fn: Callable[..., Any], hidden: bool = False) -> None:
     for label, ids, mask_id, vocab_size, specials, probability, uniform in cases:
         _mask_case(fn, label, ids, mask_id, vocab_size, specials, probability, uniform, g)
         integrity.verify()
-    passed(f"mask_tokens follows the rules on {len(cases)} batches (exact rules, and "
-           "proportions within 6 standard deviations).")
+    return (f"mask_tokens follows the rules on {len(cases)} batches (exact rules, and "
+            "proportions within 6 standard deviations).")
 
 
 # ------------------------------------------------------------------ the causal shift
@@ -390,9 +387,10 @@ def _shift_batch(g: torch.Generator, batch: int, length: int, vocab_size: int,
     return ids.masked_fill(torch.arange(length)[None, :] >= lengths[:, None], pad_id)
 
 
-def check_causal_lm_inputs_and_labels(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_causal_lm_inputs_and_labels(fn: Callable[..., Any],
+                                      hidden: bool = False) -> str:
     """Check ``fn(ids (B, T), pad_id) -> (inputs, labels)``, both ``(B, T - 1)``."""
-    integrity.verify()
     g = grading_generator(hidden)
     cases = []
     if not hidden:
@@ -413,7 +411,8 @@ def check_causal_lm_inputs_and_labels(fn: Callable[..., Any], hidden: bool = Fal
     for label, ids, pad_id in cases:
         _shift_case(fn, label, ids, pad_id)
         integrity.verify()
-    passed(f"causal_lm_inputs_and_labels matches the reference on {len(cases)} batches.")
+    return (f"causal_lm_inputs_and_labels matches the reference on {len(cases)} "
+            "batches.")
 
 
 integrity.protect_module(__name__)

@@ -2,7 +2,7 @@
 
 * :func:`check_rnn_forward` -- ``rnn_forward(inputs, h0, weight_ih, weight_hh, bias_ih,
   bias_hh) -> (outputs (B, T, H), h_n (B, H))`` from primitives, compared with the
-  reference in :mod:`seqbook.rnn` and with ``torch.nn.RNN``;
+  reference in :mod:`seqbook.models.recurrent_networks` and with ``torch.nn.RNN``;
 * :func:`check_clip_grad_norm` -- ``clip_grad_norm(parameters, max_norm)``, compared
   with ``torch.nn.utils.clip_grad_norm_``.
 
@@ -15,14 +15,14 @@ random seed at grading time; expected values are computed inside the check.
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any, Callable
 
 import torch
 
-from seqbook import rnn as _reference_module
+from seqbook.models import recurrent_networks as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
 from seqbook.checks.core import (
     grading_generator,
     random_int,
@@ -32,9 +32,8 @@ from seqbook.checks.core import (
     expect_close,
     expect_tensor,
     max_abs_error,
-    passed,
 )
-from seqbook.checks.guard import ForbiddenCall, forbid_calls
+from seqbook.checks.guard import ForbiddenCall, existing_paths, forbid_calls
 
 __all__ = ["check_rnn_forward", "check_clip_grad_norm"]
 
@@ -44,35 +43,23 @@ _reference_clip = _reference_module.clip_grad_norm
 _torch_clip = torch.nn.utils.clip_grad_norm_
 _nn_rnn = torch.nn.RNN
 
-_RNN_BUILTINS = tuple(
-    path for path in (
-        "torch.nn.RNN",
-        "torch.nn.RNNCell",
-        "torch.rnn_tanh",
-        "torch.rnn_tanh_cell",
-        "torch._VF.rnn_tanh",
-        "torch._VF.rnn_tanh_cell",
-        "seqbook.rnn.rnn_forward",
-        "seqbook.rnn.RNN",
-    )
-    if hasattr(importlib.import_module(path.rpartition(".")[0]), path.rpartition(".")[2])
-)
-_CLIP_BUILTINS = tuple(
-    path for path in (
-        "torch.nn.utils.clip_grad_norm_",
-        "torch.nn.utils.clip_grad_norm",
-        "torch.nn.utils.clip_grads_with_norm_",
-        "torch.nn.utils.get_total_norm",
-        "seqbook.rnn.clip_grad_norm",
-    )
-    if hasattr(importlib.import_module(path.rpartition(".")[0]), path.rpartition(".")[2])
-)
-
-
-def _resolve(path: str) -> Any:
-    module_name, _, attribute = path.rpartition(".")
-    return getattr(importlib.import_module(module_name), attribute)
-
+_RNN_BUILTINS = existing_paths((
+    "torch.nn.RNN",
+    "torch.nn.RNNCell",
+    "torch.rnn_tanh",
+    "torch.rnn_tanh_cell",
+    "torch._VF.rnn_tanh",
+    "torch._VF.rnn_tanh_cell",
+    "seqbook.models.recurrent_networks.rnn_forward",
+    "seqbook.models.recurrent_networks.RNN",
+))
+_CLIP_BUILTINS = existing_paths((
+    "torch.nn.utils.clip_grad_norm_",
+    "torch.nn.utils.clip_grad_norm",
+    "torch.nn.utils.clip_grads_with_norm_",
+    "torch.nn.utils.get_total_norm",
+    "seqbook.models.recurrent_networks.clip_grad_norm",
+))
 
 _generator = grading_generator
 _randint = random_int
@@ -296,14 +283,14 @@ def _rnn_case(g: torch.Generator, batch: int, steps: int, size_in: int, hidden: 
     return inputs, h0, w_ih, w_hh, b_ih, b_hh
 
 
-def check_rnn_forward(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_rnn_forward(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(inputs, h0, weight_ih, weight_hh, bias_ih, bias_hh)``.
 
     ``fn`` runs with ``torch.nn.RNN``, ``torch.nn.RNNCell``, ``torch.rnn_tanh`` (and
-    ``torch._VF``'s copy), ``torch.rnn_tanh_cell`` and the book's ``seqbook.rnn``
+    ``torch._VF``'s copy), ``torch.rnn_tanh_cell`` and the book's ``seqbook.models.recurrent_networks``
     reference disabled. The result must equal the reference and ``nn.RNN``.
     """
-    integrity.verify()
     g = _generator(hidden)
     # (label, tensors, check gradients, compare with nn.RNN)
     cases: list[tuple[str, tuple, bool, bool]] = []
@@ -336,7 +323,7 @@ def check_rnn_forward(fn: Callable[..., Any], hidden: bool = False) -> None:
     for label, tensors, grads, builtin in cases:
         _run_rnn_case(fn, label, tensors, grads, builtin)
         integrity.verify()
-    passed(f"rnn_forward matches the reference and nn.RNN on {len(cases)} cases.")
+    return f"rnn_forward matches the reference and nn.RNN on {len(cases)} cases."
 
 
 # ---------------------------------------------------------------- clip_grad_norm
@@ -515,14 +502,14 @@ def _run_clip_case(fn, label: str, parameters: list[torch.Tensor], max_norm: flo
                  f"the total norm returned by {what}", rtol=1e-5)
 
 
-def check_clip_grad_norm(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_clip_grad_norm(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(parameters, max_norm)`` against ``torch.nn.utils.clip_grad_norm_``.
 
     ``fn`` runs with ``torch.nn.utils.clip_grad_norm_`` (and its deprecated alias),
     ``clip_grads_with_norm_``, ``get_total_norm`` and the book's
-    ``seqbook.rnn.clip_grad_norm`` disabled.
+    ``seqbook.models.recurrent_networks.clip_grad_norm`` disabled.
     """
-    integrity.verify()
     g = _generator(hidden)
     shapes = [(4, 3), (4,), (3, 3)]
     # (label, parameters, max_norm, passed as "list" / "generator" / "tensor")
@@ -567,8 +554,9 @@ def check_clip_grad_norm(fn: Callable[..., Any], hidden: bool = False) -> None:
     for label, parameters, max_norm, pass_as in cases:
         _run_clip_case(fn, label, parameters, max_norm, pass_as)
         integrity.verify()
-    passed(f"clip_grad_norm matches torch.nn.utils.clip_grad_norm_ on {len(cases)} cases.")
+    return (f"clip_grad_norm matches torch.nn.utils.clip_grad_norm_ on {len(cases)} "
+            "cases.")
 
 
-integrity.protect_module("seqbook.rnn")
+integrity.protect_module("seqbook.models.recurrent_networks")
 integrity.protect_module(__name__)

@@ -25,25 +25,26 @@ a fresh random seed, and the expected values are computed inside the check.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from seqbook import transformer as _reference_module
+from seqbook.models import transformer as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check, guarded_call
+from seqbook.checks._harness import close_tensors as _close
 from seqbook.checks.core import (
     CheckFailure,
-    call_student,
     expect_close,
     expect_tensor,
     grading_generator,
     max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import ForbiddenCall, existing_paths, forbid_calls
+from seqbook.checks.guard import ForbiddenCall, existing_paths
 
 __all__ = ["check_layer_norm", "check_pre_ln_block"]
 
@@ -74,7 +75,7 @@ _LAYER_NORM_BUILTINS = existing_paths((
     "torch.batch_norm",
     "torch.nn.LayerNorm",
     "torch.nn.GroupNorm",
-    "seqbook.transformer.LayerNorm",
+    "seqbook.models.transformer.LayerNorm",
     f"{_HERE}._reference_layer_norm_forward",
     f"{_HERE}._torch_layer_norm_forward",
 ))
@@ -83,8 +84,8 @@ _LAYER_NORM_REASON = ("write layer normalisation from tensor primitives (mean, s
 _BLOCK_BUILTINS = existing_paths((
     "torch.nn.TransformerEncoderLayer",
     "torch.nn.TransformerEncoder",
-    "seqbook.transformer.EncoderBlock",
-    "seqbook.transformer.pre_ln_block",
+    "seqbook.models.transformer.EncoderBlock",
+    "seqbook.models.transformer.pre_ln_block",
     f"{_HERE}._reference_pre_ln",
     f"{_HERE}._reference_block_forward",
     f"{_HERE}._torch_encoder_layer_forward",
@@ -92,10 +93,10 @@ _BLOCK_BUILTINS = existing_paths((
 _BLOCK_REASON = "write the wiring yourself from the sub-layers and norms you are given."
 # How the aliases above should be named in a message.
 _FRIENDLY = {
-    f"{_HERE}._reference_layer_norm_forward": "seqbook.transformer.LayerNorm",
+    f"{_HERE}._reference_layer_norm_forward": "seqbook.models.transformer.LayerNorm",
     f"{_HERE}._torch_layer_norm_forward": "torch.nn.LayerNorm",
-    f"{_HERE}._reference_pre_ln": "seqbook.transformer.pre_ln_block",
-    f"{_HERE}._reference_block_forward": "seqbook.transformer.EncoderBlock",
+    f"{_HERE}._reference_pre_ln": "seqbook.models.transformer.pre_ln_block",
+    f"{_HERE}._reference_block_forward": "seqbook.models.transformer.EncoderBlock",
     f"{_HERE}._torch_encoder_layer_forward": "torch.nn.TransformerEncoderLayer",
 }
 
@@ -103,24 +104,8 @@ _generator = grading_generator
 _randint = random_int
 
 
-def _guarded_call(paths: tuple[str, ...], reason: str, fn: Callable[..., Any], *args: Any,
-                  what: str, **kwargs: Any) -> Any:
-    """``call_student`` under ``forbid_calls(paths)``, naming aliases in plain words."""
-    try:
-        with forbid_calls(*paths, reason=reason):
-            return call_student(fn, *args, what=what, **kwargs)
-    except ForbiddenCall as err:
-        message = str(err)
-        for alias, name in _FRIENDLY.items():
-            message = message.replace(alias, name)
-        raise ForbiddenCall(message) from None
-
-
-def _close(actual: Any, expected: torch.Tensor, tolerance: float = 1e-5) -> bool:
-    if not isinstance(actual, torch.Tensor) or tuple(actual.shape) != tuple(expected.shape):
-        return False
-    error = max_abs_error(actual, expected)
-    return error == error and error < tolerance * (1.0 + float(expected.detach().abs().max()))
+# ``call_student`` under ``forbid_calls(paths)``, naming aliases in plain words.
+_guarded_call = functools.partial(guarded_call, aliases=_FRIENDLY)
 
 
 # ------------------------------------------------------------------- layer norm
@@ -316,7 +301,8 @@ def _layer_norm_case(cls: Any, dim: int, eps: float | None, x: torch.Tensor,
                          f"in {what}")
 
 
-def check_layer_norm(layer_norm_class: Any, hidden: bool = False) -> None:
+@check
+def check_layer_norm(layer_norm_class: Any, hidden: bool = False) -> str:
     """Check a ``LayerNorm(dim, eps=1e-5)`` module class against ``nn.LayerNorm``.
 
     Outputs (and, in hidden mode, gradients) are compared with random weights, inputs
@@ -324,14 +310,13 @@ def check_layer_norm(layer_norm_class: Any, hidden: bool = False) -> None:
     constant row. Every built-in normalisation and the book's ``LayerNorm`` are disabled
     while the student's code runs.
     """
-    integrity.verify()
     if not isinstance(layer_norm_class, type) or not issubclass(layer_norm_class,
                                                                 nn.Module):
         raise CheckFailure(
             "LayerNorm should be a class derived from nn.Module, got "
             f"{'None' if layer_norm_class is None else type(layer_norm_class).__name__}."
         )
-    for forbidden, name in ((_ReferenceLayerNorm, "seqbook.transformer.LayerNorm"),
+    for forbidden, name in ((_ReferenceLayerNorm, "seqbook.models.transformer.LayerNorm"),
                             (_TorchLayerNorm, "torch.nn.LayerNorm")):
         if issubclass(layer_norm_class, forbidden):
             raise ForbiddenCall(f"your LayerNorm is (or derives from) `{name}`: "
@@ -373,7 +358,7 @@ def check_layer_norm(layer_norm_class: Any, hidden: bool = False) -> None:
         _layer_norm_case(layer_norm_class, dim, eps, x, g, grads, label)
         integrity.verify()
     extra = ", gradients included" if hidden else ""
-    passed(f"LayerNorm matches nn.LayerNorm on {len(cases)} cases{extra}.")
+    return f"LayerNorm matches nn.LayerNorm on {len(cases)} cases{extra}."
 
 
 # -------------------------------------------------------------- the pre-LN block
@@ -555,14 +540,14 @@ def _block_case(fn: Callable[..., Any], layer: nn.TransformerEncoderLayer, x: to
         expect_close(grad, expected_grad, f"the gradient with respect to x in {what}")
 
 
-def check_pre_ln_block(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_pre_ln_block(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(x, self_attention, feed_forward, norm1, norm2) -> (B, T, D)``.
 
     The sub-layers and norms are those of an ``nn.TransformerEncoderLayer(...,
     norm_first=True)`` in eval mode (and of the book's copy of it), with and without a
     padding mask; the result must equal the layer's output.
     """
-    integrity.verify()
     g = _generator(hidden)
     cases: list[tuple] = []
     if not hidden:
@@ -597,11 +582,11 @@ def check_pre_ln_block(fn: Callable[..., Any], hidden: bool = False) -> None:
         _block_case(fn, layer, x, real, book, grads, label, g)
         integrity.verify()
     extra = ", gradients included" if hidden else ""
-    passed(f"pre_ln_block matches nn.TransformerEncoderLayer(norm_first=True) on "
-           f"{len(cases)} cases{extra}.")
+    return (f"pre_ln_block matches nn.TransformerEncoderLayer(norm_first=True) on "
+            f"{len(cases)} cases{extra}.")
 
 
 # A submission that replaces a helper of this module (or the reference) is caught by
 # the next check that runs.
-integrity.protect_module("seqbook.transformer")
+integrity.protect_module("seqbook.models.transformer")
 integrity.protect_module(__name__)

@@ -1,7 +1,7 @@
 """Checks for the exercises of the section "Scaled dot-product attention".
 
 Each ``check_*`` function runs the student's function on small inputs, compares it with
-the reference in :mod:`seqbook.attention` and, when it differs, recognises the classic
+the reference in :mod:`seqbook.models.attention` and, when it differs, recognises the classic
 mistakes (no scaling, masking after the softmax, softmax over the wrong axis, inverted
 mask convention, NaN for a fully masked row, ...) and names them.
 
@@ -18,8 +18,10 @@ from typing import Any, Callable
 
 import torch
 
-from seqbook import attention as _reference_module
+from seqbook.models import attention as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
+from seqbook.checks._harness import equal_tensors as _equal
 from seqbook.checks.core import (
     grading_generator,
     random_int,
@@ -28,9 +30,8 @@ from seqbook.checks.core import (
     expect_close,
     expect_tensor,
     max_abs_error,
-    passed,
 )
-from seqbook.checks.guard import forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_causal_mask", "check_padding_mask", "check_attention"]
 
@@ -39,33 +40,31 @@ _reference_attention = _reference_module.scaled_dot_product_attention
 _reference_causal = _reference_module.causal_mask
 _reference_padding = _reference_module.padding_mask
 
-_ATTENTION_BUILTINS = (
+_ATTENTION_BUILTINS = existing_paths((
     "torch.nn.functional.scaled_dot_product_attention",
-    "seqbook.attention.scaled_dot_product_attention",
-)
+    "seqbook.models.attention.scaled_dot_product_attention",
+))
+_CAUSAL_REFERENCE = existing_paths(("seqbook.models.attention.causal_mask",))
+_PADDING_REFERENCE = existing_paths(("seqbook.models.attention.padding_mask",))
 
 
 _generator = grading_generator
 _randint = random_int
 
 
-def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return tuple(a.shape) == tuple(b.shape) and bool((a == b).all())
-
-
 # --------------------------------------------------------------------------- masks
 
 
-def check_causal_mask(causal_mask: Callable[[int], Any], hidden: bool = False) -> None:
+@check
+def check_causal_mask(causal_mask: Callable[[int], Any], hidden: bool = False) -> str:
     """Check ``causal_mask(size)`` -> boolean ``(size, size)``, True = may attend."""
-    integrity.verify()
     sizes = [4, 1]  # largest first: at size 1 several mistakes look alike
     if hidden:
         g = _generator(True)
         sizes = [_randint(g, 3, 40) for _ in range(3)] + [2, 1]
     for size in sizes:
         what = f"causal_mask({size})"
-        with forbid_calls("seqbook.attention.causal_mask"):
+        with forbid_calls(*_CAUSAL_REFERENCE):
             mask = call_student(causal_mask, size, what=what)
         expected = _reference_causal(size)
         expect_tensor(mask, what, shape=(size, size))
@@ -96,15 +95,14 @@ def check_causal_mask(causal_mask: Callable[[int], Any], hidden: bool = False) -
             f"{what}: row {row} is {mask[row].int().tolist()}, "
             f"expected {expected[row].int().tolist()}."
         )
-    integrity.verify()
-    passed(f"causal_mask is correct for sizes {sizes}.")
+    return f"causal_mask is correct for sizes {sizes}."
 
 
+@check
 def check_padding_mask(
     padding_mask: Callable[[torch.Tensor, int], Any], hidden: bool = False
-) -> None:
+) -> str:
     """Check ``padding_mask(lengths, max_len)`` -> boolean ``(B, 1, max_len)``."""
-    integrity.verify()
     cases = [(torch.tensor([3, 1, 4]), 4)]
     if hidden:
         g = _generator(True)
@@ -117,7 +115,7 @@ def check_padding_mask(
             cases.append((lengths, max_len))
     for lengths, max_len in cases:
         what = f"padding_mask({lengths.tolist()}, {max_len})"
-        with forbid_calls("seqbook.attention.padding_mask"):
+        with forbid_calls(*_PADDING_REFERENCE):
             mask = call_student(padding_mask, lengths.clone(), max_len, what=what)
         expected = _reference_padding(lengths, max_len)
         batch = len(lengths)
@@ -156,8 +154,7 @@ def check_padding_mask(
             f"{what}: sequence {row} (length {int(lengths[row])}) got "
             f"{mask[row, 0].int().tolist()}, expected {expected[row, 0].int().tolist()}."
         )
-    integrity.verify()
-    passed(f"padding_mask is correct on {len(cases)} batch(es) of lengths.")
+    return f"padding_mask is correct on {len(cases)} batch(es) of lengths."
 
 
 # ----------------------------------------------------------------------- attention
@@ -295,13 +292,13 @@ def _random_case(g: torch.Generator, batch_shape: tuple[int, ...], t_q: int, t_k
     return q, k, v
 
 
-def check_attention(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_attention(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(query, key, value, mask=None) -> (output, weights)`` against the reference.
 
     The function is run with ``torch.nn.functional.scaled_dot_product_attention`` and
-    ``seqbook.attention.scaled_dot_product_attention`` disabled.
+    ``seqbook.models.attention.scaled_dot_product_attention`` disabled.
     """
-    integrity.verify()
     g = _generator(hidden)
     cases: list[tuple[str, tuple, torch.Tensor | None, bool]] = []
     if not hidden:
@@ -348,4 +345,5 @@ def check_attention(fn: Callable[..., Any], hidden: bool = False) -> None:
     for label, (q, k, v), mask, grads in cases:
         _run_case(fn, label, q, k, v, mask, check_gradients=grads)
         integrity.verify()
-    passed(f"scaled_dot_product_attention matches the reference on {len(cases)} cases.")
+    return (f"scaled_dot_product_attention matches the reference on {len(cases)} "
+            "cases.")

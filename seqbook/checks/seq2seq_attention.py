@@ -1,7 +1,7 @@
 """Checks for the exercises of the section "Sequence to sequence with attention".
 
 * :func:`check_additive_attention` -- the student's ``AdditiveAttention`` class gets the
-  reference's parameters copied in and is compared with :class:`seqbook.seq2seq.
+  reference's parameters copied in and is compared with :class:`seqbook.models.seq2seq_attention.
   AdditiveAttention` on padded batches; the classic mistakes (softmax over the batch,
   mask after the softmax or not at all, missing tanh, a dot-product score, a context
   built from the projected keys, NaN for a fully masked row, ...) are named.
@@ -21,8 +21,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from seqbook import seq2seq as _reference_module
+from seqbook.models import seq2seq_attention as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check, masked_softmax
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
@@ -31,18 +32,17 @@ from seqbook.checks.core import (
     expect_tensor,
     grading_generator,
     max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_additive_attention", "check_decode_steps"]
 
 # Captured at import, before any student code can touch the module.
 _ReferenceAttention = _reference_module.AdditiveAttention
 _reference_decode = _reference_module.decode_steps
-_FORBIDDEN_ATTENTION = ("seqbook.seq2seq.AdditiveAttention.forward",)
-_FORBIDDEN_DECODE = ("seqbook.seq2seq.decode_steps",)
+_FORBIDDEN_ATTENTION = existing_paths(("seqbook.models.seq2seq_attention.AdditiveAttention.forward",))
+_FORBIDDEN_DECODE = existing_paths(("seqbook.models.seq2seq_attention.decode_steps",))
 
 
 # ------------------------------------------------------------------ additive attention
@@ -56,17 +56,13 @@ def _reference_parts(ref: nn.Module, query, keys, mask):
         return q, k, torch.tanh(q + k) @ ref.score, (q + k) @ ref.score
 
 
-def _masked_softmax(scores, mask, dim=-1):
-    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=dim)
-    return weights.nan_to_num(0.0)
-
-
 def _weight_variants(ref, query, keys, mask) -> dict[str, torch.Tensor]:
     q, k, scores, no_tanh = _reference_parts(ref, query, keys, mask)
     zero_filled = torch.softmax(scores.masked_fill(~mask, 0.0), -1)
     return {
         "the softmax runs over the batch axis (dim=0) instead of the source positions "
-        "(dim=-1): each example's weights must sum to 1": _masked_softmax(scores, mask, 0),
+        "(dim=-1): each example's weights must sum to 1":
+            masked_softmax(scores, mask, 0),
         "the padding mask is ignored: padded positions get weight": torch.softmax(scores, -1),
         "the mask is applied after the softmax, so the remaining weights no longer sum "
         "to 1: set masked scores to -inf before the softmax":
@@ -77,11 +73,11 @@ def _weight_variants(ref, query, keys, mask) -> dict[str, torch.Tensor]:
         "so the real positions' weights do not sum to 1: use -inf":
             zero_filled.masked_fill(~mask, 0.0),
         "the mask convention is inverted: True marks the real positions, so remove the "
-        "False ones": _masked_softmax(scores, ~mask),
+        "False ones": masked_softmax(scores, ~mask),
         "the tanh is missing: the score is v^T tanh(W_q q + W_k k_j)":
-            _masked_softmax(no_tanh, mask),
+            masked_softmax(no_tanh, mask),
         "the score is a dot product of the projected query and key; additive attention "
-        "scores with v^T tanh(W_q q + W_k k_j)": _masked_softmax((q * k).sum(-1), mask),
+        "scores with v^T tanh(W_q q + W_k k_j)": masked_softmax((q * k).sum(-1), mask),
     }
 
 
@@ -185,11 +181,11 @@ def _case(cls, g, dims, lengths, label, dtype=torch.float32, grads=False) -> Non
             expect_close(got, expected, f"the gradient of {what} with respect to the {name}")
 
 
-def check_additive_attention(cls: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_additive_attention(cls: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``AdditiveAttention(query_dim, key_dim, hidden_dim)`` against the reference:
     parameter names and shapes, then ``forward(query, keys, mask) -> (context, weights)``
     with the reference's parameters copied in."""
-    integrity.verify()
     g = grading_generator(hidden)
     if not hidden:
         cases = [((6, 4, 7), [5, 3, 1], "a padded batch (lengths 5, 3, 1)",
@@ -210,7 +206,8 @@ def check_additive_attention(cls: Callable[..., Any], hidden: bool = False) -> N
     for dims, lengths, label, dtype, grads in cases:
         _case(cls, g, dims, lengths, label, dtype, grads)
         integrity.verify()
-    passed(f"AdditiveAttention matches the reference on {len(cases)} padded batch(es).")
+    return (f"AdditiveAttention matches the reference on {len(cases)} padded "
+            "batch(es).")
 
 
 # ------------------------------------------------------------------------- decoding
@@ -315,10 +312,10 @@ def _decode_case(fn, g, batch, steps, vocab, bos, teacher_forcing, label) -> Non
                            "computed under no_grad); training needs it.")
 
 
-def check_decode_steps(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_decode_steps(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``decode_steps(step, state, targets, bos_id, teacher_forcing)`` with a
     recording toy decoder, in both modes."""
-    integrity.verify()
     g = grading_generator(hidden)
     if not hidden:
         cases = [(3, 4, 7, 1, "3 sequences of 4 targets")]
@@ -332,7 +329,7 @@ def check_decode_steps(fn: Callable[..., Any], hidden: bool = False) -> None:
             _decode_case(fn, g, batch, steps, vocab, bos, teacher_forcing, label)
             integrity.verify()
             count += 1
-    passed(f"decode_steps feeds the right inputs in both modes ({count} cases).")
+    return f"decode_steps feeds the right inputs in both modes ({count} cases)."
 
 
 integrity.protect_module(__name__)

@@ -2,7 +2,7 @@
 
 * :func:`check_gaussian_attention_pooling` -- ``gaussian_attention_pooling(queries,
   keys, values, width, mask=None) -> (predictions (n_q,), weights (n_q, n_k))``,
-  compared with the reference in :mod:`seqbook.kernel_regression`;
+  compared with the reference in :mod:`seqbook.models.soft_lookup`;
 * :func:`check_training_step` -- ``training_step(model, optimizer, queries, keys, values,
   targets, mask=None) -> float``, compared with one reference step on a copy of the
   model.
@@ -18,15 +18,17 @@ computed inside the check.
 
 from __future__ import annotations
 
-import math
-import sys
+import functools
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from seqbook import kernel_regression as _reference_module
+from seqbook.models import soft_lookup as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check, close_numbers, restore_class, verify
+from seqbook.checks._harness import masked_softmax as _masked_softmax
+from seqbook.checks._harness import random_uniform as _uniform
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
@@ -35,10 +37,9 @@ from seqbook.checks.core import (
     expect_tensor,
     grading_generator,
     max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_gaussian_attention_pooling", "check_training_step"]
 
@@ -52,27 +53,18 @@ _isnan = torch.isnan
 _MODEL_ATTRIBUTES = {name: vars(_KernelRegression)[name]
                      for name in ("__init__", "forward", "width")}
 
-_POOLING_REFERENCES = ("seqbook.kernel_regression.gaussian_attention_pooling",)
-_STEP_REFERENCES = (
-    "seqbook.kernel_regression.training_step",
-    "seqbook.kernel_regression.fit_width",
-)
+_POOLING_REFERENCES = existing_paths(
+    ("seqbook.models.soft_lookup.gaussian_attention_pooling",))
+_STEP_REFERENCES = existing_paths((
+    "seqbook.models.soft_lookup.training_step",
+    "seqbook.models.soft_lookup.fit_width",
+))
 
 _generator = grading_generator
 _randint = random_int
 
 
-def _uniform(g: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand(1, generator=g, dtype=torch.float64))
-
-
 # ----------------------------------------------------------- Gaussian attention pooling
-
-
-def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, dim: int = -1):
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=dim).nan_to_num(0.0)
 
 
 def _weight_variants(q, k, width: float, mask) -> dict[str, torch.Tensor]:
@@ -242,13 +234,14 @@ def _points(g: torch.Generator, n: int, low: float, high: float, dtype=torch.flo
     return (low + (high - low) * torch.rand(n, generator=g, dtype=torch.float64)).to(dtype)
 
 
-def check_gaussian_attention_pooling(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_gaussian_attention_pooling(fn: Callable[..., Any],
+                                     hidden: bool = False) -> str:
     """Check ``fn(queries, keys, values, width, mask=None) -> (predictions, weights)``.
 
-    ``fn`` runs with the book's ``seqbook.kernel_regression.gaussian_attention_pooling``
+    ``fn`` runs with the book's ``seqbook.models.soft_lookup.gaussian_attention_pooling``
     disabled.
     """
-    integrity.verify()
     g = _generator(hidden)
     # (label, q, k, v, width, mask, width given as a tensor)
     cases: list[tuple] = []
@@ -295,7 +288,8 @@ def check_gaussian_attention_pooling(fn: Callable[..., Any], hidden: bool = Fals
     for label, q, k, v, width, mask, as_tensor in cases:
         _run_pooling_case(fn, label, q, k, v, width, mask, as_tensor)
         integrity.verify()
-    passed(f"gaussian_attention_pooling matches the reference on {len(cases)} cases.")
+    return (f"gaussian_attention_pooling matches the reference on {len(cases)} "
+            "cases.")
 
 
 # ---------------------------------------------------------------------- training step
@@ -348,22 +342,11 @@ _STEP_MISTAKES = {
 
 def _verify_model_class() -> None:
     """The model class the check trains must be the book's: undo and report changes."""
-    changed = [name for name, original in _MODEL_ATTRIBUTES.items()
-               if vars(_KernelRegression).get(name) is not original]
-    for name in changed:
-        setattr(_KernelRegression, name, _MODEL_ATTRIBUTES[name])
-    if changed:
-        message = (
-            f"{integrity.MARKER}: the grading environment was modified "
-            f"(seqbook.kernel_regression.KernelRegression.{', '.join(changed)} replaced). "
-            "The originals were restored and this check gives no credit."
-        )
-        sys.stderr.write(message + "\n")
-        raise integrity.IntegrityError(message)
+    restore_class(_KernelRegression, _MODEL_ATTRIBUTES,
+                  "seqbook.models.soft_lookup.KernelRegression.")
 
 
-def _close(a: float, b: float, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
-    return math.isfinite(a) and abs(a - b) <= atol + rtol * abs(b)
+_close = functools.partial(close_numbers, rtol=1e-5, atol=1e-6)
 
 
 def _fresh(width: float, dtype, stale: float | None, make_optimizer):
@@ -453,15 +436,14 @@ def _case(label, width, tensors, mask, make_optimizer, calls=1, stale=None,
             "dtype": dtype}
 
 
-def check_training_step(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check(also=_verify_model_class)
+def check_training_step(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(model, optimizer, queries, keys, values, targets, mask=None) -> float``.
 
-    The model is a fresh :class:`seqbook.kernel_regression.KernelRegression`; after each
+    The model is a fresh :class:`seqbook.models.soft_lookup.KernelRegression`; after each
     call its parameter must equal that of a copy trained by one reference step, and the
     returned float must be the loss before the step.
     """
-    integrity.verify()
-    _verify_model_class()
     g = _generator(hidden)
     cases = []
     if not hidden:
@@ -516,10 +498,9 @@ def check_training_step(fn: Callable[..., Any], hidden: bool = False) -> None:
                            dtype=torch.float64))
     for case in cases:
         _run_step_case(fn, case)
-        integrity.verify()
-        _verify_model_class()
-    passed(f"training_step matches one reference step on {len(cases)} cases.")
+        verify(also=_verify_model_class)
+    return f"training_step matches one reference step on {len(cases)} cases."
 
 
-integrity.protect_module("seqbook.kernel_regression")
+integrity.protect_module("seqbook.models.soft_lookup")
 integrity.protect_module(__name__)

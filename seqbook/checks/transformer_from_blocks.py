@@ -1,7 +1,7 @@
 """Checks for the exercises of the section "A Transformer from blocks".
 
 ``check_causal_lm_loss`` runs the student's ``causal_lm_loss(logits, tokens,
-pad_id=None)`` and compares it with the reference in :mod:`seqbook.transformer_models`;
+pad_id=None)`` and compares it with the reference in :mod:`seqbook.models.transformer_from_blocks`;
 when it differs it recognises the classic mistakes (no shift, so each position is scored
 on its own token; the shift in the wrong direction; ``(B, T, V)`` logits handed to
 ``cross_entropy`` unflattened, which reads the time axis as the classes; logits and
@@ -26,8 +26,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from seqbook import transformer_models as _reference_module
+from seqbook.models import transformer_from_blocks as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
@@ -35,10 +36,9 @@ from seqbook.checks.core import (
     expect_tensor,
     grading_generator,
     max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_causal_lm_loss", "check_masked_mean_pool"]
 
@@ -48,8 +48,8 @@ _reference_pool = _reference_module.masked_mean_pool
 _cross_entropy = F.cross_entropy
 _log_softmax = torch.log_softmax
 
-_LOSS_REFERENCE = ("seqbook.transformer_models.causal_lm_loss",)
-_POOL_REFERENCE = ("seqbook.transformer_models.masked_mean_pool",)
+_LOSS_REFERENCE = existing_paths(("seqbook.models.transformer_from_blocks.causal_lm_loss",))
+_POOL_REFERENCE = existing_paths(("seqbook.models.transformer_from_blocks.masked_mean_pool",))
 
 
 # ----------------------------------------------------------------- the causal LM loss
@@ -195,9 +195,9 @@ def _random_tokens(g: torch.Generator, batch: int, length: int, vocab: int,
     return tokens
 
 
-def check_causal_lm_loss(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_causal_lm_loss(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(logits, tokens, pad_id=None)`` -> mean next-token cross-entropy."""
-    integrity.verify()
     g = grading_generator(hidden)
     cases: list[tuple[str, torch.Tensor, torch.Tensor, int | None, bool]] = []
     if not hidden:
@@ -229,7 +229,7 @@ def check_causal_lm_loss(fn: Callable[..., Any], hidden: bool = False) -> None:
     for label, logits, tokens, pad_id, grads in cases:
         _run_loss_case(fn, label, logits, tokens, pad_id, grads)
         integrity.verify()
-    passed(f"causal_lm_loss matches the reference on {len(cases)} cases.")
+    return f"causal_lm_loss matches the reference on {len(cases)} cases."
 
 
 # ------------------------------------------------------------------- masked mean pool
@@ -340,9 +340,9 @@ def _random_mask(g: torch.Generator, batch: int, length: int,
     return torch.arange(length)[None, :] < lengths[:, None]  # (B, T)
 
 
-def check_masked_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_masked_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(hidden (B, T, D), mask (B, T) bool) -> (B, D)``."""
-    integrity.verify()
     g = grading_generator(hidden)
     cases: list[tuple[str, torch.Tensor, torch.Tensor, bool]] = []
     if not hidden:
@@ -374,7 +374,7 @@ def check_masked_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> None
     for label, x, mask, grads in cases:
         _run_pool_case(fn, label, x, mask, grads)
         integrity.verify()
-    passed(f"masked_mean_pool matches the reference on {len(cases)} cases.")
+    return f"masked_mean_pool matches the reference on {len(cases)} cases."
 
 
 integrity.protect_module(__name__)

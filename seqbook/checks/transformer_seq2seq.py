@@ -18,19 +18,18 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from seqbook import seq2seq_transformer as _reference_module
+from seqbook.models import transformer_seq2seq as _reference_module
 from seqbook.checks import integrity
+from seqbook.checks._harness import check
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
     expect_close,
     expect_tensor,
     grading_generator,
-    max_abs_error,
-    passed,
     random_int,
 )
-from seqbook.checks.guard import forbid_calls
+from seqbook.checks.guard import existing_paths, forbid_calls
 
 __all__ = ["check_seq2seq_masks", "check_label_smoothed_cross_entropy"]
 
@@ -38,13 +37,13 @@ __all__ = ["check_seq2seq_masks", "check_label_smoothed_cross_entropy"]
 _reference_masks = _reference_module.seq2seq_masks
 _reference_cross_entropy = F.cross_entropy
 
-_MASK_FORBIDDEN = ("seqbook.seq2seq_transformer.seq2seq_masks",)
-_LOSS_FORBIDDEN = (
+_MASK_FORBIDDEN = existing_paths(("seqbook.models.transformer_seq2seq.seq2seq_masks",))
+_LOSS_FORBIDDEN = existing_paths((
     "torch.nn.functional.cross_entropy",
     "torch.nn.functional.nll_loss",
     "torch.nn.CrossEntropyLoss.forward",
-    "seqbook.seq2seq_transformer.label_smoothed_cross_entropy",
-)
+    "seqbook.models.transformer_seq2seq.label_smoothed_cross_entropy",
+))
 
 
 # --------------------------------------------------------------------------- masks
@@ -172,9 +171,9 @@ def _check_mask_case(fn, source, target, pad_id, label):
             f"{bool(got[wrong])}, expected {bool(want[wrong])}.")
 
 
-def check_seq2seq_masks(seq2seq_masks: Callable[..., Any], hidden: bool = False) -> None:
+@check
+def check_seq2seq_masks(seq2seq_masks: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``seq2seq_masks(source, target, pad_id)`` -> three boolean masks."""
-    integrity.verify()
     g = grading_generator(hidden)
     cases = []
     if not hidden:
@@ -206,7 +205,7 @@ def check_seq2seq_masks(seq2seq_masks: Callable[..., Any], hidden: bool = False)
     for label, source, target, pad_id in cases:
         _check_mask_case(seq2seq_masks, source, target, pad_id, label)
         integrity.verify()
-    passed(f"seq2seq_masks is correct on {len(cases)} batches.")
+    return f"seq2seq_masks is correct on {len(cases)} batches."
 
 
 # ---------------------------------------------------------------------------- loss
@@ -284,12 +283,12 @@ def _check_loss_case(fn, logits, targets, smoothing, ignore_index, label,
         expect_close(grad, expected_grad, f"the gradient of {what}", atol=1e-5)
 
 
+@check
 def check_label_smoothed_cross_entropy(fn: Callable[..., Any],
-                                       hidden: bool = False) -> None:
+                                       hidden: bool = False) -> str:
     """Check ``fn(logits, targets, smoothing, ignore_index)`` against
     ``F.cross_entropy(logits, targets, label_smoothing=smoothing,
     ignore_index=ignore_index)``, with PyTorch's losses disabled."""
-    integrity.verify()
     g = grading_generator(hidden)
     cases = []
     if not hidden:
@@ -319,8 +318,9 @@ def check_label_smoothed_cross_entropy(fn: Callable[..., Any],
     for label, logits, targets, smoothing, ignore_index, grads in cases:
         _check_loss_case(fn, logits, targets, smoothing, ignore_index, label, grads)
         integrity.verify()
-    passed(f"label_smoothed_cross_entropy matches F.cross_entropy on {len(cases)} cases.")
+    return (f"label_smoothed_cross_entropy matches F.cross_entropy on {len(cases)} "
+            "cases.")
 
 
-integrity.protect_module("seqbook.seq2seq_transformer")
+integrity.protect_module("seqbook.models.transformer_seq2seq")
 integrity.protect_module(__name__)

@@ -43,7 +43,7 @@ _TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u20
 def _snapshot() -> dict:
     # Read by path (not importlib.resources) so that this module also loads on its own,
     # without torch, as tests/test_corpus.py does on other Pythons.
-    data = Path(__file__).resolve().parent / "data" / "python_help_topics.json.gz"
+    data = Path(__file__).resolve().parent / "python_help_topics.json.gz"
     return json.loads(gzip.decompress(data.read_bytes()).decode("utf-8"))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqbook.attention import MultiHeadAttention, causal_mask
+from seqbook.models.attention import MultiHeadAttention, causal_mask
 
 __all__ = ["IGNORE_INDEX", "previous_minus_first_batch", "HeadTaskModel"]
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.training import TrainingLog, train
+from seqbook.train.loop import TrainingLog, train
 from seqbook import runtime
 
 __all__ = [
@@ -137,7 +137,7 @@ def train_memory_model(
     Every ``check_every`` steps the model is scored on a fresh batch of 256 examples;
     training stops early once that accuracy reaches ``target_accuracy`` (there is
     nothing left to learn), otherwise after ``max_steps`` steps. Returns the
-    :class:`~seqbook.training.TrainingLog` (one loss per step taken).
+    :class:`~seqbook.train.loop.TrainingLog` (one loss per step taken).
     """
     generator = generator if generator is not None else runtime.generator(0)
     model.to(device)

@@ -19,7 +19,7 @@ The references of the section "Parameter-efficient fine-tuning and prompting":
   measure forgetting.
 
 The section trains, tests and counts the parameters of its models with the code of the
-previous section (:mod:`seqbook.fine_tuning`: ``make_loader``, ``fit``, ``predict``,
+previous section (:mod:`seqbook.train.fine_tuning`: ``make_loader``, ``fit``, ``predict``,
 ``count_parameters``), so this module holds no training loop of its own.
 
 :class:`LoRALinear` and :func:`mean_pool` are the single source of the section's

@@ -2,7 +2,7 @@
 
 Self-attention without positions treats a sequence as a bag of tokens. This module holds
 what the section "Positional information" builds on top of
-:func:`seqbook.attention.sinusoidal_positional_encoding`:
+:func:`seqbook.models.attention.sinusoidal_positional_encoding`:
 
 * :func:`shift_matrix` -- the block-diagonal rotation ``M_k`` with
   ``PE[t + k] = PE[t] @ M_k`` for every position ``t`` (the shift by ``k`` positions is
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.attention import MultiHeadAttention, sinusoidal_positional_encoding
-from seqbook.training import TrainingLog, train
+from seqbook.models.attention import MultiHeadAttention, sinusoidal_positional_encoding
+from seqbook.train.loop import TrainingLog, train
 from seqbook import runtime
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
 def shift_matrix(k: int, dim: int) -> torch.Tensor:
     """The ``(dim, dim)`` float32 matrix ``M_k`` with ``PE[t + k] = PE[t] @ M_k``.
 
-    ``PE`` is :func:`seqbook.attention.sinusoidal_positional_encoding` (row vectors).
+    ``PE`` is :func:`seqbook.models.attention.sinusoidal_positional_encoding` (row vectors).
     Feature pair ``(2i, 2i + 1)`` holds ``(sin, cos)`` of the angle ``t * w_i`` with
     ``w_i = 1 / 10000^(2i/dim)``; shifting by ``k`` positions adds ``k * w_i`` to the
     angle, a rotation of the pair. ``M_k`` is block diagonal with the 2 x 2 blocks

@@ -11,7 +11,7 @@ The reference code of the section "Pretraining objectives":
 * sentences of Part 1's corpus as word ids framed by ``<cls>`` ... ``<sep>``
   (:func:`corpus_sentences`, :func:`pretraining_vocabulary`, :func:`encode_sentences`);
 * :class:`TinyEncoder` -- embeddings, sinusoidal positions, pre-LN
-  :class:`~seqbook.transformer.EncoderBlock` blocks and a language-model head; the same
+  :class:`~seqbook.models.transformer.EncoderBlock` blocks and a language-model head; the same
   weights run bidirectionally (MLM) or with ``causal=True`` (CLM);
 * :func:`mlm_loss`, :func:`clm_loss`, :func:`pretrain` -- the two objectives and a
   seeded training loop;
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.attention import sinusoidal_positional_encoding
-from seqbook.transformer import EncoderBlock, LayerNorm
-from seqbook.transformer_models import masked_mean_pool
-from seqbook.vocab import PAD, UNK, Vocabulary, word_tokens
+from seqbook.models.attention import sinusoidal_positional_encoding
+from seqbook.models.transformer import EncoderBlock, LayerNorm
+from seqbook.models.transformer_from_blocks import masked_mean_pool
+from seqbook.text.vocab import PAD, UNK, Vocabulary, word_tokens
 from seqbook import runtime
 
 __all__ = [
@@ -108,7 +108,7 @@ def causal_lm_inputs_and_labels(
 def corpus_sentences(text: str, min_words: int = 4,
                      max_words: int = 30) -> list[list[str]]:
     """Sentences of ``text`` as lists of word tokens
-    (:func:`seqbook.vocab.word_tokens`), ended by ``.``, ``!`` or ``?``, keeping those with ``min_words`` to ``max_words``
+    (:func:`seqbook.text.vocab.word_tokens`), ended by ``.``, ``!`` or ``?``, keeping those with ``min_words`` to ``max_words``
     tokens (the end mark included)."""
     sentences, current = [], []
     for token in word_tokens(text):
@@ -147,7 +147,7 @@ class TinyEncoder(nn.Module):
     """A small Transformer for both objectives: ``(B, T)`` ids -> ``(B, T, V)`` logits.
 
     Token embeddings plus sinusoidal positions, ``num_layers`` pre-LN
-    :class:`~seqbook.transformer.EncoderBlock` blocks that never attend to ``<pad>``
+    :class:`~seqbook.models.transformer.EncoderBlock` blocks that never attend to ``<pad>``
     (``pad_id``), a final layer norm (:meth:`encode` stops here: ``(B, T, D)``) and a
     linear language-model head. ``causal=True`` also hides later positions: the same
     weights then form a decoder-only language model.
@@ -273,7 +273,7 @@ def shuffle_words(ids: torch.Tensor, pad_id: int = 0, keep_end_mark: bool = Fals
 def probe_features(model: TinyEncoder, ids: torch.Tensor, causal: bool = False,
                    batch_size: int = 256) -> torch.Tensor:
     """Frozen sentence features ``(N, D)``: the mean of the encoder's final hidden
-    states over the real tokens (:func:`~seqbook.transformer_models.masked_mean_pool`);
+    states over the real tokens (:func:`~seqbook.models.transformer_from_blocks.masked_mean_pool`);
     ``causal=True`` for a model pretrained as a causal language model."""
     model.eval()
     device = next(model.parameters()).device

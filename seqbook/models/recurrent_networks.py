@@ -115,7 +115,3 @@ def clip_grad_norm(
         g.mul_(scale)  # in place: p.grad stays the same tensor
     return total_norm
 
-
-# The gated cells live in seqbook.gated (one concept per module); seqbook.rnn exposes them
-# too, beside the plain RNN, so every recurrent cell of the book is one import away.
-from seqbook.gated import GRUCell, LSTMCell  # noqa: E402

@@ -12,8 +12,9 @@ characters: :func:`date_vocabulary` covers every character of every format of
   attention, a context vector recomputed at every step.
 * :func:`decode_steps` -- the decoding loop, with teacher forcing or feeding back the
   model's own predictions.
-* :class:`Seq2Seq`, :func:`train_seq2seq`, :func:`exact_match`, :func:`save_checkpoint`,
-  :func:`load_checkpoint` (checkpoints ship in ``seqbook/checkpoints``).
+* :class:`Seq2Seq`, :func:`train_seq2seq`, :func:`exact_match`, :func:`load_checkpoint`
+  (saved with :func:`seqbook.train.checkpoints.save_checkpoint`; checkpoints ship in
+  ``seqbook/checkpoints``).
 """
 
 from __future__ import annotations
@@ -27,19 +28,19 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqbook.data.dates import DATE_FORMATS, format_date
-from seqbook.vocab import PAD, UNK, Vocabulary
+from seqbook.text.vocab import PAD, UNK, Vocabulary
 from seqbook import runtime
+from seqbook.train.checkpoints import checkpoint_path, read_checkpoint
 
 __all__ = [
-    "BOS", "EOS", "CHECKPOINT_DIR", "date_vocabulary", "encode_pairs",
+    "BOS", "EOS", "date_vocabulary", "encode_pairs",
     "AdditiveAttention",
     "Encoder", "Decoder", "decode_steps", "Seq2Seq", "train_seq2seq", "translate",
-    "exact_match", "save_checkpoint", "load_checkpoint", "checkpoint_path",
+    "exact_match", "load_checkpoint",
 ]
 
 BOS = "<bos>"
 EOS = "<eos>"
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
 def date_vocabulary() -> Vocabulary:
@@ -246,28 +247,12 @@ def train_seq2seq(model: Seq2Seq, pairs: Sequence[tuple[str, str]], vocab: Vocab
                 return losses
 
 
-def checkpoint_path(name: str) -> Path:
-    """The path of a checkpoint shipped with the package, e.g. ``dates_attention``."""
-    return CHECKPOINT_DIR / f"{name}.pt"
-
-
-def save_checkpoint(model: Seq2Seq, vocab: Vocabulary, path: str | Path,
-                    info: dict | None = None) -> None:
-    """Save the weights (float32), the configuration, the vocabulary and ``info``."""
-    state = {k: v.detach().cpu().float() for k, v in model.state_dict().items()}
-    torch.save({"config": model.config, "state_dict": state, "itos": list(vocab.itos),
-                "info": dict(info or {})}, path)
-
-
 def load_checkpoint(name_or_path: str | Path, device: torch.device | str = "cpu"):
     """``(model, info)`` from a shipped checkpoint name or a path; the model is in
     evaluation mode on ``device``. The vocabulary must be :func:`date_vocabulary`'s."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = checkpoint_path(str(name_or_path))
-    data = torch.load(path, map_location=device, weights_only=True)
+    data = read_checkpoint(name_or_path, device)
     if data["itos"] != date_vocabulary().itos:
-        raise ValueError(f"{path} was saved with another vocabulary")
+        raise ValueError(f"{checkpoint_path(name_or_path)} was saved with another vocabulary")
     model = Seq2Seq(**data["config"])
     model.load_state_dict(data["state_dict"])
     return model.to(device).eval(), data["info"]

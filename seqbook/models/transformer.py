@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.attention import MultiHeadAttention, causal_mask
+from seqbook.models.attention import MultiHeadAttention, causal_mask
 
 __all__ = [
     "LayerNorm", "FeedForward", "SwiGLUFeedForward", "EncoderBlock", "pre_ln_block",

@@ -7,7 +7,7 @@ The reference code of the section "A Transformer from blocks":
 * :func:`masked_mean_pool` -- the mean of a padded batch of vectors over the real
   positions only (an all-padding row gives zeros);
 * :class:`TransformerLanguageModel` -- a decoder-only character language model: token
-  embeddings plus sinusoidal positions, pre-LN :class:`~seqbook.transformer.EncoderBlock`
+  embeddings plus sinusoidal positions, pre-LN :class:`~seqbook.models.transformer.EncoderBlock`
   blocks run with ``causal=True``, a final layer norm and an output layer;
 * :class:`LSTMLanguageModel` -- Part 1's recurrent language model with ``nn.LSTM``,
   the baseline the Transformer is compared with;
@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.attention import sinusoidal_positional_encoding
-from seqbook.transformer import EncoderBlock, LayerNorm
+from seqbook.models.attention import sinusoidal_positional_encoding
+from seqbook.models.transformer import EncoderBlock, LayerNorm
 
 __all__ = [
     "causal_lm_loss",
@@ -92,7 +92,7 @@ class TransformerLanguageModel(nn.Module):
     """A decoder-only language model: ``(B, T)`` token ids -> ``(B, T, V)`` logits.
 
     Embeddings + sinusoidal positions, ``num_layers`` pre-LN blocks with causal
-    self-attention, a final :class:`~seqbook.transformer.LayerNorm` and a linear output
+    self-attention, a final :class:`~seqbook.models.transformer.LayerNorm` and a linear output
     layer. The logits at position ``t`` depend on tokens ``0..t`` only.
     """
 

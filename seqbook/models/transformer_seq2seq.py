@@ -1,8 +1,8 @@
 """The Transformer encoder-decoder of Part 4, trained on SCAN.
 
 Built from the book's own parts: the encoder is a stack of
-:class:`seqbook.transformer.EncoderBlock`; the decoder block adds a cross-attention
-sub-layer (a second :class:`seqbook.attention.MultiHeadAttention`, queries from the
+:class:`seqbook.models.transformer.EncoderBlock`; the decoder block adds a cross-attention
+sub-layer (a second :class:`seqbook.models.attention.MultiHeadAttention`, queries from the
 decoder, keys and values from the encoder's output) between masked self-attention and
 the feed-forward network, all pre-LN.
 
@@ -24,27 +24,26 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from seqbook.attention import (MultiHeadAttention, attend_projected, project_keys_values,
+from seqbook.models.attention import (MultiHeadAttention, attend_projected, project_keys_values,
                                sinusoidal_positional_encoding)
-from seqbook.metrics import exact_match
-from seqbook.transformer import EncoderBlock, FeedForward, LayerNorm
+from seqbook.text.metrics import exact_match
+from seqbook.models.transformer import EncoderBlock, FeedForward, LayerNorm
 from seqbook import runtime
+from seqbook.train.checkpoints import read_checkpoint
 
 __all__ = [
     "PAD", "BOS", "EOS", "WordVocabulary", "scan_vocabularies", "encode_pairs",
     "seq2seq_masks", "label_smoothed_cross_entropy", "DecoderBlock", "DecodingState",
     "TransformerSeq2Seq",
     "greedy_decode", "translate", "evaluate_exact_match", "train_seq2seq",
-    "save_checkpoint", "load_checkpoint", "load_scan_checkpoint", "CHECKPOINT_DIR",
+    "load_checkpoint", "load_scan_checkpoint",
 ]
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
 # --------------------------------------------------------------------- vocabulary
@@ -428,17 +427,10 @@ def train_seq2seq(model, pairs, source_vocab, target_vocab, *, epochs=1, batch_s
 
 
 # -------------------------------------------------------------------- checkpoints
-def save_checkpoint(path, model, source_vocab, target_vocab, info=None):
-    """Weights (float32), model configuration, vocabularies and ``info`` in one file."""
-    torch.save({"config": model.config,
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "source_tokens": source_vocab.tokens, "target_tokens": target_vocab.tokens,
-                "info": dict(info or {})}, path)
-
-
-def load_checkpoint(path, device="cpu"):
-    """``(model, source_vocab, target_vocab, info)`` from :func:`save_checkpoint`'s file."""
-    data = torch.load(path, map_location=device, weights_only=True)
+def load_checkpoint(name_or_path, device="cpu"):
+    """``(model, source_vocab, target_vocab, info)`` from a checkpoint written by
+    :func:`seqbook.train.checkpoints.save_checkpoint` (a path or a shipped name)."""
+    data = read_checkpoint(name_or_path, device)
     model = TransformerSeq2Seq(**data["config"]).to(device)
     model.load_state_dict(data["state_dict"])
     model.eval()
@@ -450,4 +442,4 @@ def load_scan_checkpoint(split: str, device="cpu"):
     """The shipped model trained on SCAN's ``"simple"`` or ``"length"`` split."""
     if split not in ("simple", "length"):
         raise ValueError(f"split must be 'simple' or 'length', not {split!r}")
-    return load_checkpoint(CHECKPOINT_DIR / f"scan_{split}.pt", device)
+    return load_checkpoint(f"scan_{split}", device)

@@ -9,7 +9,7 @@ which takes ``N`` prefixes, each starting with ``<bos>``, and returns the log-pr
 of each of the ``V`` tokens coming next. Decoding never needs to know more about the
 model, so the same code decodes a GRU, a Transformer or a hand-written table.
 :func:`date_scorer` and :func:`scan_scorer` wrap the models of
-:mod:`seqbook.seq2seq` and :mod:`seqbook.seq2seq_transformer` into scorers; they cache
+:mod:`seqbook.models.seq2seq_attention` and :mod:`seqbook.models.transformer_seq2seq` into scorers; they cache
 the decoder's state for every prefix they have seen, so each call reads one new token
 per prefix (:func:`full_prefix_scorer` reruns the whole prefix instead, to check them).
 
@@ -166,7 +166,7 @@ def _cached_scorer(first, extend) -> Scorer:
 
 
 def date_scorer(model, written: str, vocab) -> Scorer:
-    """A scorer for the GRU date model of :mod:`seqbook.seq2seq` reading ``written``.
+    """A scorer for the GRU date model of :mod:`seqbook.models.seq2seq_attention` reading ``written``.
     Each call runs one GRU step per prefix, starting from the cached state of the
     prefix without its last token."""
     device = next(model.parameters()).device
@@ -188,7 +188,7 @@ def date_scorer(model, written: str, vocab) -> Scorer:
 
 
 def scan_scorer(model, command: str, source_vocab) -> Scorer:
-    """A scorer for the SCAN Transformer of :mod:`seqbook.seq2seq_transformer`. Each
+    """A scorer for the SCAN Transformer of :mod:`seqbook.models.transformer_seq2seq`. Each
     call runs the decoder on the new position only: every layer keeps the projected keys
     and values of the earlier positions, and the cross-attention's keys and values of
     the encoder's output are computed once (``TransformerSeq2Seq.decode_step``)."""

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.transformer import EncoderBlock, LayerNorm
+from seqbook.models.transformer import EncoderBlock, LayerNorm
 from seqbook import runtime
 
 __all__ = [

@@ -316,7 +316,7 @@ def images_without_alt(images: list[dict]) -> list[str]:
 def test_images_have_alt_text(reports, name):
     bad = images_without_alt(reports[name].survey["images"])
     assert not bad, (f"{name}.html: images without a text alternative (a figure needs a title: "
-                     "seqbook.plotting turns titles and axis labels into alt text):\n  "
+                     "seqbook.book.plotting turns titles and axis labels into alt text):\n  "
                      + "\n  ".join(bad))
 
 

@@ -10,7 +10,7 @@ TORCH  ?= torch
 PYTEST_WORKERS ?= 2
 # The round trips grade the instructor notebooks under this second CPU kernel
 # (ATEN_CPU_CAPABILITY) and the student versions under the native one
-# (tests/grading_harness.py); empty: native for all.
+# (tests/grading/grading_harness.py); empty: native for all.
 SOLUTIONS_CPU_KERNEL ?= default
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
@@ -34,8 +34,8 @@ $(STAMP): requirements.txt pyproject.toml
 # the newest releases. PyTorch stays the build TORCH names (a constraint, so no
 # dependency can swap it for a CUDA build).
 OLDEST_VENV ?= .venv-oldest
-PART5_TESTS := tests/test_fine_tuning.py tests/test_lora.py tests/test_sentiment_pretrained.py \
-	tests/test_checks_fine_tuning.py tests/test_checks_parameter_efficient_fine_tuning.py
+PART5_TESTS := tests/unit/train/test_fine_tuning.py tests/unit/models/test_parameter_efficient_fine_tuning.py tests/unit/data/test_sentiment_and_pretrained.py \
+	tests/checks/test_checks_fine_tuning.py tests/checks/test_checks_parameter_efficient_fine_tuning.py
 PART5_NOTEBOOKS := solutions/pretraining/fine_tuning.ipynb \
 	solutions/pretraining/parameter_efficient_fine_tuning.ipynb
 
@@ -53,7 +53,7 @@ test-oldest:
 
 # Two workers on two cores: one math thread per process, or kernels fight for the cores
 # (measured: small RNNs ran up to 28 times slower with two threads each).
-# Every notebook runs inside its section's grading round trip (tests/grading_harness.py):
+# Every notebook runs inside its section's grading round trip (tests/grading/grading_harness.py):
 # the solution under SOLUTIONS_CPU_KERNEL, the student version natively, each cell checked
 # as nbval would; nbval itself stays for one notebook at a time while you work.
 test: $(STAMP)

@@ -3,9 +3,9 @@
 :func:`fabricate` writes submissions of the section "Attention as a soft dictionary
 lookup" (one of the fastest to grade: about 7 s a notebook) into a course's
 ``submitted/`` folder -- correct, blank, buggy and hostile ones, the kinds of
-tests/test_grading.py -- and returns the scores each must get; :func:`run_workers`
+tests/grading/test_grading_scaled_dot_product_attention.py -- and returns the scores each must get; :func:`run_workers`
 registers the assignment in a gradebook and grades them with ``python -m grading.workers``.
-Used by tests/test_grading_postgres.py and tools/grading_benchmark.py.
+Used by tests/grading/test_grading_postgres.py and tools/grading_benchmark.py.
 """
 
 from __future__ import annotations

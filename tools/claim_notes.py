@@ -10,7 +10,7 @@ lowest and highest values the matrix saw (``back/robustness.json``, written by
     python tools/claim_notes.py --check    # exit 1 if any cell is out of date
 
 Run ``make chapters`` afterwards so the student versions carry the same cell
-(``tests/test_robustness.py`` checks it).
+(``tests/book/test_robustness.py`` checks it).
 """
 
 from __future__ import annotations

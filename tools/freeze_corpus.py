@@ -9,7 +9,7 @@ every Python. This script wrote it, from Python 3.11:
 
 It writes ``seqbook/data/python_help_topics.json.gz`` (gzip with a zero time stamp, so
 the bytes depend only on the text) and prints the SHA-256 of the JSON text, which
-``tests/test_corpus.py`` pins. The text is Python's documentation, under the Python
+``tests/unit/data/test_corpus.py`` pins. The text is Python's documentation, under the Python
 Software Foundation License: ``seqbook/data/PYTHON_LICENSE.txt`` carries the notice.
 """
 

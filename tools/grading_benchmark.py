@@ -7,7 +7,7 @@
 
 Builds a temporary course with fabricated submissions of the section "Attention as a soft
 dictionary lookup" (one of the fastest to grade: about 7 s a notebook here): correct,
-buggy and hostile ones, the kinds of tests/test_grading.py. Then, for each worker count,
+buggy and hostile ones, the kinds of tests/grading/test_grading_scaled_dot_product_attention.py. Then, for each worker count,
 registers the assignment in a fresh PostgreSQL database (a throw-away local server from
 grading/postgres.py unless GRADEBOOK_URL is set), runs `python -m grading.workers launch`, and
 reports submissions graded per minute of wall-clock time.

@@ -16,7 +16,7 @@ solutions/, and in which
 
 The staged copy lives in _build/instructors/source and the HTML in
 _build/instructors/_build/html, never in the public _build/html (tools/check_public_build.py
-and tests/test_instructors_edition.py check both sides).
+and tests/book/test_instructors_edition.py check both sides).
 """
 
 from __future__ import annotations

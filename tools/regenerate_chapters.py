@@ -14,7 +14,7 @@ Two steps:
    tag ``raises-exception``, so the unanswered notebook still executes top to bottom in
    the book build and under nbval -- only those cells may raise.
 
-The output is deterministic, so ``tests/test_sync.py`` can compare a fresh regeneration
+The output is deterministic, so ``tests/book/test_sync.py`` can compare a fresh regeneration
 with the committed ``chapters/`` byte for byte.
 """
 

@@ -8,7 +8,7 @@ by hand, so the figure a reader sees is the one measured:
     python tools/runtime_notes.py --check    # exit 1 if any paragraph is out of date
 
 ``make benchmark`` runs this after measuring; run ``make chapters`` afterwards so the
-student versions carry the same paragraph (tests/test_config.py checks both).
+student versions carry the same paragraph (tests/book/test_config.py checks both).
 """
 
 from __future__ import annotations

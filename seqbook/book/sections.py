@@ -10,7 +10,7 @@ metadata, read by :func:`graded_cells`.
 
 Adding a section: a :class:`Section` below (in book order), its notebook in
 ``solutions/<part>/``, its check module and its line in ``_toc.yml``
-(``tests/test_config.py`` checks that this list and the table of contents agree).
+(``tests/book/test_config.py`` checks that this list and the table of contents agree).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Section:
     slug: str  # the notebook's name, and the name of its check module
     prefix: str  # grade ids of its cells start with "<prefix>-"
     # seqbook modules whose functions and classes the section's solutions define (the
-    # same code, checked by tests/test_sync.py); empty when it defines none.
+    # same code, checked by tests/book/test_sync.py); empty when it defines none.
     references: tuple[str, ...] = ()
 
     @property

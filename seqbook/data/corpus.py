@@ -42,7 +42,7 @@ _TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u20
 @functools.lru_cache(maxsize=1)
 def _snapshot() -> dict:
     # Read by path (not importlib.resources) so that this module also loads on its own,
-    # without torch, as tests/test_corpus.py does on other Pythons.
+    # without torch, as tests/unit/data/test_corpus.py does on other Pythons.
     data = Path(__file__).resolve().parent / "python_help_topics.json.gz"
     return json.loads(gzip.decompress(data.read_bytes()).decode("utf-8"))
 

@@ -2,7 +2,7 @@
 
 Scaled dot-product attention and its masks, multi-head attention, and sinusoidal
 positional encodings. The functions here are the *single source* of the solutions to the
-exercises of Part 2's sections (``tests/test_sync.py`` checks that the solution
+exercises of Part 2's sections (``tests/book/test_sync.py`` checks that the solution
 cells define exactly these functions). Later sections import them from here instead of
 depending on a student's answer.
 

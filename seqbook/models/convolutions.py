@@ -1,7 +1,7 @@
 """Causal 1-D convolutions, their receptive field, and a dilated causal CNN forecaster.
 
 The single source of the solutions of the section "Convolutions and time series"
-(``tests/test_sync.py`` and ``tests/test_convolution.py`` check that the solution cells
+(``tests/book/test_sync.py`` and ``tests/unit/models/test_convolutions.py`` check that the solution cells
 define exactly :class:`CausalConv1d` and :func:`receptive_field`). Later sections import
 them from here instead of depending on a student's answer.
 

@@ -2,7 +2,7 @@
 
 The functions :func:`lstm_cell` and :func:`gru_cell` are the *single source* of the
 solutions to the exercises of the section "Gated units: LSTM and GRU"
-(``tests/test_sync.py`` checks that the solution cells define exactly these functions).
+(``tests/book/test_sync.py`` checks that the solution cells define exactly these functions).
 The modules :class:`LSTMCell` and :class:`GRUCell` wrap them with PyTorch's parameter
 names, shapes, gate order and initialisation, so that::
 

@@ -23,7 +23,7 @@ previous section (:mod:`seqbook.train.fine_tuning`: ``make_loader``, ``fit``, ``
 ``count_parameters``), so this module holds no training loop of its own.
 
 :class:`LoRALinear` and :func:`mean_pool` are the single source of the section's
-exercises (``tests/test_sync.py`` compares them with the solution cells).
+exercises (``tests/book/test_sync.py`` compares them with the solution cells).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ The reference code of the section "Pretraining objectives":
   (:func:`probe_accuracies` over several labelled sets);
 
 :func:`mask_tokens` and :func:`causal_lm_inputs_and_labels` are the single source of the
-section's exercise solutions (``tests/test_sync.py`` compares them).
+section's exercise solutions (``tests/book/test_sync.py`` compares them).
 """
 
 from __future__ import annotations

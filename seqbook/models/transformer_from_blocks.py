@@ -19,7 +19,7 @@ The reference code of the section "A Transformer from blocks":
   attention, feed-forward, layer norm and output layer, from ``named_parameters``.
 
 The functions :func:`causal_lm_loss` and :func:`masked_mean_pool` are the single source
-of the solutions to the section's exercises (``tests/test_sync.py`` compares them).
+of the solutions to the section's exercises (``tests/book/test_sync.py`` compares them).
 """
 
 from __future__ import annotations

@@ -322,7 +322,7 @@ def test_images_have_alt_text(reports, name):
 
 @pytest.mark.parametrize("name", SECTIONS)
 def test_code_cells_fit_the_column_on_a_desktop(reports, name):
-    # Code lines are at most 88 characters (tests/test_config.py); _static/book.css sizes
+    # Code lines are at most 88 characters (tests/book/test_config.py); _static/book.css sizes
     # the code font so that 88 fit at the desktop size. The Colab install line is longer.
     scrolling = [line for line in reports[name].survey["scrollingCode"]
                  if not line.lstrip().startswith("%pip install")]

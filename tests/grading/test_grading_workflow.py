@@ -29,7 +29,7 @@ import nbformat
 import pytest
 from conftest import REPO
 from grading_harness import cell_with_id
-from test_grading import SECTION
+from test_grading_scaled_dot_product_attention import SECTION
 
 ASSIGNMENT = SECTION.assignment
 NOTEBOOK = SECTION.notebook

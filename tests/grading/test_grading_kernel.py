@@ -10,8 +10,10 @@ manager or provisioner that lacks what the adapter relies on.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -21,10 +23,10 @@ from jupyter_client.provisioning import LocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from jupyter_client.utils import run_sync
 
-from grading import kernel as kernel_module  # noqa: E402
-from grading import sandbox  # noqa: E402
-from grading.execution import GuardedExecute  # noqa: E402
-from grading.kernel import KernelProcess, MemoryLimitUnavailable  # noqa: E402
+from grading import kernel as kernel_module
+from grading import sandbox
+from grading.execution import GuardedExecute
+from grading.kernel import KernelProcess, MemoryLimitUnavailable
 
 try:
     import resource
@@ -125,8 +127,11 @@ def test_stop_kills_a_real_kernel_and_what_it_started(local_kernel):
 def test_a_sandboxed_kernel_keeps_the_limit_it_was_started_with(tmp_path, caplog):
     folder = tmp_path / "submission"
     folder.mkdir()
+    # The kernel's sockets live in the scratch folder: a Unix socket path holds at most
+    # 107 bytes, which pytest-xdist's temporary folders can exceed.
+    scratch = tempfile.mkdtemp(prefix="kernel-test-")
     km = sandbox.SandboxedKernelManager(kernel_name=KERNEL_NAME, memory_limit_mb=LIMIT_MB,
-                                        scratch_parent=str(tmp_path))
+                                        scratch_parent=scratch)
     run_sync(km.start_kernel)(cwd=str(folder))
     try:
         kernel = KernelProcess(km, LOG, strict=True)
@@ -144,6 +149,7 @@ def test_a_sandboxed_kernel_keeps_the_limit_it_was_started_with(tmp_path, caplog
         if km.has_kernel:
             run_sync(km.shutdown_kernel)(now=True)
         run_sync(km.cleanup_resources)()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # -- fakes -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ and feedback beside the attacker's:
 Each is graded twice: in the sandbox, where it must gain nothing and change nothing
 outside its own folder, and -- the control that shows each attack is real, so that the
 test could fail -- with the sandbox off (GRADING_SANDBOX=off), where it succeeds. The
-PostgreSQL gradebook's credentials are attacked in tests/test_grading_postgres.py.
+PostgreSQL gradebook's credentials are attacked in tests/grading/test_grading_postgres.py.
 Without the sandbox, grading must refuse with a message naming the reason and the opt-out.
 """
 
@@ -36,7 +36,7 @@ import nbformat
 import pytest
 from conftest import REPO
 from grading_harness import autograde, cell_with_id, course_fixture, printed_report
-from test_grading import SECTION
+from test_grading_scaled_dot_product_attention import SECTION
 
 from grading import sandbox
 

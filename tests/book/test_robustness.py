@@ -8,7 +8,7 @@ import pytest
 
 import robustness
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LITERAL_CLAIM = re.compile(r"""expect(?:_all)?\(\s*(?<![fF])["']([^"'{}]+)["']""")
 
 

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from conftest import REPO
 from grading_harness import Section, autograde, cell_with_id, course_fixture
-from test_grading import SECTION
+from test_grading_scaled_dot_product_attention import SECTION
 
 from grading.execution import INTEGRITY_MARKER, NOT_RUN, OUTPUT_LIMIT_NOTICE
 

@@ -15,7 +15,7 @@ import pytest
 
 from seqbook.data import corpus
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SNAPSHOT = ROOT / "seqbook" / "data" / "python_help_topics.json.gz"
 # Written by tools/freeze_corpus.py from Python 3.11.7; change only with that script.
 SNAPSHOT_JSON_SHA256 = "128bdb755053fa3beef3c2c2c3f1380d51efcbb6d6256fd7655429deea4b538e"

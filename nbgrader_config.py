@@ -24,7 +24,12 @@ c.CourseDirectory.release_directory = "chapters"
 
 # Mark schemes of the hand-graded questions live beside each notebook in
 # `<section>.marking.md`: instructors only, so never copied into the student release.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.marking.md"]
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "*.marking.md",
+]
 
 # Each cell may run for two minutes before the kernel is interrupted (the default, 30 s,
 # is too short for the training cells of later parts). An infinite loop in a student's
@@ -39,13 +44,24 @@ c.Execute.timeout = 120
 # section (Part 5) peaks near 1.2 GB resident, far below it.
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
-    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades)
+    AssignLatePenalties,
+    CheckCellMetadata,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
 
 from grading.execution import INTEGRITY_MARKER, GuardedExecute  # noqa: E402
 
 c.Autograde.autograde_preprocessors = [
-    GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-    AssignLatePenalties, CheckCellMetadata]
+    GuardedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
 # Each kernel runs in an operating-system sandbox (grading/sandbox.py, bubblewrap): it sees
 # the Python environment and a private copy of its own assignment folder -- not solutions/,
 # not the gradebook, not other students -- with no network and no view of other processes.
@@ -54,10 +70,14 @@ c.Autograde.autograde_preprocessors = [
 # autograded notebook records it for the grade report (`python -m grading.report`).
 c.GuardedExecute.sandbox = os.environ.get("GRADING_SANDBOX", "bubblewrap")
 c.ClearMetadataPreprocessor.preserve_nb_metadata_mask = {
-    ("language_info", "name"), ("seqbook_grading",)}
+    ("language_info", "name"),
+    ("seqbook_grading",),
+}
 # CUDA reserves tens of GB of address space when it starts, so on a grading machine with a
 # GPU set GRADING_MEMORY_LIMIT_MB=0 and limit memory with the container instead.
-c.GuardedExecute.memory_limit_mb = int(os.environ.get("GRADING_MEMORY_LIMIT_MB", "8192"))
+c.GuardedExecute.memory_limit_mb = int(
+    os.environ.get("GRADING_MEMORY_LIMIT_MB", "8192")
+)
 c.GuardedExecute.notebook_timeout = 1800
 c.GuardedExecute.max_output_chars = 2_000_000  # a figure is 0.1-0.3 MB
 
@@ -81,4 +101,8 @@ from nbgrader.preprocessors import GetGrades  # noqa: E402
 
 from grading.feedback import StripHiddenTests  # noqa: E402
 
-c.GenerateFeedback.preprocessors = [GetGrades, StripHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    StripHiddenTests,
+    CSSHTMLHeaderPreprocessor,
+]

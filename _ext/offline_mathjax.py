@@ -13,8 +13,14 @@ from pathlib import Path
 
 # The CHTML bundle, the TeX extensions it loads on demand (autoload), its fonts, and the
 # accessibility and menu components the context menu can load.
-NEEDED = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts", "a11y", "ui",
-          "sre")
+NEEDED = (
+    "tex-chtml.js",
+    "input/tex/extensions",
+    "output/chtml/fonts",
+    "a11y",
+    "ui",
+    "sre",
+)
 
 
 def mathjax_source() -> Path:

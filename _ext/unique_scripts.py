@@ -14,8 +14,10 @@ def _key(script) -> tuple:
     attributes = getattr(script, "attributes", {}) or {}
     # The same inline script is registered with filename None by one extension and ""
     # by another: both mean "no file".
-    return (getattr(script, "filename", str(script)) or "",
-            tuple(sorted((name, str(value)) for name, value in attributes.items())))
+    return (
+        getattr(script, "filename", str(script)) or "",
+        tuple(sorted((name, str(value)) for name, value in attributes.items())),
+    )
 
 
 def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None:

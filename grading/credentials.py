@@ -42,30 +42,36 @@ def read_url_file(path: Path) -> str:
     try:
         mode = path.stat().st_mode
     except OSError as error:
-        raise CredentialError(f"cannot read the gradebook URL file {path}: {error}") from None
+        raise CredentialError(
+            f"cannot read the gradebook URL file {path}: {error}"
+        ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise CredentialError(
             f"{path} may be read by other users (mode {stat.filemode(mode)}): it holds the "
-            f"gradebook's credentials, so make it private first: chmod 600 {path}")
+            f"gradebook's credentials, so make it private first: chmod 600 {path}"
+        )
     url = path.read_text(encoding="utf-8").strip()
     if not url:
         raise CredentialError(f"the gradebook URL file {path} is empty")
     return url
 
 
-def gradebook_url(db: str | None = None, db_file: Path | None = None,
-                  default: str | None = None) -> str:
+def gradebook_url(
+    db: str | None = None, db_file: Path | None = None, default: str | None = None
+) -> str:
     """The gradebook URL from ``--db-file``, ``$GRADEBOOK_URL`` or ``--db`` (see above)."""
     if db is not None and db_file is not None:
-        raise CredentialError("give the gradebook either with --db or with --db-file, "
-                              "not both")
+        raise CredentialError(
+            "give the gradebook either with --db or with --db-file, not both"
+        )
     if db is not None:
         if has_password(db):
             raise CredentialError(
                 "the gradebook URL given with --db holds a password, and every process on "
                 "this machine can read command lines: put the URL in the environment "
                 f"variable {ENVIRONMENT_VARIABLE}, or in a file only you can read and pass "
-                "--db-file FILE")
+                "--db-file FILE"
+            )
         return db
     if db_file is not None:
         return read_url_file(db_file)
@@ -74,5 +80,7 @@ def gradebook_url(db: str | None = None, db_file: Path | None = None,
         return url
     if default is not None:
         return default
-    raise CredentialError(f"no gradebook given: set {ENVIRONMENT_VARIABLE}, or pass "
-                          "--db-file FILE (or --db URL for a URL without a password)")
+    raise CredentialError(
+        f"no gradebook given: set {ENVIRONMENT_VARIABLE}, or pass "
+        "--db-file FILE (or --db URL for a URL without a password)"
+    )

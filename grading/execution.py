@@ -93,12 +93,16 @@ def _grading_protocol():
     for folder in folders or []:
         path = os.path.join(folder, "grading_protocol.py")
         if os.path.isfile(path):
-            spec = importlib.util.spec_from_file_location("_seqbook_grading_protocol", path)
+            spec = importlib.util.spec_from_file_location(
+                "_seqbook_grading_protocol", path
+            )
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
-    raise ImportError("grading needs the seqbook package's grading_protocol.py "
-                      "(`pip install -e .` in the course directory)")
+    raise ImportError(
+        "grading needs the seqbook package's grading_protocol.py "
+        "(`pip install -e .` in the course directory)"
+    )
 
 
 NOT_RUN = "NotRun"
@@ -124,8 +128,12 @@ VERIFY_CODE = "__import__('seqbook.checks.integrity', fromlist=['verify']).verif
 
 
 def error_output(name: str, message: str) -> NotebookNode:
-    return NotebookNode(output_type="error", ename=name, evalue=message,
-                        traceback=[f"{name}: {message}"])
+    return NotebookNode(
+        output_type="error",
+        ename=name,
+        evalue=message,
+        traceback=[f"{name}: {message}"],
+    )
 
 
 class GuardedExecute(Execute):
@@ -134,17 +142,19 @@ class GuardedExecute(Execute):
     memory_limit_mb = Integer(
         8192,
         help="Address-space limit of the kernel in MiB (0: none). Virtual memory counts, "
-             "not only memory in use: leave room above the heaviest notebook.",
+        "not only memory in use: leave room above the heaviest notebook.",
     ).tag(config=True)
 
     memory_limit_required = Bool(
-        False, help="Refuse to grade (raise) when the memory limit cannot be applied to the "
-                    "kernel, instead of grading without it after a warning in the log.",
+        False,
+        help="Refuse to grade (raise) when the memory limit cannot be applied to the "
+        "kernel, instead of grading without it after a warning in the log.",
     ).tag(config=True)
 
     notebook_timeout = Integer(
-        1800, help="Seconds the whole notebook may take before its remaining cells are "
-                   "marked as not run (0: no limit).",
+        1800,
+        help="Seconds the whole notebook may take before its remaining cells are "
+        "marked as not run (0: no limit).",
     ).tag(config=True)
 
     # nbclient waits this long for a kernel to go idle after it interrupted a timed-out
@@ -152,7 +162,8 @@ class GuardedExecute(Execute):
     iopub_timeout = Integer(15, allow_none=False).tag(config=True)
 
     max_output_chars = Integer(
-        2_000_000, help="Characters of output kept per cell, figures included (0: no limit).",
+        2_000_000,
+        help="Characters of output kept per cell, figures included (0: no limit).",
     ).tag(config=True)
 
     preamble = Unicode(
@@ -161,18 +172,21 @@ class GuardedExecute(Execute):
     ).tag(config=True)
 
     sandbox = Enum(
-        [sandboxing.SANDBOX_BUBBLEWRAP, sandboxing.SANDBOX_OFF], sandboxing.SANDBOX_BUBBLEWRAP,
+        [sandboxing.SANDBOX_BUBBLEWRAP, sandboxing.SANDBOX_OFF],
+        sandboxing.SANDBOX_BUBBLEWRAP,
         help="'bubblewrap': each kernel in an OS sandbox, and grading refuses where it "
-             "cannot be made; 'off': no sandbox (only where each submission is graded in "
-             "a container of its own), with a warning in the log and the grade report.",
+        "cannot be made; 'off': no sandbox (only where each submission is graded in "
+        "a container of its own), with a warning in the log and the grade report.",
     ).tag(config=True)
 
     # -- the notebook ---------------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
         if self.sandbox == sandboxing.SANDBOX_OFF:
-            self.log.warning("GuardedExecute: grading WITHOUT a sandbox (sandbox = 'off'): "
-                             "the submission can read and write every file this process "
-                             "can, and reach the network")
+            self.log.warning(
+                "GuardedExecute: grading WITHOUT a sandbox (sandbox = 'off'): "
+                "the submission can read and write every file this process "
+                "can, and reach the network"
+            )
         elif km is None:
             sandboxing.require()  # fails closed, before any student code runs
         nb.metadata[GRADING_METADATA] = {"sandbox": self.sandbox}
@@ -186,13 +200,22 @@ class GuardedExecute(Execute):
             return cell, resources
         if not self._prepared:
             self._prepare_kernel()
-        if self._stopped_because is None and self.notebook_timeout and \
-                time.monotonic() - self._started > self.notebook_timeout:
-            self._stopped_because = (f"the notebook ran over its {self.notebook_timeout} s "
-                                     "budget before this cell")
+        if (
+            self._stopped_because is None
+            and self.notebook_timeout
+            and time.monotonic() - self._started > self.notebook_timeout
+        ):
+            self._stopped_because = (
+                f"the notebook ran over its {self.notebook_timeout} s "
+                "budget before this cell"
+            )
             self._stop_kernel()
         if self._stopped_because is not None:
-            cell.outputs = [error_output(NOT_RUN, f"This cell was not run: {self._stopped_because}.")]
+            cell.outputs = [
+                error_output(
+                    NOT_RUN, f"This cell was not run: {self._stopped_because}."
+                )
+            ]
             return cell, resources
 
         self._output_chars = 0
@@ -204,18 +227,30 @@ class GuardedExecute(Execute):
             return cell, resources
         except CellTimeoutError:
             # Interrupted after `timeout` seconds, the kernel did not come back.
-            cell.outputs.append(error_output(
-                NOT_RUN, f"This cell ran past the {self.timeout} s limit and did not stop "
-                         "when interrupted; the kernel was stopped."))
-            self._stopped_because = (f"an earlier cell (cell {index}) ran past the time "
-                                     "limit and had to be stopped")
+            cell.outputs.append(
+                error_output(
+                    NOT_RUN,
+                    f"This cell ran past the {self.timeout} s limit and did not stop "
+                    "when interrupted; the kernel was stopped.",
+                )
+            )
+            self._stopped_because = (
+                f"an earlier cell (cell {index}) ran past the time "
+                "limit and had to be stopped"
+            )
             self._stop_kernel()
         except DeadKernelError:
-            cell.outputs.append(error_output(
-                NOT_RUN, "The kernel stopped while this cell ran, or just before it (this "
-                         "cell or the one before exited, crashed or ran out of memory); the "
-                         "cells after it were not run."))
-            self._stopped_because = f"the kernel stopped in an earlier cell (cell {index})"
+            cell.outputs.append(
+                error_output(
+                    NOT_RUN,
+                    "The kernel stopped while this cell ran, or just before it (this "
+                    "cell or the one before exited, crashed or ran out of memory); the "
+                    "cells after it were not run.",
+                )
+            )
+            self._stopped_because = (
+                f"the kernel stopped in an earlier cell (cell {index})"
+            )
         return cell, resources
 
     def create_kernel_manager(self):
@@ -234,14 +269,21 @@ class GuardedExecute(Execute):
             reply = self._run_silently(self.preamble)
             if reply is None or reply["content"]["status"] != "ok":
                 content = reply["content"] if reply else {}
-                raise RuntimeError(f"the grading preamble {self.preamble!r} failed in the kernel: "
-                                   f"{content.get('ename')}: {content.get('evalue')}")
+                raise RuntimeError(
+                    f"the grading preamble {self.preamble!r} failed in the kernel: "
+                    f"{content.get('ename')}: {content.get('evalue')}"
+                )
             self._fingerprint = self._read_fingerprint(reply)
 
     def _run_silently(self, code: str):
-        return self.wait_for_reply(self.kc.execute(
-            code, silent=True, store_history=False,
-            user_expressions={"fingerprint": FINGERPRINT_EXPRESSION}))
+        return self.wait_for_reply(
+            self.kc.execute(
+                code,
+                silent=True,
+                store_history=False,
+                user_expressions={"fingerprint": FINGERPRINT_EXPRESSION},
+            )
+        )
 
     @staticmethod
     def _read_fingerprint(reply) -> dict[str, int] | None:
@@ -276,18 +318,37 @@ class GuardedExecute(Execute):
             return
         else:
             now = self._read_fingerprint(reply)
-            changed = ([f"`{name}` was replaced" for name, identity in self._fingerprint.items()
-                        if now.get(name) != identity] if now is not None
-                       else ["the checking code could not be inspected after this cell"])
-            problem = ("the grading environment was modified (" + "; ".join(changed[:5])
-                       + ("; ..." if len(changed) > 5 else "") + ")") if changed else ""
+            changed = (
+                [
+                    f"`{name}` was replaced"
+                    for name, identity in self._fingerprint.items()
+                    if now.get(name) != identity
+                ]
+                if now is not None
+                else ["the checking code could not be inspected after this cell"]
+            )
+            problem = (
+                (
+                    "the grading environment was modified ("
+                    + "; ".join(changed[:5])
+                    + ("; ..." if len(changed) > 5 else "")
+                    + ")"
+                )
+                if changed
+                else ""
+            )
         if problem:
-            cell.outputs.append(error_output(
-                "IntegrityError", f"{INTEGRITY_MARKER}: {problem}. This test cell gives no credit."))
+            cell.outputs.append(
+                error_output(
+                    "IntegrityError",
+                    f"{INTEGRITY_MARKER}: {problem}. This test cell gives no credit.",
+                )
+            )
 
     def _kernel_process(self) -> KernelProcess:
-        return KernelProcess(self.km, self.log, strict=self.memory_limit_required,
-                             label="GuardedExecute")
+        return KernelProcess(
+            self.km, self.log, strict=self.memory_limit_required, label="GuardedExecute"
+        )
 
     def _stop_kernel(self) -> None:
         self._kernel_process().stop()
@@ -302,20 +363,32 @@ class GuardedExecute(Execute):
             return super().output(outs, msg, display_id, cell_index)
         kept = _integrity_lines(msg)
         if kept:
-            super().output(outs, _stream_message(msg, msg["content"]["name"], kept), None,
-                           cell_index)
+            super().output(
+                outs,
+                _stream_message(msg, msg["content"]["name"], kept),
+                None,
+                cell_index,
+            )
         if not self._output_truncated:
             self._output_truncated = True
-            super().output(outs, _stream_message(msg, "stdout", OUTPUT_LIMIT_NOTICE + "\n"),
-                           None, cell_index)
+            super().output(
+                outs,
+                _stream_message(msg, "stdout", OUTPUT_LIMIT_NOTICE + "\n"),
+                None,
+                cell_index,
+            )
         return None
 
 
 def _stream_message(like, name: str, text: str) -> dict:
     """A stream message with the same parent as ``like`` (whatever kind ``like`` is)."""
     header = {**like.get("header", {}), "msg_type": "stream"}
-    return {**like, "header": header, "msg_type": "stream",
-            "content": {"name": name, "text": text}}
+    return {
+        **like,
+        "header": header,
+        "msg_type": "stream",
+        "content": {"name": name, "text": text},
+    }
 
 
 def _message_size(msg) -> int:

@@ -64,9 +64,15 @@ def secret_lines(hidden: list[str], shown: str) -> list[str]:
     """Hidden lines worth redacting from outputs: long enough to be specific, and not
     also part of the visible source (which the student has anyway)."""
     visible = {line.strip() for line in shown.splitlines()}
-    return sorted({line.strip() for line in hidden
-                   if len(line.strip()) >= MIN_REDACTED_LENGTH
-                   and line.strip() not in visible}, key=len, reverse=True)
+    return sorted(
+        {
+            line.strip()
+            for line in hidden
+            if len(line.strip()) >= MIN_REDACTED_LENGTH and line.strip() not in visible
+        },
+        key=len,
+        reverse=True,
+    )
 
 
 def _redact_text(text: str, secrets: list[str]) -> str:
@@ -92,7 +98,9 @@ class StripHiddenTests(Preprocessor):
     enabled = Bool(True).tag(config=True)
 
     def preprocess_cell(self, cell: NotebookNode, resources: dict, index: int):
-        if cell.cell_type != "code" or (BEGIN not in cell.source and END not in cell.source):
+        if cell.cell_type != "code" or (
+            BEGIN not in cell.source and END not in cell.source
+        ):
             return cell, resources
         shown, hidden = split_hidden(cell.source)
         cell.source = shown
@@ -101,8 +109,11 @@ class StripHiddenTests(Preprocessor):
             if output.output_type == "stream":
                 output.text = _redact_text(output.text, secrets)
             elif output.output_type == "error":
-                frames = [entry for entry in output.traceback
-                          if not _cell_frame(entry, cell.get("execution_count"))]
+                frames = [
+                    entry
+                    for entry in output.traceback
+                    if not _cell_frame(entry, cell.get("execution_count"))
+                ]
                 output.traceback = [_redact_text(entry, secrets) for entry in frames]
                 output.evalue = _redact_text(output.evalue, secrets)
             elif output.output_type in ("execute_result", "display_data"):

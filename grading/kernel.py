@@ -55,8 +55,14 @@ class KernelProcess:
     cannot be applied into :class:`MemoryLimitUnavailable`.
     """
 
-    def __init__(self, km, log: logging.Logger | None = None, *, strict: bool = False,
-                 label: str = "grading"):
+    def __init__(
+        self,
+        km,
+        log: logging.Logger | None = None,
+        *,
+        strict: bool = False,
+        label: str = "grading",
+    ):
         self.km = km
         self.log = log if log is not None else logging.getLogger(__name__)
         self.strict = strict
@@ -89,31 +95,44 @@ class KernelProcess:
             if self.km is None or not self.km.has_kernel:
                 return self._not_limited(megabytes, "no kernel is running")
             return self._not_limited(
-                megabytes, f"the kernel's provisioner ({type(self.km.provisioner).__name__}) "
-                           "gives no process of this machine")
+                megabytes,
+                f"the kernel's provisioner ({type(self.km.provisioner).__name__}) "
+                "gives no process of this machine",
+            )
         if isinstance(self.km, SandboxedKernelManager):
             # Set when bubblewrap started; a limit set on bubblewrap now would not reach
             # the kernel it has already started inside.
             if self.km.memory_limit_mb != megabytes:
                 return self._not_limited(
-                    megabytes, f"the sandboxed kernel was started with memory_limit_mb = "
-                               f"{self.km.memory_limit_mb}")
+                    megabytes,
+                    f"the sandboxed kernel was started with memory_limit_mb = "
+                    f"{self.km.memory_limit_mb}",
+                )
         else:
             try:
                 resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
-            except (OSError, ValueError) as error:  # gone, not ours, above our own limit
+            except (
+                OSError,
+                ValueError,
+            ) as error:  # gone, not ours, above our own limit
                 return self._not_limited(megabytes, f"prlimit({pid}) failed: {error}")
         try:
             now = resource.prlimit(pid, resource.RLIMIT_AS)
         except OSError as error:
-            return self._not_limited(megabytes, f"its limit could not be read back: {error}")
+            return self._not_limited(
+                megabytes, f"its limit could not be read back: {error}"
+            )
         if now != (limit, limit):
-            return self._not_limited(megabytes, f"the process's limit reads {now} bytes")
+            return self._not_limited(
+                megabytes, f"the process's limit reads {now} bytes"
+            )
         return True
 
     def _not_limited(self, megabytes: int, reason: str) -> bool:
-        message = (f"{self.label}: the kernel runs WITHOUT its memory limit of {megabytes} "
-                   f"MiB: {reason}; {NO_LIMIT_ADVICE}")
+        message = (
+            f"{self.label}: the kernel runs WITHOUT its memory limit of {megabytes} "
+            f"MiB: {reason}; {NO_LIMIT_ADVICE}"
+        )
         if self.strict:
             raise MemoryLimitUnavailable(message)
         self.log.warning(message)
@@ -135,11 +154,16 @@ class KernelProcess:
             await provisioner.kill()
         except ProcessLookupError:
             pass  # it ended on its own meanwhile
-        except (OSError, ValueError) as error:  # LocalProvisioner re-raises as ValueError
+        except (
+            OSError,
+            ValueError,
+        ) as error:  # LocalProvisioner re-raises as ValueError
             self.log.warning(f"{self.label}: the kernel could not be killed: {error!r}")
             return
         try:
             await asyncio.wait_for(provisioner.wait(), wait_seconds)
         except asyncio.TimeoutError:
-            self.log.warning(f"{self.label}: the kernel was killed but had not ended after "
-                             f"{wait_seconds} s")
+            self.log.warning(
+                f"{self.label}: the kernel was killed but had not ended after "
+                f"{wait_seconds} s"
+            )

@@ -7,7 +7,12 @@ import ast
 
 from nbformat import NotebookNode
 
-__all__ = ["cell_with_id", "normalised_definition", "solution_code", "solution_definitions"]
+__all__ = [
+    "cell_with_id",
+    "normalised_definition",
+    "solution_code",
+    "solution_definitions",
+]
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -23,15 +28,22 @@ def cell_with_id(notebook: NotebookNode, grade_id: str) -> NotebookNode:
 def solution_code(cell: NotebookNode) -> str:
     """The cell's source without nbgrader's solution markers: the code a student who
     answered exactly like the solution would submit."""
-    return "\n".join(line for line in cell.source.splitlines()
-                     if not any(marker in line for marker in SOLUTION_MARKERS))
+    return "\n".join(
+        line
+        for line in cell.source.splitlines()
+        if not any(marker in line for marker in SOLUTION_MARKERS)
+    )
 
 
-def solution_definitions(notebook: NotebookNode) -> dict[str, ast.FunctionDef | ast.ClassDef]:
+def solution_definitions(
+    notebook: NotebookNode,
+) -> dict[str, ast.FunctionDef | ast.ClassDef]:
     """Every function and class defined at the top of the notebook's solution cells."""
     found = {}
     for cell in notebook.cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get(
+            "solution"
+        ):
             for node in ast.parse(solution_code(cell)).body:
                 if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                     found[node.name] = node
@@ -45,8 +57,12 @@ def normalised_definition(node: ast.FunctionDef | ast.ClassDef) -> str:
     for item in ast.walk(node):
         if isinstance(item, (ast.FunctionDef, ast.ClassDef)):
             body = item.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 item.body = body[1:] or [ast.Pass()]
         if isinstance(item, ast.FunctionDef):
             item.returns = None

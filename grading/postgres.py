@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import glob
-import secrets
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -50,7 +50,9 @@ def unavailable_reason() -> str | None:
         if find_binary(name) is None:
             return f"PostgreSQL's {name} is not installed (apt-get install postgresql)"
     if os.geteuid() == 0 and _service_user() is None:
-        return "running as root, and neither runuser nor a 'postgres'/'nobody' user exists"
+        return (
+            "running as root, and neither runuser nor a 'postgres'/'nobody' user exists"
+        )
     try:
         import psycopg2  # noqa: F401
     except ImportError:
@@ -99,16 +101,21 @@ class Server:
     @property
     def db_url(self) -> str:
         # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; name the driver installed.
-        return (f"postgresql+psycopg2://{USER}:{self.password}@127.0.0.1:{self.port}/"
-                f"{DATABASE}")
+        return (
+            f"postgresql+psycopg2://{USER}:{self.password}@127.0.0.1:{self.port}/"
+            f"{DATABASE}"
+        )
 
     def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
         prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
-        done = subprocess.run(prefix + list(command), capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            prefix + list(command), capture_output=True, text=True, timeout=120
+        )
         if check and done.returncode != 0:
-            raise RuntimeError(f"{' '.join(prefix + list(command))} failed:\n"
-                               f"{done.stdout}{done.stderr}")
+            raise RuntimeError(
+                f"{' '.join(prefix + list(command))} failed:\n"
+                f"{done.stdout}{done.stderr}"
+            )
         return done
 
     def start(self) -> "Server":
@@ -120,17 +127,40 @@ class Server:
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
         os.chmod(self.folder, 0o700)
         if not (self.data / "PG_VERSION").exists():
-            self.password_file.write_text(secrets.token_hex(16) + "\n", encoding="utf-8")
+            self.password_file.write_text(
+                secrets.token_hex(16) + "\n", encoding="utf-8"
+            )
             os.chmod(self.password_file, 0o600)
             if self.run_as:
                 os.chown(self.password_file, entry.pw_uid, entry.pw_gid)
-            self._run(find_binary("initdb"), "-D", str(self.data), "-U", USER,
-                      "--auth=scram-sha-256", f"--pwfile={self.password_file}",
-                      "--encoding=UTF8", "--no-locale")
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                   "-c max_connections=200 -c fsync=off")
-        self._run(find_binary("pg_ctl"), "-D", str(self.data), "-l",
-                  str(self.folder / "server.log"), "-o", options, "-w", "-t", "60", "start")
+            self._run(
+                find_binary("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                USER,
+                "--auth=scram-sha-256",
+                f"--pwfile={self.password_file}",
+                "--encoding=UTF8",
+                "--no-locale",
+            )
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            "-c max_connections=200 -c fsync=off"
+        )
+        self._run(
+            find_binary("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         self._create_database()
         (self.folder / "port").write_text(str(self.port))
         return self
@@ -141,8 +171,13 @@ class Server:
         deadline = time.monotonic() + 30
         while True:
             try:
-                connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=USER,
-                                              password=self.password, dbname="postgres")
+                connection = psycopg2.connect(
+                    host="127.0.0.1",
+                    port=self.port,
+                    user=USER,
+                    password=self.password,
+                    dbname="postgres",
+                )
                 break
             except psycopg2.OperationalError:
                 if time.monotonic() > deadline:
@@ -156,8 +191,16 @@ class Server:
         connection.close()
 
     def stop(self, remove: bool = False) -> None:
-        self._run(find_binary("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop",
-                  check=False)
+        self._run(
+            find_binary("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+            check=False,
+        )
         if remove:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -171,8 +214,13 @@ def fresh_database(db_url: str, name: str) -> str:
     if not name.replace("_", "").isalnum():
         raise ValueError(f"not a plain database name: {name!r}")
     url = make_url(db_url)
-    connection = psycopg2.connect(host=url.host, port=url.port, user=url.username,
-                                  password=url.password, dbname=url.database or "postgres")
+    connection = psycopg2.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database or "postgres",
+    )
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {name}")
@@ -196,7 +244,9 @@ def start(folder: Path | None = None, port: int | None = None) -> Server:
     if run_as:
         closed = [p for p in folder.parents if not os.stat(p).st_mode & 0o001]
         if closed:
-            raise RuntimeError(f"the server runs as {run_as!r}, which cannot enter {closed[0]}")
+            raise RuntimeError(
+                f"the server runs as {run_as!r}, which cannot enter {closed[0]}"
+            )
     return Server(folder, port or _free_port(), run_as).start()
 
 
@@ -208,11 +258,16 @@ def stop(folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A throw-away local PostgreSQL gradebook.")
+    parser = argparse.ArgumentParser(
+        description="A throw-away local PostgreSQL gradebook."
+    )
     parser.add_argument("action", choices=["start", "stop"])
-    parser.add_argument("folder", type=Path, nargs="?",
-                        help="where the server's files live (start: default a new "
-                        "temporary folder)")
+    parser.add_argument(
+        "folder",
+        type=Path,
+        nargs="?",
+        help="where the server's files live (start: default a new temporary folder)",
+    )
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)
     if args.action == "start":

@@ -104,8 +104,11 @@ def _kinds() -> list[tuple[str, object, dict[str, float]]]:
         cell_with_id(inflated, grade_id).metadata["nbgrader"]["points"] = 100
     return [
         ("solution", answered(), full),
-        ("blank", nbformat.read(REPO / "chapters" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", 4),
-         none),
+        (
+            "blank",
+            nbformat.read(REPO / "chapters" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", 4),
+            none,
+        ),
         ("bug-pooling", answered(pooling=WRONG[POOLING]), lose_pooling),
         ("bug-step", answered(step=WRONG[STEP]), lose_step),
         ("bug-both", answered(WRONG[POOLING], WRONG[STEP]), none),
@@ -113,8 +116,11 @@ def _kinds() -> list[tuple[str, object, dict[str, float]]]:
         ("edited-test", edited, lose_pooling),
         ("deleted-test", deleted, lose_step),
         ("inflated-points", inflated, lose_pooling),
-        ("allclose", answered(WRONG[POOLING], WRONG[STEP], prefix=COMPARISONS_ALWAYS_TRUE),
-         none),
+        (
+            "allclose",
+            answered(WRONG[POOLING], WRONG[STEP], prefix=COMPARISONS_ALWAYS_TRUE),
+            none,
+        ),
         ("swallowing", answered(prefix=EXCEPTIONS_SWALLOWED), none),
         ("warning", answered(pooling=_solution(POOLING) + NOISY_WRAPPER), full),
         ("not-json", '{"cells": [ this is not a notebook', None),
@@ -140,23 +146,50 @@ def fabricate(course: Path, copies: int = 1) -> dict[str, dict[str, float] | Non
 
 def _workers_command(command: str, course: Path, *extra: str) -> list[str]:
     # The URL may hold a password: it travels in the environment (run_workers).
-    return [sys.executable, "-m", "grading.workers", command, "--course", str(course),
-            "--assignment", ASSIGNMENT, "--source-dir", str(REPO / "solutions"), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "grading.workers",
+        command,
+        "--course",
+        str(course),
+        "--assignment",
+        ASSIGNMENT,
+        "--source-dir",
+        str(REPO / "solutions"),
+        *extra,
+    ]
 
 
-def run_workers(course: Path, db_url: str, workers: int, report: Path,
-                sandbox: str = "bubblewrap") -> float:
+def run_workers(
+    course: Path, db_url: str, workers: int, report: Path, sandbox: str = "bubblewrap"
+) -> float:
     """Register the assignment in ``db_url``, grade with ``workers`` processes, each
     kernel sandboxed or not (``sandbox``: "bubblewrap" or "off"); return the seconds the
     grading took (registration excluded)."""
-    environment = dict(os.environ, OMP_NUM_THREADS="1", GRADEBOOK_URL=db_url,
-                       GRADING_SANDBOX=sandbox,
-                       PATH=str(Path(sys.executable).parent) + os.pathsep
-                       + os.environ.get("PATH", ""))
-    subprocess.run(_workers_command("prepare", course), cwd=REPO, check=True,
-                   env=environment, capture_output=True, text=True)
+    environment = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        GRADEBOOK_URL=db_url,
+        GRADING_SANDBOX=sandbox,
+        PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+    )
+    subprocess.run(
+        _workers_command("prepare", course),
+        cwd=REPO,
+        check=True,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
     start = time.monotonic()
-    subprocess.run(_workers_command("launch", course, "--workers", str(workers),
-                                    "--report", str(report)),
-                   cwd=REPO, check=True, env=environment, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        _workers_command(
+            "launch", course, "--workers", str(workers), "--report", str(report)
+        ),
+        cwd=REPO,
+        check=True,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+    )
     return time.monotonic() - start

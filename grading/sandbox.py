@@ -56,24 +56,47 @@ from traitlets import Integer, Unicode
 
 SANDBOX_BUBBLEWRAP = "bubblewrap"
 SANDBOX_OFF = "off"
-OPT_OUT = ("GRADING_SANDBOX=off in the environment of nbgrader, or "
-           "c.GuardedExecute.sandbox = 'off' in nbgrader_config.py")
+OPT_OUT = (
+    "GRADING_SANDBOX=off in the environment of nbgrader, or "
+    "c.GuardedExecute.sandbox = 'off' in nbgrader_config.py"
+)
 BUBBLEWRAP = "bwrap"  # the command, looked up on PATH
 INSIDE_FOLDER = "/submission"  # the private copy of the assignment folder, inside
 
 # Variables the kernel may see (copied when the grader has them); everything else -- the
 # database URL, tokens, JPY_PARENT_PID, the grader's paths -- stays outside.
 PASSED_VARIABLES = (
-    "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM",
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-    "ATEN_CPU_CAPABILITY", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED",
-    "NBGRADER_EXECUTION", "SEQBOOK_SEED", "MPLBACKEND",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TERM",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "ATEN_CPU_CAPABILITY",
+    "CUDA_VISIBLE_DEVICES",
+    "PYTHONHASHSEED",
+    "NBGRADER_EXECUTION",
+    "SEQBOOK_SEED",
+    "MPLBACKEND",
 )
 
 # System folders and files shown read-only (those that exist on this machine).
-SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/fonts",
-                "/sys/devices/system/cpu")  # the CPU topology that PyTorch reads
+SYSTEM_PATHS = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/fonts",
+    "/sys/devices/system/cpu",
+)  # the CPU topology that PyTorch reads
 
 
 class SandboxUnavailable(RuntimeError):
@@ -85,7 +108,8 @@ class SandboxUnavailable(RuntimeError):
             "Install bubblewrap (Debian and Ubuntu: `apt install bubblewrap`) on a Linux "
             "host that allows unprivileged user namespaces. Only if every submission "
             "already runs in a container of its own (see the instructors' guide) opt out "
-            f"with {OPT_OUT}; grading then warns in its log and in the grade report.")
+            f"with {OPT_OUT}; grading then warns in its log and in the grade report."
+        )
         self.reason = reason
 
 
@@ -93,34 +117,67 @@ def python_paths() -> list[str]:
     """Folders of the Python environment the kernel needs: the interpreter's prefixes
     (a virtual environment and the installation it was made from) and the folders of
     the ``seqbook`` package, which an editable install keeps in the course directory."""
-    paths = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-             str(Path(sys.executable).resolve().parent.parent)}
+    paths = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        str(Path(sys.executable).resolve().parent.parent),
+    }
     spec = importlib.util.find_spec("seqbook")
     if spec is not None and spec.submodule_search_locations:
         paths.update(spec.submodule_search_locations)
     return sorted(p for p in paths if p and os.path.isdir(p))
 
 
-def bubblewrap_arguments(private_folder: str, socket_folder: str,
-                         environment: dict[str, str] | None = None) -> list[str]:
+def bubblewrap_arguments(
+    private_folder: str, socket_folder: str, environment: dict[str, str] | None = None
+) -> list[str]:
     """``bwrap`` and its options, up to (and including) the ``--`` before the command."""
     bwrap = shutil.which(BUBBLEWRAP)
     if bwrap is None:
         raise SandboxUnavailable("the `bwrap` command (bubblewrap) is not installed")
     environment = os.environ if environment is None else environment
-    arguments = [bwrap, "--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
-                 "--tmpfs", "/"]
+    arguments = [
+        bwrap,
+        "--unshare-all",
+        "--die-with-parent",
+        "--cap-drop",
+        "ALL",
+        "--tmpfs",
+        "/",
+    ]
     for path in SYSTEM_PATHS:
         arguments += ["--ro-bind-try", path, path]
     for path in python_paths():
         arguments += ["--ro-bind", path, path]
-    arguments += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm",
-                  "--tmpfs", "/tmp", "--dir", "/tmp/home"]
+    arguments += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/dev/shm",
+        "--tmpfs",
+        "/tmp",
+        "--dir",
+        "/tmp/home",
+    ]
     for device in sorted(glob.glob("/dev/nvidia*")):  # a GPU, where the grader has one
         arguments += ["--dev-bind", device, device]
-    arguments += ["--bind", private_folder, INSIDE_FOLDER,
-                  "--bind", socket_folder, socket_folder,
-                  "--remount-ro", "/", "--chdir", INSIDE_FOLDER, "--clearenv"]
+    arguments += [
+        "--bind",
+        private_folder,
+        INSIDE_FOLDER,
+        "--bind",
+        socket_folder,
+        socket_folder,
+        "--remount-ro",
+        "/",
+        "--chdir",
+        INSIDE_FOLDER,
+        "--clearenv",
+    ]
     for name, value in sorted(kernel_environment(environment).items()):
         arguments += ["--setenv", name, value]
     return arguments + ["--"]
@@ -132,10 +189,16 @@ def kernel_environment(environment: dict[str, str]) -> dict[str, str]:
     bubblewrap itself must be started with this environment too, not only the kernel:
     its init process (PID 1 inside) keeps the environment it was started with, and the
     kernel can read it in ``/proc/1/environ``."""
-    variables = {name: environment[name] for name in PASSED_VARIABLES if name in environment}
-    variables.update(HOME="/tmp/home", PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin",
-                     MPLCONFIGDIR="/tmp/home/.matplotlib", XDG_CACHE_HOME="/tmp/home/.cache",
-                     PYTHONDONTWRITEBYTECODE="1")
+    variables = {
+        name: environment[name] for name in PASSED_VARIABLES if name in environment
+    }
+    variables.update(
+        HOME="/tmp/home",
+        PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        MPLCONFIGDIR="/tmp/home/.matplotlib",
+        XDG_CACHE_HOME="/tmp/home/.cache",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     return variables
 
 
@@ -149,7 +212,10 @@ def _probe() -> str | None:
         private.mkdir()
         sockets.mkdir()
         command = bubblewrap_arguments(str(private), str(sockets)) + [
-            sys.executable, "-c", "import os; print(os.getpid())"]
+            sys.executable,
+            "-c",
+            "import os; print(os.getpid())",
+        ]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as error:
@@ -178,15 +244,21 @@ class SandboxedKernelManager(AsyncKernelManager):
     cleaned up, so nothing the submission writes survives its grading.
     """
 
-    memory_limit_mb = Integer(0, help="Address-space limit of the kernel in MiB "
-                                      "(0: none), set before it starts.").tag(config=True)
-    scratch_parent = Unicode("", help="Where private folders are made (default: the "
-                                      "system's temporary folder).").tag(config=True)
+    memory_limit_mb = Integer(
+        0,
+        help="Address-space limit of the kernel in MiB "
+        "(0: none), set before it starts.",
+    ).tag(config=True)
+    scratch_parent = Unicode(
+        "",
+        help="Where private folders are made (default: the system's temporary folder).",
+    ).tag(config=True)
 
     async def _async_pre_start_kernel(self, **kw):
         require()
-        self._scratch = tempfile.mkdtemp(prefix="grading-sandbox-",
-                                         dir=self.scratch_parent or None)
+        self._scratch = tempfile.mkdtemp(
+            prefix="grading-sandbox-", dir=self.scratch_parent or None
+        )
         os.chmod(self._scratch, 0o700)
         sockets = os.path.join(self._scratch, "sockets")
         private = os.path.join(self._scratch, "submission")
@@ -208,7 +280,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         if limit:
             kw["preexec_fn"] = functools.partial(_limit_address_space, limit)
         environment = kernel_environment(kw.get("env") or os.environ)
-        kw["env"] = dict(environment)  # bubblewrap's own environment: see kernel_environment
+        kw["env"] = dict(
+            environment
+        )  # bubblewrap's own environment: see kernel_environment
         return bubblewrap_arguments(private, sockets, environment) + kernel_cmd, kw
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:

@@ -54,14 +54,20 @@ from grading import credentials, sandbox
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_config(course: Path, db_url: str, config_file: Path | None = None,
-                source_dir: Path | None = None) -> Config:
+def load_config(
+    course: Path,
+    db_url: str,
+    config_file: Path | None = None,
+    source_dir: Path | None = None,
+) -> Config:
     """The course's nbgrader configuration, pointed at ``course`` and ``db_url``."""
     if config_file is None:
         own = Path(course) / "nbgrader_config.py"
         config_file = own if own.exists() else PACKAGE_ROOT / "nbgrader_config.py"
     config_file = Path(config_file).resolve()
-    config = PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config()
+    config = PyFileConfigLoader(
+        config_file.name, path=str(config_file.parent)
+    ).load_config()
     config.CourseDirectory.root = str(Path(course).resolve())
     config.CourseDirectory.db_url = db_url
     if source_dir is not None:
@@ -85,8 +91,11 @@ def submitted_students(course: Path, assignment: str) -> list[str]:
     submitted = Path(course) / "submitted"
     if not submitted.is_dir():
         return []
-    return sorted(p.name for p in submitted.iterdir()
-                  if (p / assignment).is_dir() and not p.name.startswith("."))
+    return sorted(
+        p.name
+        for p in submitted.iterdir()
+        if (p / assignment).is_dir() and not p.name.startswith(".")
+    )
 
 
 def share(students: list[str], index: int, count: int) -> list[str]:
@@ -111,30 +120,45 @@ def prepare(config: Config, assignment: str, students: list[str]) -> None:
         result = _api(config).generate_assignment(assignment, force=True, create=True)
     if not result["success"]:
         raise RuntimeError(f"could not register {assignment}:\n{result.get('log')}")
-    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+    with Gradebook(
+        config.CourseDirectory.db_url, config.CourseDirectory.course_id
+    ) as gb:
         for student in students:
             gb.update_or_create_student(student)
 
 
-def grade(config: Config, assignment: str, students: list[str], worker: str = "0/1",
-          outs=(sys.stdout,)) -> list[dict]:
+def grade(
+    config: Config,
+    assignment: str,
+    students: list[str],
+    worker: str = "0/1",
+    outs=(sys.stdout,),
+) -> list[dict]:
     """Autograde ``students`` one after another; one JSON line per submission.
 
     Raises before grading anything when the gradebook cannot be opened or does not know
     ``assignment`` (nbgrader would otherwise report every submission as failed)."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+    with Gradebook(
+        config.CourseDirectory.db_url, config.CourseDirectory.course_id
+    ) as gb:
         gb.find_assignment(assignment)
     api = _api(config)
     records = []
     for student in students:
         start = time.time()
         result = api.autograde(assignment, student, force=True, create=True)
-        record = {"student": student, "success": bool(result["success"]),
-                  "seconds": round(time.time() - start, 2), "worker": worker,
-                  "pid": os.getpid(), "start": start, "end": time.time(),
-                  "sandbox": config.GuardedExecute.get("sandbox", sandbox.SANDBOX_BUBBLEWRAP)}
+        record = {
+            "student": student,
+            "success": bool(result["success"]),
+            "seconds": round(time.time() - start, 2),
+            "worker": worker,
+            "pid": os.getpid(),
+            "start": start,
+            "end": time.time(),
+            "sandbox": config.GuardedExecute.get("sandbox", sandbox.SANDBOX_BUBBLEWRAP),
+        }
         if not result["success"]:
             record["error"] = (result.get("error") or result.get("log") or "")[-2000:]
         records.append(record)
@@ -152,9 +176,12 @@ def scores(db_url: str, assignment: str, course_id: str) -> dict[str, dict[str, 
     with Gradebook(db_url, course_id) as gb:
         for submission in gb.find_assignment(assignment).submissions:
             table[submission.student.id] = {
-                notebook.name: {grade.name: (grade.auto_score, grade.max_score)
-                                for grade in notebook.grades}
-                for notebook in submission.notebooks}
+                notebook.name: {
+                    grade.name: (grade.auto_score, grade.max_score)
+                    for grade in notebook.grades
+                }
+                for notebook in submission.notebooks
+            }
     return table
 
 
@@ -164,10 +191,22 @@ def launch(arguments: list[str], workers: int, db_url: str) -> int:
     environment = dict(os.environ, **{credentials.ENVIRONMENT_VARIABLE: db_url})
     # One math thread per notebook kernel, or the workers fight over the cores.
     environment.setdefault("OMP_NUM_THREADS", "1")
-    processes = [subprocess.Popen([sys.executable, "-m", "grading.workers", "run",
-                                   *arguments, "--shard", f"{i}/{workers}"],
-                                  cwd=PACKAGE_ROOT, env=environment)
-                 for i in range(workers)]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "grading.workers",
+                "run",
+                *arguments,
+                "--shard",
+                f"{i}/{workers}",
+            ],
+            cwd=PACKAGE_ROOT,
+            env=environment,
+        )
+        for i in range(workers)
+    ]
     codes = [process.wait() for process in processes]
     return max(codes)
 
@@ -184,24 +223,40 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Autograde with parallel workers "
-                                     "sharing one gradebook database.")
+    parser = argparse.ArgumentParser(
+        description="Autograde with parallel workers sharing one gradebook database."
+    )
     parser.add_argument("command", choices=["prepare", "run", "launch", "scores"])
-    parser.add_argument("--course", type=Path, required=True,
-                        help="the course directory (holds submitted/)")
+    parser.add_argument(
+        "--course",
+        type=Path,
+        required=True,
+        help="the course directory (holds submitted/)",
+    )
     parser.add_argument("--assignment", required=True)
-    parser.add_argument("--db", help="gradebook URL without a password (e.g. "
-                        "sqlite:///gradebook.db); one with a password goes in "
-                        f"${credentials.ENVIRONMENT_VARIABLE} or --db-file")
-    parser.add_argument("--db-file", type=Path,
-                        help="a file, readable by its owner only, holding the gradebook URL")
+    parser.add_argument(
+        "--db",
+        help="gradebook URL without a password (e.g. "
+        "sqlite:///gradebook.db); one with a password goes in "
+        f"${credentials.ENVIRONMENT_VARIABLE} or --db-file",
+    )
+    parser.add_argument(
+        "--db-file",
+        type=Path,
+        help="a file, readable by its owner only, holding the gradebook URL",
+    )
     parser.add_argument("--students", nargs="+", help="default: everyone in submitted/")
-    parser.add_argument("--shard", help="INDEX/COUNT (run); default: "
-                        "$JOB_COMPLETION_INDEX/$SHARD_COUNT, else 0/1")
+    parser.add_argument(
+        "--shard",
+        help="INDEX/COUNT (run); default: $JOB_COMPLETION_INDEX/$SHARD_COUNT, else 0/1",
+    )
     parser.add_argument("--workers", type=int, default=2, help="processes (launch)")
     parser.add_argument("--config", type=Path, help="nbgrader_config.py to use")
-    parser.add_argument("--source-dir", type=Path,
-                        help="nbgrader source folder, if not the configuration's")
+    parser.add_argument(
+        "--source-dir",
+        type=Path,
+        help="nbgrader source folder, if not the configuration's",
+    )
     parser.add_argument("--report", type=Path, help="also append the JSON lines here")
     args = parser.parse_args(argv)
     try:
@@ -214,10 +269,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no submissions of {args.assignment} in {args.course / 'submitted'}")
         return 0
     if args.command == "launch":
-        forwarded = ["--course", str(args.course.resolve()), "--assignment", args.assignment,
-                     "--students", *students]
-        for flag, value in (("--config", args.config), ("--source-dir", args.source_dir),
-                            ("--report", args.report)):
+        forwarded = [
+            "--course",
+            str(args.course.resolve()),
+            "--assignment",
+            args.assignment,
+            "--students",
+            *students,
+        ]
+        for flag, value in (
+            ("--config", args.config),
+            ("--source-dir", args.source_dir),
+            ("--report", args.report),
+        ):
             if value is not None:
                 forwarded += [flag, str(Path(value).resolve())]
         return launch(forwarded, args.workers, db_url)
@@ -225,15 +289,24 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.course, db_url, args.config, args.source_dir)
     if args.command == "prepare":
         prepare(config, args.assignment, students)
-        print(f"registered {args.assignment} and {len(students)} students in the gradebook")
+        print(
+            f"registered {args.assignment} and {len(students)} students in the gradebook"
+        )
         return 0
     if args.command == "scores":
-        print(json.dumps(scores(db_url, args.assignment,
-                                config.CourseDirectory.course_id), indent=1))
+        print(
+            json.dumps(
+                scores(db_url, args.assignment, config.CourseDirectory.course_id),
+                indent=1,
+            )
+        )
         return 0
     index, count = _parse_shard(args.shard)
     mine = share(students, index, count)
-    if config.GuardedExecute.get("sandbox", sandbox.SANDBOX_BUBBLEWRAP) != sandbox.SANDBOX_OFF:
+    if (
+        config.GuardedExecute.get("sandbox", sandbox.SANDBOX_BUBBLEWRAP)
+        != sandbox.SANDBOX_OFF
+    ):
         try:
             sandbox.require()
         except sandbox.SandboxUnavailable as error:
@@ -241,8 +314,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     report = open(args.report, "a", encoding="utf-8") if args.report else None
     try:
-        grade(config, args.assignment, mine, f"{index}/{count}",
-              outs=(sys.stdout, report) if report else (sys.stdout,))
+        grade(
+            config,
+            args.assignment,
+            mine,
+            f"{index}/{count}",
+            outs=(sys.stdout, report) if report else (sys.stdout,),
+        )
     except Exception as error:  # the database or the assignment is not usable
         print(f"worker {index}/{count} stopped: {error!r}", file=sys.stderr)
         return 2

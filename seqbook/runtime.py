@@ -8,7 +8,14 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "seed_for", "seed_shift", "generator", "get_device", "GPURequiredError"]
+__all__ = [
+    "set_seed",
+    "seed_for",
+    "seed_shift",
+    "generator",
+    "get_device",
+    "GPURequiredError",
+]
 
 
 class GPURequiredError(RuntimeError):

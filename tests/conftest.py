@@ -10,7 +10,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # nbgrader runs `alembic` in a subprocess: the environment's bin/ must be on PATH.
-os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+os.environ["PATH"] = (
+    str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
@@ -46,8 +48,16 @@ def repo() -> Path:
 
 
 def solution_notebooks() -> list[Path]:
-    return sorted(p for p in (REPO / "solutions").glob("*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p
+        for p in (REPO / "solutions").glob("*/*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    )
 
 
 def chapter_notebooks() -> list[Path]:
-    return sorted(p for p in (REPO / "chapters").glob("*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p
+        for p in (REPO / "chapters").glob("*/*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    )

@@ -30,8 +30,10 @@ FIGURES = REPO / "back" / "runtimes.json"
 SECONDS_BUDGET = 60.0
 MEMORY_BUDGET_MB = 3 * 1024.0
 # Sections that fine-tune a pretrained Transformer may take longer (issue 7).
-LONGER_BUDGETS = {"pretraining/fine_tuning": 150.0,
-                  "pretraining/parameter_efficient_fine_tuning": 150.0}
+LONGER_BUDGETS = {
+    "pretraining/fine_tuning": 150.0,
+    "pretraining/parameter_efficient_fine_tuning": 150.0,
+}
 
 # Executed by a child process so that RUSAGE_CHILDREN covers exactly one kernel.
 RUNNER = r"""
@@ -55,7 +57,9 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024, "errors": error
 def measure(notebook: Path) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", RUNNER, str(notebook), str(notebook.parent)],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     if result.returncode != 0:
         raise RuntimeError(f"{notebook} could not be run:\n{result.stderr[-3000:]}")
@@ -65,16 +69,24 @@ def measure(notebook: Path) -> dict:
 def notebooks() -> list[Path]:
     found = []
     for folder in ("chapters", "solutions"):
-        found += sorted(p for p in (REPO / folder).glob("*/*.ipynb")
-                        if ".ipynb_checkpoints" not in p.parts)
+        found += sorted(
+            p
+            for p in (REPO / folder).glob("*/*.ipynb")
+            if ".ipynb_checkpoints" not in p.parts
+        )
     return found
 
 
 def torch_and_gpu() -> tuple[str, str]:
     torch_version, gpu = subprocess.run(
-        [sys.executable, "-c",
-         "import torch; print(torch.__version__, torch.cuda.is_available())"],
-        capture_output=True, text=True).stdout.split()
+        [
+            sys.executable,
+            "-c",
+            "import torch; print(torch.__version__, torch.cuda.is_available())",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return torch_version, gpu
 
 
@@ -92,10 +104,17 @@ def merge_figures(rows: list[tuple[Path, dict]], previous: dict | None) -> dict:
         section = f"{path.parent.name}/{path.stem}"
         sections[section] = dict(sections.get(section, {}))
         sections[section][version] = {
-            "seconds": round(figures["seconds"], 1), "peak_mb": round(figures["peak_mb"])}
-    machine = {"date": dt.date.today().isoformat(), "arch": platform.machine(),
-               "cores": os.cpu_count(), "python": platform.python_version(),
-               "torch": torch_version, "gpu": gpu == "True"}
+            "seconds": round(figures["seconds"], 1),
+            "peak_mb": round(figures["peak_mb"]),
+        }
+    machine = {
+        "date": dt.date.today().isoformat(),
+        "arch": platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "gpu": gpu == "True",
+    }
     return {"machine": machine, "sections": dict(sorted(sections.items()))}
 
 
@@ -127,19 +146,30 @@ def render(figures: dict) -> str:
                 continue
             seconds, peak = versions[version]["seconds"], versions[version]["peak_mb"]
             ok = seconds <= budget_seconds(section) and peak <= MEMORY_BUDGET_MB
-            lines.append(f"| `{section}` | {version} | {seconds:.1f} | {peak:.0f} | "
-                         f"{'yes' if ok else '**no**'} |")
-    total = sum(v["student"]["seconds"] for v in figures["sections"].values()
-                if "student" in v)
-    lines += ["", f"Whole book (student versions, run one after another): {total:.0f} s.", ""]
+            lines.append(
+                f"| `{section}` | {version} | {seconds:.1f} | {peak:.0f} | "
+                f"{'yes' if ok else '**no**'} |"
+            )
+    total = sum(
+        v["student"]["seconds"] for v in figures["sections"].values() if "student" in v
+    )
+    lines += [
+        "",
+        f"Whole book (student versions, run one after another): {total:.0f} s.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark every notebook.")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
-    parser.add_argument("--only", nargs="+", metavar="PART/SECTION",
-                        help="measure these sections only and keep the other figures")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PART/SECTION",
+        help="measure these sections only and keep the other figures",
+    )
     args = parser.parse_args()
     rows = []
     for notebook in notebooks():
@@ -148,9 +178,14 @@ def main() -> int:
             continue
         figures = measure(notebook)
         rows.append((notebook.relative_to(REPO), figures))
-        print(f"{notebook.relative_to(REPO)}: {figures['seconds']:.1f} s, "
-              f"{figures['peak_mb']:.0f} MB, {figures['errors']} error output(s)", flush=True)
-    previous = json.loads(FIGURES.read_text()) if args.only and FIGURES.exists() else None
+        print(
+            f"{notebook.relative_to(REPO)}: {figures['seconds']:.1f} s, "
+            f"{figures['peak_mb']:.0f} MB, {figures['errors']} error output(s)",
+            flush=True,
+        )
+    previous = (
+        json.loads(FIGURES.read_text()) if args.only and FIGURES.exists() else None
+    )
     merged = merge_figures(rows, previous)
     page = render(merged)
     print(page)
@@ -162,8 +197,12 @@ def main() -> int:
 
         for section in runtime_notes.rewrite(runtime_notes.load_figures()):
             print(f"rewrote the run-time paragraph of {section}: run `make chapters`")
-    over = [p for p, f in rows if f["seconds"] > budget_seconds(f"{p.parent.name}/{p.stem}")
-            or f["peak_mb"] > MEMORY_BUDGET_MB]
+    over = [
+        p
+        for p, f in rows
+        if f["seconds"] > budget_seconds(f"{p.parent.name}/{p.stem}")
+        or f["peak_mb"] > MEMORY_BUDGET_MB
+    ]
     return 1 if over else 0
 
 

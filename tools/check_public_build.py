@@ -16,8 +16,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FORBIDDEN = (
-    "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN SOLUTION", "END SOLUTION",
-    "hidden=True", "Mark schemes:", "Instructors' edition: contains solutions",
+    "BEGIN HIDDEN TESTS",
+    "END HIDDEN TESTS",
+    "BEGIN SOLUTION",
+    "END SOLUTION",
+    "hidden=True",
+    "Mark schemes:",
+    "Instructors' edition: contains solutions",
 )
 BANNER = FORBIDDEN[-1]
 # Where the sections' pages and downloadable notebooks are, relative to the build root.
@@ -34,10 +39,13 @@ def leaks(root: Path) -> list[str]:
             continue  # third-party scripts (MathJax, the theme), not the book's text
         text = path.read_text(errors="replace")
         parts = path.relative_to(root).parts
-        in_section = any(parts[:len(f)] == f for f in SECTION_FOLDERS)
+        in_section = any(parts[: len(f)] == f for f in SECTION_FOLDERS)
         markers = FORBIDDEN if in_section else (BANNER,)
-        found += [f"{path.relative_to(root)}: {marker!r}" for marker in markers
-                  if marker in text]
+        found += [
+            f"{path.relative_to(root)}: {marker!r}"
+            for marker in markers
+            if marker in text
+        ]
     return found
 
 

@@ -56,19 +56,27 @@ def cell_text(section: str, records: dict) -> str | None:
         f"{' and '.join(f'`{k}`' for k in kernels)}, "
         f"{' and '.join(map(str, threads))} threads (how, and why: "
         "[Robustness of the claims](../../back/robustness.md)). "
-        + ("Each held in every run. " if all_held else
-           "Not all held in every run: see the last column. ")
+        + (
+            "Each held in every run. "
+            if all_held
+            else "Not all held in every run: see the last column. "
+        )
         + "Your run's numbers should fall in these ranges; another machine's may "
-          "land anywhere in them.",
+        "land anywhere in them.",
         "",
         "| claim | needs | seen in the matrix | held |",
         "|---|---|---|---|",
     ]
     for row in rows:
-        needs = ("true" if row["comparison"] == "is"
-                 else f"{row['comparison']} {robustness._fmt(row['threshold'])}")
+        needs = (
+            "true"
+            if row["comparison"] == "is"
+            else f"{row['comparison']} {robustness._fmt(row['threshold'])}"
+        )
         name = row["name"].replace("|", "\\|")
-        lines.append(f"| {name} | {needs} | {_range(row)} | {row['held']}/{row['runs']} |")
+        lines.append(
+            f"| {name} | {needs} | {_range(row)} | {row['held']}/{row['runs']} |"
+        )
     return "\n".join(lines)
 
 
@@ -84,7 +92,11 @@ def _update(path: Path, records: dict, write: bool) -> bool:
     text = cell_text(section, records)
     cells = notebook["cells"]
     index = next((i for i, c in enumerate(cells) if c.get("id") == CELL_ID), None)
-    if index is not None and text is not None and "".join(cells[index]["source"]) == text:
+    if (
+        index is not None
+        and text is not None
+        and "".join(cells[index]["source"]) == text
+    ):
         return False
     if index is None and text is None:
         return False
@@ -93,19 +105,34 @@ def _update(path: Path, records: dict, write: bool) -> bool:
     if index is not None:
         del cells[index]
     if text is not None:
-        summary = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
-                       and re.search(r"(?m)^## Summary", "".join(c["source"])))
-        cells.insert(summary, {"cell_type": "markdown", "id": CELL_ID, "metadata": {},
-                               "source": _source_lines(text)})
-    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+        summary = next(
+            i
+            for i, c in enumerate(cells)
+            if c["cell_type"] == "markdown"
+            and re.search(r"(?m)^## Summary", "".join(c["source"]))
+        )
+        cells.insert(
+            summary,
+            {
+                "cell_type": "markdown",
+                "id": CELL_ID,
+                "metadata": {},
+                "source": _source_lines(text),
+            },
+        )
+    path.write_text(
+        json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return True
 
 
 def stale_notebooks(records: dict | None = None) -> list[str]:
     records = records or json.loads(robustness.RECORDS.read_text())
-    return [f"{p.parent.name}/{p.stem}" for p in sorted((REPO / "solutions").glob("*/*.ipynb"))
-            if _update(p, records, write=False)]
+    return [
+        f"{p.parent.name}/{p.stem}"
+        for p in sorted((REPO / "solutions").glob("*/*.ipynb"))
+        if _update(p, records, write=False)
+    ]
 
 
 def main() -> None:

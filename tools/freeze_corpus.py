@@ -38,16 +38,27 @@ Copyright (c) 2001 Python Software Foundation; All Rights Reserved.
 def main() -> None:
     from pydoc_data.topics import topics
 
-    payload = json.dumps({"python": platform.python_version(),
-                          "topics": {name: topics[name] for name in sorted(topics)}},
-                         ensure_ascii=False, sort_keys=True, indent=0).encode("utf-8")
+    payload = json.dumps(
+        {
+            "python": platform.python_version(),
+            "topics": {name: topics[name] for name in sorted(topics)},
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+        indent=0,
+    ).encode("utf-8")
     SNAPSHOT.write_bytes(gzip.compress(payload, compresslevel=9, mtime=0))
     licence = Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt"
-    NOTICE.write_text(HEADER.format(version=platform.python_version())
-                      + licence.read_text(encoding="utf-8"), encoding="utf-8")
-    print(f"wrote {SNAPSHOT} ({SNAPSHOT.stat().st_size:,} bytes) from Python "
-          f"{platform.python_version()}; {len(topics)} topics; "
-          f"sha256 of the JSON {hashlib.sha256(payload).hexdigest()}")
+    NOTICE.write_text(
+        HEADER.format(version=platform.python_version())
+        + licence.read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    print(
+        f"wrote {SNAPSHOT} ({SNAPSHOT.stat().st_size:,} bytes) from Python "
+        f"{platform.python_version()}; {len(topics)} topics; "
+        f"sha256 of the JSON {hashlib.sha256(payload).hexdigest()}"
+    )
 
 
 if __name__ == "__main__":

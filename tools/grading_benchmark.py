@@ -25,7 +25,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: grading/ is not an installed package
 
@@ -36,11 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     from grading import postgres
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--copies", type=int, default=1,
-                        help="copies of each of the 13 kinds of submission (default 1)")
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="copies of each of the 13 kinds of submission (default 1)",
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--sandbox", choices=["bubblewrap", "off"], default="bubblewrap",
-                        help="grade each kernel in the sandbox (default) or without it")
+    parser.add_argument(
+        "--sandbox",
+        choices=["bubblewrap", "off"],
+        default="bubblewrap",
+        help="grade each kernel in the sandbox (default) or without it",
+    )
     args = parser.parse_args(argv)
     # A PostgreSQL server URL ending in a database name; each run uses a fresh database
     # beside it. From the environment, not the command line: it may hold a password.
@@ -65,13 +72,21 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = run_workers(course, db_url, count, report, args.sandbox)
                 records = [json.loads(line) for line in report.read_text().splitlines()]
                 graded = sum(record["success"] for record in records)
-                results.append({"workers": count, "sandbox": args.sandbox,
-                                "submissions": len(expected),
-                                "graded": graded, "seconds": round(seconds, 1),
-                                "per_minute": round(60 * len(expected) / seconds, 1)})
-                print(f"{count} worker(s): {len(expected)} submissions ({graded} gradable) "
-                      f"in {seconds:.1f} s = {60 * len(expected) / seconds:.1f} per minute",
-                      flush=True)
+                results.append(
+                    {
+                        "workers": count,
+                        "sandbox": args.sandbox,
+                        "submissions": len(expected),
+                        "graded": graded,
+                        "seconds": round(seconds, 1),
+                        "per_minute": round(60 * len(expected) / seconds, 1),
+                    }
+                )
+                print(
+                    f"{count} worker(s): {len(expected)} submissions ({graded} gradable) "
+                    f"in {seconds:.1f} s = {60 * len(expected) / seconds:.1f} per minute",
+                    flush=True,
+                )
         finally:
             if server is not None:
                 server.stop(remove=True)

@@ -34,8 +34,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "_build" / "instructors"
-BANNER = ("Instructors' edition: contains solutions, hidden tests and marking schemes. "
-          "Do not publish it or share it with students.")
+BANNER = (
+    "Instructors' edition: contains solutions, hidden tests and marking schemes. "
+    "Do not publish it or share it with students."
+)
 # What the public book is built from, besides chapters/ (copied as they are).
 BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "references.bib")
 BOOK_FOLDERS = ("front", "parts", "back", "_ext", "_static")
@@ -54,8 +56,9 @@ def marking_sections(marking: Path) -> dict[str, str]:
 
 
 def _label(text: str) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_markdown_cell(f"```{{admonition}} Instructors only\n:class: "
-                                         f"danger\n{text}\n```")
+    cell = nbformat.v4.new_markdown_cell(
+        f"```{{admonition}} Instructors only\n:class: danger\n{text}\n```"
+    )
     cell.metadata["tags"] = [LABEL]
     return cell
 
@@ -69,20 +72,35 @@ def instructor_notebook(source: Path) -> nbformat.NotebookNode:
         info = cell.metadata.get("nbgrader", {})
         grade_id = info.get("grade_id", "")
         if cell.cell_type == "code" and info.get("solution"):
-            cells.append(_label(f"Solution of `{grade_id}`: open the cell below to see it."))
-            cell.metadata["tags"] = sorted(set(cell.metadata.get("tags", [])) | {"hide-input"})
+            cells.append(
+                _label(f"Solution of `{grade_id}`: open the cell below to see it.")
+            )
+            cell.metadata["tags"] = sorted(
+                set(cell.metadata.get("tags", [])) | {"hide-input"}
+            )
         elif cell.cell_type == "code" and info.get("grade"):
             points = info.get("points", 0)
-            cells.append(_label(f"Test cell `{grade_id}` ({points:g} points), with the "
-                                "hidden tests the students never see: open the cell "
-                                "below."))
-            cell.metadata["tags"] = sorted(set(cell.metadata.get("tags", [])) | {"hide-input"})
-        elif cell.cell_type == "markdown" and info.get("solution") and info.get("grade"):
-            answer = marking.get(grade_id, "No mark scheme was written for this question.")
+            cells.append(
+                _label(
+                    f"Test cell `{grade_id}` ({points:g} points), with the "
+                    "hidden tests the students never see: open the cell "
+                    "below."
+                )
+            )
+            cell.metadata["tags"] = sorted(
+                set(cell.metadata.get("tags", [])) | {"hide-input"}
+            )
+        elif (
+            cell.cell_type == "markdown" and info.get("solution") and info.get("grade")
+        ):
+            answer = marking.get(
+                grade_id, "No mark scheme was written for this question."
+            )
             cells.append(cell)
             scheme = nbformat.v4.new_markdown_cell(
                 f"````{{dropdown}} Instructors only: model answer and marking for "
-                f"`{grade_id}` ({info.get('points', 0):g} points)\n{answer}\n````")
+                f"`{grade_id}` ({info.get('points', 0):g} points)\n{answer}\n````"
+            )
             scheme.metadata["tags"] = [LABEL]
             cells.append(scheme)
             continue
@@ -118,23 +136,42 @@ def stage(target: Path, execute: bool = True) -> Path:
 
 
 def build(source: Path, output: Path) -> None:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(source),
-               "--path-output", str(output), "--all", "-W", "-n", "--keep-going"]
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    command = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(source),
+        "--path-output",
+        str(output),
+        "--all",
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
     subprocess.run(command, check=True, env=env)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage-only", action="store_true", help="write the source only")
-    parser.add_argument("--no-execute", action="store_true",
-                        help="do not run the notebooks (pages without outputs)")
+    parser.add_argument(
+        "--stage-only", action="store_true", help="write the source only"
+    )
+    parser.add_argument(
+        "--no-execute",
+        action="store_true",
+        help="do not run the notebooks (pages without outputs)",
+    )
     args = parser.parse_args()
     source = stage(OUTPUT / "source", execute=not args.no_execute)
     print(f"staged the instructors' edition in {source.relative_to(REPO)}")
     if not args.stage_only:
         build(source, OUTPUT)
-        print(f"built {(OUTPUT / '_build' / 'html').relative_to(REPO)}: not for students")
+        print(
+            f"built {(OUTPUT / '_build' / 'html').relative_to(REPO)}: not for students"
+        )
     return 0
 
 

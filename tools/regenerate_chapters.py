@@ -39,7 +39,8 @@ EXERCISE_TAG = "raises-exception"
 def assignments(source: Path = SOURCE) -> list[str]:
     """Part folders of ``source`` that contain at least one notebook."""
     return sorted(
-        p.name for p in source.iterdir()
+        p.name
+        for p in source.iterdir()
         if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb"))
     )
 
@@ -59,15 +60,18 @@ def tag_exercise_cells(notebook_path: Path) -> None:
     notebook = nbformat.read(notebook_path, as_version=4)
     for cell in notebook.cells:
         grading = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and (grading.get("solution") or grading.get("grade")):
+        if cell.cell_type == "code" and (
+            grading.get("solution") or grading.get("grade")
+        ):
             tags = cell.metadata.setdefault("tags", [])
             if EXERCISE_TAG not in tags:
                 tags.append(EXERCISE_TAG)
     nbformat.write(notebook, notebook_path)
 
 
-def regenerate(release_dir: Path, db_url: str, root: Path = REPO,
-               only: list[str] | None = None) -> list[Path]:
+def regenerate(
+    release_dir: Path, db_url: str, root: Path = REPO, only: list[str] | None = None
+) -> list[Path]:
     """Generate every assignment (or those in ``only``) into ``release_dir``; return the
     student notebooks."""
     from nbgrader.apps import NbGraderAPI
@@ -90,12 +94,24 @@ def regenerate(release_dir: Path, db_url: str, root: Path = REPO,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--release-dir", type=Path, default=REPO / "chapters",
-                        help="where to write the student versions (default: chapters/)")
-    parser.add_argument("--db", default=f"sqlite:///{REPO / 'gradebook.db'}",
-                        help="gradebook URL (default: gradebook.db at the repo root)")
-    parser.add_argument("--only", nargs="+", metavar="PART", choices=assignments(),
-                        help="regenerate only these parts (folders of solutions/)")
+    parser.add_argument(
+        "--release-dir",
+        type=Path,
+        default=REPO / "chapters",
+        help="where to write the student versions (default: chapters/)",
+    )
+    parser.add_argument(
+        "--db",
+        default=f"sqlite:///{REPO / 'gradebook.db'}",
+        help="gradebook URL (default: gradebook.db at the repo root)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PART",
+        choices=assignments(),
+        help="regenerate only these parts (folders of solutions/)",
+    )
     args = parser.parse_args(argv)
     release_dir = args.release_dir.resolve()
     # nbgrader's --force deletes whatever else sits in an assignment's release folder;
@@ -116,5 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     os.chdir(REPO)
     # nbgrader runs `alembic` in a subprocess: the environment's bin/ must be on PATH.
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    os.environ["PATH"] = (
+        str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    )
     sys.exit(main())

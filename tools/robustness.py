@@ -47,10 +47,12 @@ RECORDS = REPO / "back" / "robustness.json"
 PAGE = REPO / "back" / "robustness.md"
 SEED_SHIFTS = (0, 1, 2)
 THREADS = (1, 2)
-NO_GPU = ("no GPU run is recorded here yet: none was available when this matrix ran. The "
-          "GPU job of `.github/workflows/ci.yml` runs every notebook, and so every claim, "
-          "with `REQUIRE_GPU=1` on a self-hosted GPU runner; record its result in the "
-          "records' `meta.gpu`.")
+NO_GPU = (
+    "no GPU run is recorded here yet: none was available when this matrix ran. The "
+    "GPU job of `.github/workflows/ci.yml` runs every notebook, and so every claim, "
+    "with `REQUIRE_GPU=1` on a self-hosted GPU runner; record its result in the "
+    "records' `meta.gpu`."
+)
 
 # Executed in a child process whose environment selects the configuration: the kernel
 # inherits it. Prints one JSON line: seconds, and the first error if a cell failed.
@@ -95,10 +97,14 @@ def plan(sections: list[str], kernels: list[str], full: bool) -> list[dict]:
         if full:
             configs = [(seed, k, t) for seed in SEED_SHIFTS for k, t in combos]
         else:  # rotate the seed so each notebook sees all three, the book every cell
-            configs = [(SEED_SHIFTS[(index + j) % len(SEED_SHIFTS)], k, t)
-                       for j, (k, t) in enumerate(combos)]
-        runs += [{"section": section, "seed_shift": s, "kernel": k, "threads": t}
-                 for s, k, t in configs]
+            configs = [
+                (SEED_SHIFTS[(index + j) % len(SEED_SHIFTS)], k, t)
+                for j, (k, t) in enumerate(combos)
+            ]
+        runs += [
+            {"section": section, "seed_shift": s, "kernel": k, "threads": t}
+            for s, k, t in configs
+        ]
     return runs
 
 
@@ -106,19 +112,28 @@ def execute(run: dict) -> dict:
     notebook = REPO / "solutions" / f"{run['section']}.ipynb"
     with tempfile.TemporaryDirectory() as scratch:
         claims_file = Path(scratch) / "claims.jsonl"
-        env = {**os.environ, "SEQBOOK_SEED": str(run["seed_shift"]),
-               "OMP_NUM_THREADS": str(run["threads"]),
-               "MKL_NUM_THREADS": str(run["threads"]),
-               "SEQBOOK_CLAIMS": str(claims_file), "SEQBOOK_CLAIMS_MODE": "record",
-               "SEQBOOK_NOTEBOOK": run["section"], "PYTHONHASHSEED": "0"}
+        env = {
+            **os.environ,
+            "SEQBOOK_SEED": str(run["seed_shift"]),
+            "OMP_NUM_THREADS": str(run["threads"]),
+            "MKL_NUM_THREADS": str(run["threads"]),
+            "SEQBOOK_CLAIMS": str(claims_file),
+            "SEQBOOK_CLAIMS_MODE": "record",
+            "SEQBOOK_NOTEBOOK": run["section"],
+            "PYTHONHASHSEED": "0",
+        }
         env.pop("ATEN_CPU_CAPABILITY", None)
         if run["kernel"] != "native":
             env["ATEN_CPU_CAPABILITY"] = run["kernel"]
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", RUNNER, str(notebook),
-                                 str(notebook.parent)],
-                                capture_output=True, text=True, cwd=REPO, env=env)
+        result = subprocess.run(
+            [sys.executable, "-c", RUNNER, str(notebook), str(notebook.parent)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+        )
         outcome = {"seconds": time.perf_counter() - started, "errors": []}
         if result.returncode != 0:
             outcome["errors"] = [f"runner failed: {result.stderr.strip()[-400:]}"]
@@ -138,10 +153,13 @@ def run_matrix(runs: list[dict], workers: int) -> list[dict]:
 
     def report(result: dict) -> None:
         failed = sum(not c["holds"] for c in result["claims"])
-        print(f"{result['section']:50} seed+{result['seed_shift']} {result['kernel']:8}"
-              f" {result['threads']}t {result['seconds']:6.1f} s  "
-              f"{len(result['claims'])} claims, {failed} failed, "
-              f"{len(result['errors'])} errors", flush=True)
+        print(
+            f"{result['section']:50} seed+{result['seed_shift']} {result['kernel']:8}"
+            f" {result['threads']}t {result['seconds']:6.1f} s  "
+            f"{len(result['claims'])} claims, {failed} failed, "
+            f"{len(result['errors'])} errors",
+            flush=True,
+        )
         done.append(result)
 
     single = [r for r in runs if r["threads"] == 1]
@@ -168,10 +186,18 @@ def summarise(results: list[dict]) -> list[dict]:
     for result in results:
         for claim in result["claims"]:
             key = (result["section"], claim["name"])
-            row = rows.setdefault(key, {"section": key[0], "name": key[1],
-                                        "comparison": claim["comparison"],
-                                        "threshold": claim["threshold"], "values": [],
-                                        "held": 0, "runs": 0})
+            row = rows.setdefault(
+                key,
+                {
+                    "section": key[0],
+                    "name": key[1],
+                    "comparison": claim["comparison"],
+                    "threshold": claim["threshold"],
+                    "values": [],
+                    "held": 0,
+                    "runs": 0,
+                },
+            )
             row["values"].append(claim["value"])
             row["runs"] += 1
             row["held"] += bool(claim["holds"])
@@ -199,8 +225,8 @@ def render(data: dict) -> str:
         "",
         "<!-- Generated by tools/robustness.py from back/robustness.json; do not edit. -->",
         "",
-        "Every sentence of this book about a trained or random outcome (\"two heads solve "
-        "the task\", \"the LSTM bridges a gap of 40 steps\") is checked where it is made, "
+        'Every sentence of this book about a trained or random outcome ("two heads solve '
+        'the task", "the LSTM bridges a gap of 40 steps") is checked where it is made, '
         "by `seqbook.book.claims.expect`, with a threshold. A claim that held on one machine "
         "only would be no lesson, so `make robustness` runs every instructor notebook "
         "under other random seeds, other CPU kernels and other thread counts, and "
@@ -216,12 +242,15 @@ def render(data: dict) -> str:
         f"{', '.join(f'`{k}`' for k in meta['kernels'])} (`ATEN_CPU_CAPABILITY`: "
         "other kernels round differently, as another processor does) x "
         f"{' or '.join(map(str, meta['threads']))} threads.",
-        f"- **Plan**: `{meta['plan']}`. " + (
+        f"- **Plan**: `{meta['plan']}`. "
+        + (
             "Each notebook ran once under every kernel x thread combination, its seed "
             "shift rotated with its position in the book, so each notebook met all three "
             "seeds, every kernel and both thread counts, and the book as a whole every "
-            "cell of the matrix." if meta["plan"] == "sample" else
-            "Each notebook ran under every configuration."),
+            "cell of the matrix."
+            if meta["plan"] == "sample"
+            else "Each notebook ran under every configuration."
+        ),
         f"- **Runs**: {len(results)} notebook runs in {len(configs)} distinct "
         f"configurations, {meta['wall_minutes']:.0f} min of wall-clock time; "
         f"{len(rows)} claims in {len(sections)} notebooks.",
@@ -231,24 +260,39 @@ def render(data: dict) -> str:
         "",
     ]
     if not failed and not errored:
-        lines.append(f"Every claim held in every run ({sum(r['runs'] for r in rows)} "
-                     "checks). The *margin* is how far the worst run stayed from the "
-                     "threshold, in the claim's own units and as a share of the threshold.")
+        lines.append(
+            f"Every claim held in every run ({sum(r['runs'] for r in rows)} "
+            "checks). The *margin* is how far the worst run stayed from the "
+            "threshold, in the claim's own units and as a share of the threshold."
+        )
     else:
-        lines.append(f"{len(failed)} claims failed in at least one run, and "
-                     f"{len(errored)} runs stopped with an error: see the rows marked "
-                     "**failed** below.")
+        lines.append(
+            f"{len(failed)} claims failed in at least one run, and "
+            f"{len(errored)} runs stopped with an error: see the rows marked "
+            "**failed** below."
+        )
     for section in sections:
-        lines += ["", f"### `{section}`", "",
-                  "| claim | needs | lowest | highest | margin | held |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"### `{section}`",
+            "",
+            "| claim | needs | lowest | highest | margin | held |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in (r for r in rows if r["section"] == section):
-            needs = ("true" if row["comparison"] == "is"
-                     else f"{row['comparison']} {_fmt(row['threshold'])}")
+            needs = (
+                "true"
+                if row["comparison"] == "is"
+                else f"{row['comparison']} {_fmt(row['threshold'])}"
+            )
             if row["comparison"] == "is":
                 low = high = margin = "—"
             else:
-                low, high, margin = _fmt(row["min"]), _fmt(row["max"]), _fmt(row["margin"])
+                low, high, margin = (
+                    _fmt(row["min"]),
+                    _fmt(row["max"]),
+                    _fmt(row["margin"]),
+                )
                 if row["threshold"]:
                     margin += f" ({row['margin'] / abs(row['threshold']):.0%})"
             held = f"{row['held']}/{row['runs']}"
@@ -257,9 +301,11 @@ def render(data: dict) -> str:
             name = row["name"].replace("|", "\\|")
             lines.append(f"| {name} | {needs} | {low} | {high} | {margin} | {held} |")
         for result in (r for r in errored if r["section"] == section):
-            lines.append(f"\nRun seed+{result['seed_shift']}, `{result['kernel']}`, "
-                         f"{result['threads']} thread(s) stopped: "
-                         f"`{result['errors'][0]}`")
+            lines.append(
+                f"\nRun seed+{result['seed_shift']}, `{result['kernel']}`, "
+                f"{result['threads']} thread(s) stopped: "
+                f"`{result['errors'][0]}`"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -274,21 +320,32 @@ def machine(kernels: list[str]) -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "kernels": kernels,
-            "native_kernel": torch.backends.cpu.get_cpu_capability().lower(),
-            "seed_shifts": list(SEED_SHIFTS), "threads": list(THREADS),
-            "date": dt.date.today().isoformat()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "kernels": kernels,
+        "native_kernel": torch.backends.cpu.get_cpu_capability().lower(),
+        "seed_shifts": list(SEED_SHIFTS),
+        "threads": list(THREADS),
+        "date": dt.date.today().isoformat(),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plan", choices=("sample", "full"), default="sample")
     parser.add_argument("--only", nargs="*", help="part/section names (default: all)")
-    parser.add_argument("--workers", type=int, default=2, help="one-thread runs at once")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="one-thread runs at once"
+    )
     parser.add_argument("--no-write", action="store_true", help="print, write nothing")
-    parser.add_argument("--page-only", action="store_true",
-                        help="rewrite back/robustness.md from back/robustness.json")
+    parser.add_argument(
+        "--page-only",
+        action="store_true",
+        help="rewrite back/robustness.md from back/robustness.json",
+    )
     args = parser.parse_args()
     if args.page_only:
         PAGE.write_text(render(json.loads(RECORDS.read_text())))
@@ -306,20 +363,32 @@ def main() -> None:
     for result in results:  # the notes of a section name the day its own runs were made
         result["date"] = dt.date.today().isoformat()
     order = {s: i for i, s in enumerate(sections)}
-    results.sort(key=lambda r: (order[r["section"]], r["seed_shift"], r["kernel"],
-                                r["threads"]))
-    meta = {**machine(cpu_kernels()), "plan": args.plan,
-            "wall_minutes": (time.perf_counter() - started) / 60}
+    results.sort(
+        key=lambda r: (order[r["section"]], r["seed_shift"], r["kernel"], r["threads"])
+    )
+    meta = {
+        **machine(cpu_kernels()),
+        "plan": args.plan,
+        "wall_minutes": (time.perf_counter() - started) / 60,
+    }
     data = {"meta": meta, "results": results}
     if RECORDS.exists() and not args.no_write:
         old = json.loads(RECORDS.read_text())
         if args.only:  # keep the other sections' records, and the day they were made
-            kept = [{"date": old["meta"]["date"], **r} for r in old["results"]
-                    if r["section"] not in args.only]
+            kept = [
+                {"date": old["meta"]["date"], **r}
+                for r in old["results"]
+                if r["section"] not in args.only
+            ]
             data["results"] = sorted(
                 kept + results,
-                key=lambda r: (order.get(r["section"], 99), r["seed_shift"], r["kernel"],
-                               r["threads"]))
+                key=lambda r: (
+                    order.get(r["section"], 99),
+                    r["seed_shift"],
+                    r["kernel"],
+                    r["threads"],
+                ),
+            )
             meta["wall_minutes"] += old["meta"].get("wall_minutes", 0)
         if "gpu" in old["meta"]:
             meta["gpu"] = old["meta"]["gpu"]

@@ -40,8 +40,10 @@ def paragraph(section: str, figures: dict) -> str:
     measured = figures["sections"].get(section)
     link = "[run times](../../back/runtimes.md)"
     if measured is None:
-        return (f"**Run time.** Not measured yet: run `make benchmark` (see the {link} "
-                "page).")
+        return (
+            f"**Run time.** Not measured yet: run `make benchmark` (see the {link} "
+            "page)."
+        )
     student, instructor = measured["student"], measured["instructor"]
     gpu = "a CUDA GPU" if machine["gpu"] else "no GPU"
     peak_gb = max(student["peak_mb"], instructor["peak_mb"]) / 1024
@@ -55,8 +57,11 @@ def paragraph(section: str, figures: dict) -> str:
 
 
 def solution_notebooks() -> list[Path]:
-    return sorted(p for p in (REPO / "solutions").glob("*/*.ipynb")
-                  if ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p
+        for p in (REPO / "solutions").glob("*/*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    )
 
 
 def section_of(path: Path) -> str:
@@ -80,9 +85,13 @@ def rewrite(figures: dict) -> list[str]:
         first = notebook.cells[0]
         found = PARAGRAPH.findall(first.source)
         if len(found) != 1:
-            raise ValueError(f"{path}: the first cell needs exactly one '**Run time.**' "
-                             f"paragraph, found {len(found)}")
-        new = PARAGRAPH.sub(lambda _: paragraph(section_of(path), figures), first.source)
+            raise ValueError(
+                f"{path}: the first cell needs exactly one '**Run time.**' "
+                f"paragraph, found {len(found)}"
+            )
+        new = PARAGRAPH.sub(
+            lambda _: paragraph(section_of(path), figures), first.source
+        )
         if new != first.source:
             first.source = new
             nbformat.write(notebook, path)
@@ -92,7 +101,9 @@ def rewrite(figures: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report stale sections")
+    parser.add_argument(
+        "--check", action="store_true", help="only report stale sections"
+    )
     args = parser.parse_args()
     figures = load_figures()
     if args.check:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from seqbook.models import seq2seq_attention as seq2seq
 from seqbook.data.dates import date_split
+from seqbook.models import seq2seq_attention as seq2seq
 from seqbook.train.checkpoints import CHECKPOINT_DIR, save_checkpoint
 
 SPLIT = dict(train_dates=5000, test_dates=1000, formats_per_date=2, seed=0)
@@ -37,20 +37,31 @@ def main() -> None:
     machine = f"{platform.machine()} CPU, 1 thread, torch {torch.__version__}"
     for name, attention in (("dates_attention", True), ("dates_no_attention", False)):
         torch.manual_seed(0)
-        model = seq2seq.Seq2Seq(len(vocab), attention=attention, bos_id=vocab.stoi[seq2seq.BOS])
+        model = seq2seq.Seq2Seq(
+            len(vocab), attention=attention, bos_id=vocab.stoi[seq2seq.BOS]
+        )
         start = time.perf_counter()
-        losses = seq2seq.train_seq2seq(model, train, vocab, steps=args.steps, seed=0,
-                                       log_every=50)
+        losses = seq2seq.train_seq2seq(
+            model, train, vocab, steps=args.steps, seed=0, log_every=50
+        )
         seconds = time.perf_counter() - start
         predictions, _ = seq2seq.translate(model, test, vocab)
         accuracy = seq2seq.exact_match(predictions, test)
-        info = dict(steps=args.steps, batch_size=64, train_seconds=round(seconds, 1),
-                    machine=machine, split=str(SPLIT), test_exact_match=accuracy,
-                    final_loss=losses[-1])
+        info = dict(
+            steps=args.steps,
+            batch_size=64,
+            train_seconds=round(seconds, 1),
+            machine=machine,
+            split=str(SPLIT),
+            test_exact_match=accuracy,
+            final_loss=losses[-1],
+        )
         path = args.out / f"{name}.pt"
         save_checkpoint(path, model, info, itos=vocab.itos)
-        print(f"{name}: {seconds:.0f} s, final loss {losses[-1]:.4f}, held-out exact match "
-              f"{accuracy:.4f}, {path.stat().st_size / 1e6:.2f} MB -> {path}")
+        print(
+            f"{name}: {seconds:.0f} s, final loss {losses[-1]:.4f}, held-out exact match "
+            f"{accuracy:.4f}, {path.stat().st_size / 1e6:.2f} MB -> {path}"
+        )
 
 
 if __name__ == "__main__":

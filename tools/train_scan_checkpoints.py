@@ -25,7 +25,10 @@ import torch
 import seqbook
 from seqbook.data.scan import length_split, scan_examples, simple_split
 from seqbook.models.transformer_seq2seq import (
-    TransformerSeq2Seq, evaluate_exact_match, scan_vocabularies, train_seq2seq,
+    TransformerSeq2Seq,
+    evaluate_exact_match,
+    scan_vocabularies,
+    train_seq2seq,
 )
 from seqbook.train.checkpoints import CHECKPOINT_DIR, save_checkpoint
 
@@ -39,10 +42,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--monitor-size", type=int, default=300,
-                        help="training commands scored after each epoch (progress only)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="where to write (default: the shipped checkpoint's path)")
+    parser.add_argument(
+        "--monitor-size",
+        type=int,
+        default=300,
+        help="training commands scored after each epoch (progress only)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write (default: the shipped checkpoint's path)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     seqbook.set_seed(args.seed)
@@ -54,21 +65,45 @@ def main() -> None:
 
     def on_epoch_end(epoch, losses):
         seconds = time.perf_counter() - start
-        accuracy, _ = evaluate_exact_match(model, train[:args.monitor_size],
-                                           source_vocab, target_vocab)
-        print(f"epoch {epoch + 1}: loss {sum(losses[-20:]) / 20:.3f}, exact match on "
-              f"{args.monitor_size} training commands {accuracy:.1f} %, {seconds:.0f} s",
-              flush=True)
-        info = dict(split=args.split, epochs=epoch + 1, steps=len(losses),
-                    seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-                    schedule="200-step warm-up, linear decay to 0 over all epochs",
-                    train_seconds=round(seconds), threads=1)
-        save_checkpoint(path, model, info, source_tokens=source_vocab.tokens,
-                        target_tokens=target_vocab.tokens)
+        accuracy, _ = evaluate_exact_match(
+            model, train[: args.monitor_size], source_vocab, target_vocab
+        )
+        print(
+            f"epoch {epoch + 1}: loss {sum(losses[-20:]) / 20:.3f}, exact match on "
+            f"{args.monitor_size} training commands {accuracy:.1f} %, {seconds:.0f} s",
+            flush=True,
+        )
+        info = dict(
+            split=args.split,
+            epochs=epoch + 1,
+            steps=len(losses),
+            seed=args.seed,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            schedule="200-step warm-up, linear decay to 0 over all epochs",
+            train_seconds=round(seconds),
+            threads=1,
+        )
+        save_checkpoint(
+            path,
+            model,
+            info,
+            source_tokens=source_vocab.tokens,
+            target_tokens=target_vocab.tokens,
+        )
 
-    train_seq2seq(model, train, source_vocab, target_vocab, epochs=args.epochs,
-                  batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                  decay=True, on_epoch_end=on_epoch_end)
+    train_seq2seq(
+        model,
+        train,
+        source_vocab,
+        target_vocab,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        decay=True,
+        on_epoch_end=on_epoch_end,
+    )
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 

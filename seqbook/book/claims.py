@@ -38,12 +38,15 @@ class ClaimError(AssertionError):
 def _as_number(name: str, value) -> float:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise TypeError(f"claim {name!r}: the value must be one number, got a tensor "
-                            f"of shape {tuple(value.shape)}")
+            raise TypeError(
+                f"claim {name!r}: the value must be one number, got a tensor "
+                f"of shape {tuple(value.shape)}"
+            )
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"claim {name!r}: the value must be a number, got "
-                        f"{type(value).__name__}")
+        raise TypeError(
+            f"claim {name!r}: the value must be a number, got {type(value).__name__}"
+        )
     return float(value)
 
 
@@ -69,11 +72,15 @@ def _record(entry: dict) -> None:
 
 def _fail(entry: dict, wanted: str) -> None:
     run = _run_description()
-    where = (f"seed shift {run['seed_shift']}, CPU kernel {run['cpu_capability']}, "
-             f"{run['threads']} thread(s), {'a GPU' if run['cuda'] else 'the CPU'}")
-    message = (f"The text claims that {entry['name']}, which needs {wanted}; on this run "
-               f"it does not ({where}). The experiment came out differently from the "
-               "book's measured range: please report this run.")
+    where = (
+        f"seed shift {run['seed_shift']}, CPU kernel {run['cpu_capability']}, "
+        f"{run['threads']} thread(s), {'a GPU' if run['cuda'] else 'the CPU'}"
+    )
+    message = (
+        f"The text claims that {entry['name']}, which needs {wanted}; on this run "
+        f"it does not ({where}). The experiment came out differently from the "
+        "book's measured range: please report this run."
+    )
     if os.environ.get("SEQBOOK_CLAIMS_MODE") == "record":
         print(f"claim failed (recorded, not raised): {message}")
         return
@@ -87,13 +94,20 @@ def expect(name: str, value, comparison: str, threshold) -> float:
     ...", e.g. ``expect("two heads solve the task", accuracy, ">", 0.97)``.
     """
     if comparison not in COMPARISONS:
-        raise ValueError(f"claim {name!r}: comparison must be one of "
-                         f"{', '.join(COMPARISONS)}, got {comparison!r}")
+        raise ValueError(
+            f"claim {name!r}: comparison must be one of "
+            f"{', '.join(COMPARISONS)}, got {comparison!r}"
+        )
     value = _as_number(name, value)
     threshold = _as_number(name, threshold)
     holds = (not math.isnan(value)) and COMPARISONS[comparison](value, threshold)
-    entry = {"name": name, "value": value, "comparison": comparison,
-             "threshold": threshold, "holds": holds}
+    entry = {
+        "name": name,
+        "value": value,
+        "comparison": comparison,
+        "threshold": threshold,
+        "holds": holds,
+    }
     _record(entry)
     if not holds:
         _fail(entry, f"a value {comparison} {threshold:.4g}, measured {value:.4g}")
@@ -106,11 +120,19 @@ def expect_all(name: str, condition: bool, detail: str = "") -> bool:
     ``detail`` shows the values involved in the failure message.
     """
     if not isinstance(condition, (bool, torch.Tensor)) and condition not in (0, 1):
-        raise TypeError(f"claim {name!r}: the condition must be true or false, got "
-                        f"{type(condition).__name__}")
+        raise TypeError(
+            f"claim {name!r}: the condition must be true or false, got "
+            f"{type(condition).__name__}"
+        )
     holds = bool(condition)
-    entry = {"name": name, "value": float(holds), "comparison": "is", "threshold": 1.0,
-             "holds": holds, "detail": detail}
+    entry = {
+        "name": name,
+        "value": float(holds),
+        "comparison": "is",
+        "threshold": 1.0,
+        "holds": holds,
+        "detail": detail,
+    }
     _record(entry)
     if not holds:
         _fail(entry, f"it to be true{f' ({detail})' if detail else ''}")

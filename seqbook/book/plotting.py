@@ -13,11 +13,23 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 __all__ = [
-    "use_book_style", "attention_heatmap", "loglog_slope", "describe_figure", "BOOK_COLORS",
+    "use_book_style",
+    "attention_heatmap",
+    "loglog_slope",
+    "describe_figure",
+    "BOOK_COLORS",
 ]
 
 # One palette for the whole book (colour-blind friendly, from the Okabe-Ito set).
-BOOK_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+BOOK_COLORS = [
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+]
 
 
 def use_book_style() -> None:
@@ -52,10 +64,14 @@ def describe_figure(figure: Figure) -> str:
         if not ax.get_visible() or ax.get_label() == "<colorbar>":
             continue
         title = " ".join(
-            part for part in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if part
+            part
+            for part in (ax.get_title("left"), ax.get_title(), ax.get_title("right"))
+            if part
         )
         kind = " (heat map)" if ax.images else ""
-        axes = " against ".join(label for label in (ax.get_ylabel(), ax.get_xlabel()) if label)
+        axes = " against ".join(
+            label for label in (ax.get_ylabel(), ax.get_xlabel()) if label
+        )
         text = f"{title}{kind}" + (f": {axes}" if axes and title else axes)
         if text.strip():
             panels.append(" ".join(text.split()))
@@ -74,7 +90,9 @@ def _png_with_description(figure: Figure, **print_kwargs) -> str:
 
     description = describe_figure(figure)
     metadata = {"Description": description} if description else None
-    return print_figure(figure, fmt="png", base64=True, metadata=metadata, **print_kwargs)
+    return print_figure(
+        figure, fmt="png", base64=True, metadata=metadata, **print_kwargs
+    )
 
 
 def _describe_figures_in_png() -> None:
@@ -131,23 +149,40 @@ def attention_heatmap(
     """
     array = _to_numpy(weights)
     n_queries, n_keys = array.shape
-    for labels, size, axis in ((query_labels, n_queries, "query"), (key_labels, n_keys, "key")):
+    for labels, size, axis in (
+        (query_labels, n_queries, "query"),
+        (key_labels, n_keys, "key"),
+    ):
         if labels is not None and len(labels) != size:
-            raise ValueError(f"{len(labels)} {axis} labels for {size} {axis} positions.")
+            raise ValueError(
+                f"{len(labels)} {axis} labels for {size} {axis} positions."
+            )
     if ax is None:
         _, ax = plt.subplots(figsize=(0.45 * n_keys + 2.0, 0.45 * n_queries + 1.2))
     image = ax.imshow(array, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
     ax.grid(False)
     ax.set_xlabel("key position")
     ax.set_ylabel("query position")
-    ax.set_xticks(range(n_keys), key_labels if key_labels is not None else range(n_keys),
-                  rotation=90 if key_labels is not None else 0)
-    ax.set_yticks(range(n_queries), query_labels if query_labels is not None else range(n_queries))
+    ax.set_xticks(
+        range(n_keys),
+        key_labels if key_labels is not None else range(n_keys),
+        rotation=90 if key_labels is not None else 0,
+    )
+    ax.set_yticks(
+        range(n_queries), query_labels if query_labels is not None else range(n_queries)
+    )
     if annotate:
         for i in range(n_queries):
             for j in range(n_keys):
-                ax.text(j, i, f"{array[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if array[i, j] < 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{array[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if array[i, j] < 0.6 else "black",
+                )
     if title:
         ax.set_title(title)
     figure: Figure = ax.figure
@@ -159,5 +194,7 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
     """Slope of the least-squares line through ``(log x, log y)``: the exponent p in y ~ x^p."""
     log_x, log_y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
     if log_x.shape != log_y.shape or log_x.size < 2:
-        raise ValueError("loglog_slope needs two sequences of the same length, at least 2.")
+        raise ValueError(
+            "loglog_slope needs two sequences of the same length, at least 2."
+        )
     return float(np.polyfit(log_x, log_y, 1)[0])

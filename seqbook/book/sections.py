@@ -51,12 +51,29 @@ class Section:
 
 
 SECTIONS = (
-    Section("sequence_models", "language_models", "lm", ("seqbook.text.vocab", "seqbook.models.ngram")),
-    Section("sequence_models", "recurrent_networks", "rnn", ("seqbook.models.recurrent_networks",)),
+    Section(
+        "sequence_models",
+        "language_models",
+        "lm",
+        ("seqbook.text.vocab", "seqbook.models.ngram"),
+    ),
+    Section(
+        "sequence_models",
+        "recurrent_networks",
+        "rnn",
+        ("seqbook.models.recurrent_networks",),
+    ),
     Section("sequence_models", "gated_units", "gated", ("seqbook.models.gated_units",)),
-    Section("sequence_models", "convolutions", "conv", ("seqbook.models.convolutions",)),
+    Section(
+        "sequence_models", "convolutions", "conv", ("seqbook.models.convolutions",)
+    ),
     Section("attention", "soft_lookup", "lookup", ("seqbook.models.soft_lookup",)),
-    Section("attention", "scaled_dot_product_attention", "sdpa", ("seqbook.models.attention",)),
+    Section(
+        "attention",
+        "scaled_dot_product_attention",
+        "sdpa",
+        ("seqbook.models.attention",),
+    ),
     Section("attention", "multi_head_attention", "mha", ("seqbook.models.attention",)),
     Section(
         "attention",
@@ -82,7 +99,12 @@ SECTIONS = (
         "tfm",
         ("seqbook.models.transformer_from_blocks",),
     ),
-    Section("encoder_decoder", "seq2seq_attention", "s2s", ("seqbook.models.seq2seq_attention",)),
+    Section(
+        "encoder_decoder",
+        "seq2seq_attention",
+        "s2s",
+        ("seqbook.models.seq2seq_attention",),
+    ),
     Section(
         "encoder_decoder",
         "transformer_seq2seq",
@@ -95,7 +117,12 @@ SECTIONS = (
         "dec",
         ("seqbook.text.decoding", "seqbook.text.metrics"),
     ),
-    Section("pretraining", "pretraining_objectives", "pre", ("seqbook.models.pretraining_objectives",)),
+    Section(
+        "pretraining",
+        "pretraining_objectives",
+        "pre",
+        ("seqbook.models.pretraining_objectives",),
+    ),
     Section("pretraining", "fine_tuning", "ft", ("seqbook.train.fine_tuning",)),
     Section(
         "pretraining",
@@ -110,7 +137,9 @@ def by_slug(slug: str) -> Section:
     for section in SECTIONS:
         if section.slug == slug:
             return section
-    raise KeyError(f"no section is called {slug!r}; the sections are listed in {__name__}")
+    raise KeyError(
+        f"no section is called {slug!r}; the sections are listed in {__name__}"
+    )
 
 
 def graded_cells(notebook: Path) -> dict[str, float]:

@@ -18,13 +18,19 @@ unanswered.install()  # a one-line message for stubs; before the baseline, which
 
 import importlib  # noqa: E402
 
+from seqbook.book.sections import SECTIONS  # noqa: E402
 from seqbook.checks import integrity  # noqa: E402 - records the baseline
 from seqbook.checks.core import CheckFailure  # noqa: E402
 from seqbook.checks.guard import ForbiddenCall, forbid_calls  # noqa: E402
 from seqbook.checks.integrity import IntegrityError  # noqa: E402
-from seqbook.book.sections import SECTIONS  # noqa: E402
 
-__all__ = ["CheckFailure", "ForbiddenCall", "IntegrityError", "forbid_calls", "integrity"]
+__all__ = [
+    "CheckFailure",
+    "ForbiddenCall",
+    "IntegrityError",
+    "forbid_calls",
+    "integrity",
+]
 
 # Every section's check module, named after the section (seqbook.book.sections), is imported
 # here so that it captures its references before any student code runs; its checks are

@@ -53,8 +53,9 @@ def verify(also: Callable[[], None] | None = None) -> None:
         also()
 
 
-def check(body: Callable[..., str] | None = None, *,
-          also: Callable[[], None] | None = None) -> Any:
+def check(
+    body: Callable[..., str] | None = None, *, also: Callable[[], None] | None = None
+) -> Any:
     """Make ``body`` a check: ``@check`` or ``@check(also=verify_something)``.
 
     The check verifies the grading environment, runs ``body`` (which returns its pass
@@ -80,9 +81,15 @@ def check(body: Callable[..., str] | None = None, *,
     return decorate if body is None else decorate(body)
 
 
-def guarded_call(paths: tuple[str, ...], reason: str, fn: Callable[..., Any],
-                 *args: Any, what: str, aliases: Mapping[str, str] | None = None,
-                 **kwargs: Any) -> Any:
+def guarded_call(
+    paths: tuple[str, ...],
+    reason: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    what: str,
+    aliases: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> Any:
     """``call_student`` under ``forbid_calls(*paths, reason=reason)``.
 
     ``aliases`` maps module-level copies of methods (which the guard recognises by
@@ -101,8 +108,9 @@ def guarded_call(paths: tuple[str, ...], reason: str, fn: Callable[..., Any],
 def close_tensors(actual: Any, expected: torch.Tensor, tolerance: float = 1e-5) -> bool:
     """``actual`` is a tensor of ``expected``'s shape, off by less than ``tolerance``
     times (1 + the largest magnitude of ``expected``); NaN is never close."""
-    if not isinstance(actual, torch.Tensor) \
-            or tuple(actual.shape) != tuple(expected.shape):
+    if not isinstance(actual, torch.Tensor) or tuple(actual.shape) != tuple(
+        expected.shape
+    ):
         return False
     error = max_abs_error(actual, expected)
     scale = 1.0 + float(expected.detach().abs().max())
@@ -124,8 +132,9 @@ def random_uniform(g: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(1, generator=g, dtype=torch.float64))
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None,
-                   dim: int = -1) -> torch.Tensor:
+def masked_softmax(
+    scores: torch.Tensor, mask: torch.Tensor | None, dim: int = -1
+) -> torch.Tensor:
     """Softmax over the positions where ``mask`` is True; a row with none gets zeros."""
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -135,8 +144,11 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None,
 def restore_class(cls: type, originals: Mapping[str, Any], what: str) -> None:
     """Put back the attributes of ``cls`` that differ from ``originals`` (captured at
     import); report them as the integrity test does, ``what`` prefixing their names."""
-    changed = [name for name, original in originals.items()
-               if vars(cls).get(name) is not original]
+    changed = [
+        name
+        for name, original in originals.items()
+        if vars(cls).get(name) is not original
+    ]
     for name in changed:
         setattr(cls, name, originals[name])
     if changed:

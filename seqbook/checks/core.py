@@ -42,8 +42,12 @@ class CheckFailure(AssertionError):
     def _render_traceback_(self) -> list[str]:
         # IPython shows these lines instead of a traceback through the checking code:
         # the message is what the student needs. It is still an error, so it scores 0.
-        text = textwrap.wrap(f"{type(self).__name__}: {self}", width=76,
-                             subsequent_indent="  ", break_on_hyphens=False)
+        text = textwrap.wrap(
+            f"{type(self).__name__}: {self}",
+            width=76,
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+        )
         return [f"\x1b[1;31m✘\x1b[0m {text[0]}", *text[1:]]
 
 
@@ -114,8 +118,12 @@ def expect_close(
     expect_tensor(actual, name, shape=expected.shape)
     a, e = actual.detach().double(), expected.detach().double()
     if bool(_isnan(a).any()) and not bool(_isnan(e).any()):
-        index = tuple(int(i) for i in _unravel(_argmax(_isnan(a).flatten().int()), a.shape))
-        raise CheckFailure(f"{name} contains NaN (first at index {index}); expected none.")
+        index = tuple(
+            int(i) for i in _unravel(_argmax(_isnan(a).flatten().int()), a.shape)
+        )
+        raise CheckFailure(
+            f"{name} contains NaN (first at index {index}); expected none."
+        )
     tolerance = atol + rtol * _abs(e)
     excess = (_abs(_sub(a, e)) - tolerance).nan_to_num(nan=float("inf"))
     if excess.numel() and float(excess.max()) > 0:

@@ -21,8 +21,6 @@ from typing import Any, Callable
 
 import torch
 
-from seqbook.text import decoding as _decoding
-from seqbook.text import metrics as _metrics
 from seqbook.checks import integrity
 from seqbook.checks._harness import check
 from seqbook.checks.core import (
@@ -32,6 +30,8 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
+from seqbook.text import decoding as _decoding
+from seqbook.text import metrics as _metrics
 
 try:  # sacrebleu is the standard the exercise is graded against
     import sacrebleu as _sacrebleu
@@ -48,14 +48,17 @@ _reference_bleu = _metrics.corpus_bleu
 _ngram_counts = _metrics.ngram_counts
 
 _BEAM_FORBIDDEN = existing_paths(
-    ("seqbook.text.decoding.beam_search", "seqbook.text.decoding.exhaustive_search"))
-_BLEU_FORBIDDEN = existing_paths((
-    "sacrebleu.corpus_bleu",
-    "sacrebleu.sentence_bleu",
-    "sacrebleu.compat.corpus_bleu",
-    "sacrebleu.metrics.bleu.BLEU.corpus_score",
-    "seqbook.text.metrics.corpus_bleu",
-))
+    ("seqbook.text.decoding.beam_search", "seqbook.text.decoding.exhaustive_search")
+)
+_BLEU_FORBIDDEN = existing_paths(
+    (
+        "sacrebleu.corpus_bleu",
+        "sacrebleu.sentence_bleu",
+        "sacrebleu.compat.corpus_bleu",
+        "sacrebleu.metrics.bleu.BLEU.corpus_score",
+        "seqbook.text.metrics.corpus_bleu",
+    )
+)
 
 
 # ----------------------------------------------------------------- scoring models
@@ -75,9 +78,16 @@ class TableScorer:
     on the prefix and ``seed``. ``<bos>`` is never likely. The scorer records whether it
     was asked about a prefix that already contains ``<eos>``."""
 
-    def __init__(self, vocab_size: int, bos_id: int, eos_id: int, seed: int = 0,
-                 table: dict | None = None, sharpness: float = 1.5,
-                 eos_bias: float = 0.0) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        bos_id: int,
+        eos_id: int,
+        seed: int = 0,
+        table: dict | None = None,
+        sharpness: float = 1.5,
+        eos_bias: float = 0.0,
+    ) -> None:
         self.vocab_size, self.bos_id, self.eos_id = vocab_size, bos_id, eos_id
         self.seed, self.table = seed, dict(table or {})
         self.sharpness, self.eos_bias = sharpness, eos_bias
@@ -102,18 +112,21 @@ class TableScorer:
         if not isinstance(prefixes, torch.Tensor):
             raise CheckFailure(
                 "next_log_probs must be called with a LongTensor of prefixes of shape "
-                f"(N, t), got {type(prefixes).__name__}.")
+                f"(N, t), got {type(prefixes).__name__}."
+            )
         if prefixes.dim() != 2 or prefixes.dtype not in (torch.long, torch.int32):
             raise CheckFailure(
                 "next_log_probs must be called with an integer tensor of shape (N, t) "
                 f"(one prefix per row), got shape {tuple(prefixes.shape)} and dtype "
-                f"{prefixes.dtype}.")
+                f"{prefixes.dtype}."
+            )
         rows = [tuple(int(i) for i in row) for row in prefixes.tolist()]
         if not rows or any(not row or row[0] != self.bos_id for row in rows):
             raise CheckFailure(
                 "next_log_probs was called with a prefix that does not start with "
                 f"<bos> (id {self.bos_id}): every prefix is <bos> followed by the "
-                "tokens chosen so far.")
+                "tokens chosen so far."
+            )
         if any(self.eos_id in row[1:] for row in rows):
             self.saw_finished = True
         return torch.stack([self.row(row) for row in rows])  # (N, V), float64
@@ -145,8 +158,9 @@ def _beam_variant(scorer, bos_id, eos_id, beam_size, max_len, alpha, mistake):
         elif mistake == "grows":
             chosen = []
             for row in range(len(alive)):
-                mine = sorted((c for c in candidates if c[2] == row),
-                              key=lambda c: -c[0])
+                mine = sorted(
+                    (c for c in candidates if c[2] == row), key=lambda c: -c[0]
+                )
                 chosen.extend(mine[:beam_size])
         else:
             chosen = sorted(candidates, key=lambda c: -c[0])[:slots]
@@ -160,7 +174,7 @@ def _beam_variant(scorer, bos_id, eos_id, beam_size, max_len, alpha, mistake):
                 elif mistake == "length with bos":
                     length += 1
                 power = 0.0 if mistake == "no normalisation" else alpha
-                finished.append((total / length ** power, total, tokens, step))
+                finished.append((total / length**power, total, tokens, step))
             else:
                 survivors.append((tokens, total))
         alive = survivors
@@ -203,12 +217,15 @@ _BEAM_MISTAKES = {
 def _as_tokens(value: Any, what: str) -> list[int]:
     if isinstance(value, torch.Tensor):
         if value.dim() != 1:
-            raise CheckFailure(f"{what}: the tokens should be a list of ints (or a 1-D "
-                               f"tensor), got a tensor of shape {tuple(value.shape)}.")
+            raise CheckFailure(
+                f"{what}: the tokens should be a list of ints (or a 1-D "
+                f"tensor), got a tensor of shape {tuple(value.shape)}."
+            )
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
-        raise CheckFailure(f"{what}: the tokens should be a list of ints, got "
-                           f"{type(value).__name__}.")
+        raise CheckFailure(
+            f"{what}: the tokens should be a list of ints, got {type(value).__name__}."
+        )
     try:
         return [int(t) for t in value]
     except (TypeError, ValueError) as err:
@@ -220,29 +237,35 @@ def _run_beam(fn, case) -> tuple[list[int], float, TableScorer]:
     scorer = make()
     what = f"beam_search on {label}"
     with forbid_calls(*_BEAM_FORBIDDEN, reason="write the search yourself."):
-        result = call_student(fn, scorer, bos_id, eos_id, beam_size, max_len,
-                              alpha=alpha, what=what)
+        result = call_student(
+            fn, scorer, bos_id, eos_id, beam_size, max_len, alpha=alpha, what=what
+        )
     if result is None:
         raise CheckFailure(f"{what} returned None: did you forget a `return`?")
     if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise CheckFailure(f"{what} should return a pair (tokens, score), got "
-                           f"{type(result).__name__}.")
+        raise CheckFailure(
+            f"{what} should return a pair (tokens, score), got {type(result).__name__}."
+        )
     tokens = _as_tokens(result[0], what)
     try:
         score = float(result[1])
     except (TypeError, ValueError) as err:
         raise CheckFailure(f"{what}: the score should be a number ({err}).") from err
     if tokens and tokens[0] == bos_id and bos_id != eos_id:
-        raise CheckFailure(f"{what} returned a sequence that starts with <bos> (id "
-                           f"{bos_id}); return the generated tokens only.")
+        raise CheckFailure(
+            f"{what} returned a sequence that starts with <bos> (id "
+            f"{bos_id}); return the generated tokens only."
+        )
     if eos_id in tokens[:-1]:
         raise CheckFailure(
             f"{what} returned {tokens}, which goes on after <eos> (id {eos_id}): "
             "finished hypotheses must not be extended. Set a hypothesis aside as soon "
-            "as it ends with <eos>.")
+            "as it ends with <eos>."
+        )
     if len(tokens) > max_len:
-        raise CheckFailure(f"{what} returned {len(tokens)} tokens, more than max_len="
-                           f"{max_len}.")
+        raise CheckFailure(
+            f"{what} returned {len(tokens)} tokens, more than max_len={max_len}."
+        )
     return tokens, score, scorer
 
 
@@ -288,23 +311,37 @@ def _hand_built_early_finisher(g, hidden):
     return bos, eos, table
 
 
-_SEPARATED = ("no prefix", "refill", "greedy paths", "grows", "no normalisation",
-              "first finished", "last step")
+_SEPARATED = (
+    "no prefix",
+    "refill",
+    "greedy paths",
+    "grows",
+    "no normalisation",
+    "first finished",
+    "last step",
+)
 
 
 def _random_case(g, hidden, i):
     vocab = random_int(g, 4, 7)
     bos, eos = (0, 1) if not hidden else torch.randperm(vocab, generator=g)[:2].tolist()
-    seed = random_int(g, 0, 2 ** 40)
+    seed = random_int(g, 0, 2**40)
     beam = random_int(g, 2, 4)
     max_len = random_int(g, 3, 6)
     alpha = [1.0, 0.6, 1.0, 0.8][i % 4]
     sharpness = [0.5, 1.0, 2.0][i % 3]
-    return (f"a random model (V={vocab}, beam_size={beam}, max_len={max_len}, "
-            f"alpha={alpha:g}, model {i + 1})",
-            lambda v=vocab, b=bos, e=eos, s=seed, h=sharpness:
-            TableScorer(v, b, e, seed=s, sharpness=h, eos_bias=-0.3),
-            bos, eos, beam, max_len, alpha)
+    return (
+        f"a random model (V={vocab}, beam_size={beam}, max_len={max_len}, "
+        f"alpha={alpha:g}, model {i + 1})",
+        lambda v=vocab, b=bos, e=eos, s=seed, h=sharpness: TableScorer(
+            v, b, e, seed=s, sharpness=h, eos_bias=-0.3
+        ),
+        bos,
+        eos,
+        beam,
+        max_len,
+        alpha,
+    )
 
 
 def _separating_case(g, hidden, mistake, i):
@@ -320,42 +357,84 @@ def _beam_cases(hidden: bool) -> list[tuple]:
     g = grading_generator(hidden)
     cases = []
     bos, eos, table = _hand_built_greedy_trap(g, hidden)
-    cases.append(("a hand-built model where greedy and beam search disagree "
-                  "(beam_size=2)",
-                  lambda t=table, b=bos, e=eos: TableScorer(6, b, e, table=t),
-                  bos, eos, 2, 4, 1.0))
+    cases.append(
+        (
+            "a hand-built model where greedy and beam search disagree (beam_size=2)",
+            lambda t=table, b=bos, e=eos: TableScorer(6, b, e, table=t),
+            bos,
+            eos,
+            2,
+            4,
+            1.0,
+        )
+    )
     bos, eos, table = _hand_built_length_trap(g, hidden)
     for alpha in (1.0, 0.0):
-        cases.append((f"a hand-built model where length normalisation matters "
-                      f"(beam_size=2, alpha={alpha:g})",
-                      lambda t=table, b=bos, e=eos: TableScorer(5, b, e, table=t),
-                      bos, eos, 2, 4, alpha))
+        cases.append(
+            (
+                f"a hand-built model where length normalisation matters "
+                f"(beam_size=2, alpha={alpha:g})",
+                lambda t=table, b=bos, e=eos: TableScorer(5, b, e, table=t),
+                bos,
+                eos,
+                2,
+                4,
+                alpha,
+            )
+        )
     bos, eos, table = _hand_built_early_finisher(g, hidden)
-    cases.append(("a hand-built model where the first hypothesis to finish is not the "
-                  "best (beam_size=3)",
-                  lambda t=table, b=bos, e=eos: TableScorer(5, b, e, table=t),
-                  bos, eos, 3, 4, 1.0))
+    cases.append(
+        (
+            "a hand-built model where the first hypothesis to finish is not the "
+            "best (beam_size=3)",
+            lambda t=table, b=bos, e=eos: TableScorer(5, b, e, table=t),
+            bos,
+            eos,
+            3,
+            4,
+            1.0,
+        )
+    )
     # Random models, each drawn until it tells one classic mistake from the right
     # answer (so every mistake is exposed, whatever the seed).
     for i, mistake in enumerate(_SEPARATED):
         cases.append(_separating_case(g, hidden, mistake, i))
     vocab = random_int(g, 4, 6)
     bos, eos = (0, 1) if not hidden else torch.randperm(vocab, generator=g)[:2].tolist()
-    seed = random_int(g, 0, 2 ** 40)
-    cases.append((f"a random model with beam_size=1 (must equal greedy, V={vocab})",
-                  lambda v=vocab, b=bos, e=eos, s=seed: TableScorer(v, b, e, seed=s),
-                  bos, eos, 1, 5, 1.0))
+    seed = random_int(g, 0, 2**40)
+    cases.append(
+        (
+            f"a random model with beam_size=1 (must equal greedy, V={vocab})",
+            lambda v=vocab, b=bos, e=eos, s=seed: TableScorer(v, b, e, seed=s),
+            bos,
+            eos,
+            1,
+            5,
+            1.0,
+        )
+    )
     for i in range(2 if hidden else 1):
         vocab, max_len = random_int(g, 3, 4), 3
-        bos, eos = (0, 1) if not hidden else torch.randperm(vocab, generator=g)[:2].tolist()
-        seed = random_int(g, 0, 2 ** 40)
+        bos, eos = (
+            (0, 1) if not hidden else torch.randperm(vocab, generator=g)[:2].tolist()
+        )
+        seed = random_int(g, 0, 2**40)
         alpha = [1.0, 0.5][i]
-        cases.append((f"a random model with beam_size = V ** max_len = "
-                      f"{vocab ** max_len} (must equal an exhaustive search, "
-                      f"alpha={alpha:g})",
-                      lambda v=vocab, b=bos, e=eos, s=seed:
-                      TableScorer(v, b, e, seed=s, sharpness=0.7),
-                      bos, eos, vocab ** max_len, max_len, alpha))
+        cases.append(
+            (
+                f"a random model with beam_size = V ** max_len = "
+                f"{vocab**max_len} (must equal an exhaustive search, "
+                f"alpha={alpha:g})",
+                lambda v=vocab, b=bos, e=eos, s=seed: TableScorer(
+                    v, b, e, seed=s, sharpness=0.7
+                ),
+                bos,
+                eos,
+                vocab**max_len,
+                max_len,
+                alpha,
+            )
+        )
     return cases
 
 
@@ -373,7 +452,8 @@ def check_beam_search(beam_search: Callable[..., Any], hidden: bool = False) -> 
     for case, (tokens, score, scorer) in zip(cases, results):
         label, make, bos_id, eos_id, beam_size, max_len, alpha = case
         expected_tokens, expected_score = _reference_beam(
-            make(), bos_id, eos_id, beam_size, max_len, alpha)
+            make(), bos_id, eos_id, beam_size, max_len, alpha
+        )
         if tokens != expected_tokens:
             failures.append((case, tokens, expected_tokens, expected_score))
         elif abs(score - expected_score) > 1e-5 * max(1.0, abs(expected_score)):
@@ -388,36 +468,45 @@ def check_beam_search(beam_search: Callable[..., Any], hidden: bool = False) -> 
 def _diagnose_beam(cases, results, failures):
     matching = []
     for mistake in _BEAM_MISTAKES:
-        if all(_beam_variant(case[1](), *case[2:], mistake) == tokens
-               for case, (tokens, _, _) in zip(cases, results)):
+        if all(
+            _beam_variant(case[1](), *case[2:], mistake) == tokens
+            for case, (tokens, _, _) in zip(cases, results)
+        ):
             matching.append(mistake)
     case, tokens, expected_tokens, expected_score = failures[0]
     where = f"beam_search on {case[0]} returned {tokens}, expected {expected_tokens}"
     if len(matching) == 1:
         raise CheckFailure(f"{where}: {_BEAM_MISTAKES[matching[0]]}.")
     if matching:
-        raise CheckFailure(f"{where}. It behaves like one of these mistakes: "
-                           + " OR ".join(_BEAM_MISTAKES[m] for m in matching) + ".")
+        raise CheckFailure(
+            f"{where}. It behaves like one of these mistakes: "
+            + " OR ".join(_BEAM_MISTAKES[m] for m in matching)
+            + "."
+        )
     if any(result[2].saw_finished for result in results):
         raise CheckFailure(
             f"{where}. Your search asked the model about prefixes that already contain "
             "<eos>: it seems to extend finished hypotheses. Set a hypothesis aside as "
-            "soon as it ends with <eos>.")
+            "soon as it ends with <eos>."
+        )
     raise CheckFailure(
         f"{where} (score {expected_score:.6g} = sum log p / length ** alpha). Check "
         "that you rank all (hypothesis, token) candidates by prefix score + token "
         "log-probability, keep beam_size - (finished so far) of them, and return the "
-        "best finished hypothesis by normalised score.")
+        "best finished hypothesis by normalised score."
+    )
 
 
 def _diagnose_score(case, tokens, score, expected_score):
     alpha = case[6]
     length = len(tokens)
-    raw = expected_score * length ** alpha
+    raw = expected_score * length**alpha
     hint = ""
     if abs(score - raw) <= 1e-5 * max(1.0, abs(raw)):
-        hint = (" It is the raw sum of log-probabilities: there is no length "
-                "normalisation of the score; divide by length ** alpha.")
+        hint = (
+            " It is the raw sum of log-probabilities: there is no length "
+            "normalisation of the score; divide by length ** alpha."
+        )
     elif abs(score - raw / (length + 1) ** alpha) <= 1e-5 * max(1.0, abs(raw)):
         hint = " The length used counts <bos>; count the generated tokens only."
     elif length > 1 and abs(score - raw / (length - 1) ** alpha) <= 1e-5:
@@ -425,7 +514,8 @@ def _diagnose_score(case, tokens, score, expected_score):
     raise CheckFailure(
         f"beam_search on {case[0]} found the right tokens {tokens} but returned "
         f"the score {score:.6g}; expected {expected_score:.6g} = (sum of "
-        "log-probabilities) / length ** alpha, the length counting <eos>." + hint)
+        "log-probabilities) / length ** alpha, the length counting <eos>." + hint
+    )
 
 
 # --------------------------------------------------------------------------- BLEU
@@ -440,8 +530,9 @@ def _expected_bleu(hypotheses, references) -> float:
 def _bleu_variant(hypotheses, references, mistake) -> float:
     """Corpus BLEU as the classic mistakes compute it."""
     if mistake == "sentence average":
-        return sum(_bleu_variant([h], [r], "none")
-                   for h, r in zip(hypotheses, references)) / len(hypotheses)
+        return sum(
+            _bleu_variant([h], [r], "none") for h, r in zip(hypotheses, references)
+        ) / len(hypotheses)
     matches, totals = [0] * 4, [0] * 4
     hyp_len = ref_len = 0
     brevities = []
@@ -461,8 +552,11 @@ def _bleu_variant(hypotheses, references, mistake) -> float:
             closest = min(lengths, key=lambda r: (abs(r - len(tokens)), r))
         hyp_len += len(tokens)
         ref_len += closest
-        brevities.append(1.0 if len(tokens) >= closest else
-                         (math.exp(1 - closest / len(tokens)) if tokens else 0.0))
+        brevities.append(
+            1.0
+            if len(tokens) >= closest
+            else (math.exp(1 - closest / len(tokens)) if tokens else 0.0)
+        )
         for n in range(1, 5):
             counts = _ngram_counts(tokens, n)
             ceiling = Counter()
@@ -474,7 +568,9 @@ def _bleu_variant(hypotheses, references, mistake) -> float:
             if mistake == "unclipped":
                 matches[n - 1] += sum(c for gram, c in counts.items() if ceiling[gram])
             else:
-                matches[n - 1] += sum(min(c, ceiling[gram]) for gram, c in counts.items())
+                matches[n - 1] += sum(
+                    min(c, ceiling[gram]) for gram, c in counts.items()
+                )
             totals[n - 1] += sum(counts.values())
     if sum(matches) == 0:
         return 0.0
@@ -486,7 +582,7 @@ def _bleu_variant(hypotheses, references, mistake) -> float:
             if mistake == "no smoothing":
                 return 0.0
             zeros += 1
-            precisions.append(1.0 / (2 ** zeros * totals[n]))
+            precisions.append(1.0 / (2**zeros * totals[n]))
         else:
             precisions.append(matches[n] / totals[n])
     if mistake == "arithmetic mean":
@@ -530,8 +626,10 @@ _BLEU_MISTAKES = {
 
 
 def _random_sentence(g, vocabulary, low, high):
-    return " ".join(vocabulary[random_int(g, 0, len(vocabulary) - 1)]
-                    for _ in range(random_int(g, low, high)))
+    return " ".join(
+        vocabulary[random_int(g, 0, len(vocabulary) - 1)]
+        for _ in range(random_int(g, low, high))
+    )
 
 
 def _random_corpus(g, segments, words, max_refs):
@@ -545,8 +643,10 @@ def _random_corpus(g, segments, words, max_refs):
         if random_int(g, 0, 4) == 0:  # sometimes a repeated word, for clipping
             tokens = tokens + tokens[:1] * random_int(g, 1, 3)
         hypotheses.append(" ".join(tokens))
-        refs = [reference] + [_random_sentence(g, vocabulary, 1, 12)
-                              for _ in range(random_int(g, 0, max_refs - 1))]
+        refs = [reference] + [
+            _random_sentence(g, vocabulary, 1, 12)
+            for _ in range(random_int(g, 0, max_refs - 1))
+        ]
         references.append(refs)
     return hypotheses, references
 
@@ -554,35 +654,59 @@ def _random_corpus(g, segments, words, max_refs):
 def _bleu_cases(hidden: bool) -> list[tuple[str, list[str], list[list[str]]]]:
     g = grading_generator(hidden)
     cases = [
-        ("two segments, one reference each",
-         ["the cat sat on the mat", "a dog ran in the park today"],
-         [["the cat sat on the mat"], ["the dog ran in the park"]]),
-        ("a repeated word (clipping)",
-         ["the the the the cat sat", "on the mat the end"],
-         [["the cat sat on the mat"], ["on the mat at the end"]]),
-        ("several references of different lengths per segment",
-         ["a b c d e", "x y z w", "p q r s t u v"],
-         [["a b c d e f g", "a b c", "a b x d e f"], ["x y z w v u", "x y"],
-          ["p q r s t u v", "p q r"]]),
-        ("short hypotheses (brevity penalty) and no 4-gram match",
-         ["a b c x", "d e"], [["a b c d e f"], ["d e f g", "d e f"]]),
-        ("a long and a one-word reference, and a word in two references",
-         ["a b c d e", "the the cat sat"],
-         [["a b c d e f g", "a"], ["the cat sat", "the dog sat"]]),
+        (
+            "two segments, one reference each",
+            ["the cat sat on the mat", "a dog ran in the park today"],
+            [["the cat sat on the mat"], ["the dog ran in the park"]],
+        ),
+        (
+            "a repeated word (clipping)",
+            ["the the the the cat sat", "on the mat the end"],
+            [["the cat sat on the mat"], ["on the mat at the end"]],
+        ),
+        (
+            "several references of different lengths per segment",
+            ["a b c d e", "x y z w", "p q r s t u v"],
+            [
+                ["a b c d e f g", "a b c", "a b x d e f"],
+                ["x y z w v u", "x y"],
+                ["p q r s t u v", "p q r"],
+            ],
+        ),
+        (
+            "short hypotheses (brevity penalty) and no 4-gram match",
+            ["a b c x", "d e"],
+            [["a b c d e f"], ["d e f g", "d e f"]],
+        ),
+        (
+            "a long and a one-word reference, and a word in two references",
+            ["a b c d e", "the the cat sat"],
+            [["a b c d e f g", "a"], ["the cat sat", "the dog sat"]],
+        ),
     ]
     if hidden:
         for i in range(6):
-            hyps, refs = _random_corpus(g, random_int(g, 2, 9), [4, 8, 20][i % 3],
-                                        [1, 3, 4][i % 3])
-            cases.append((f"a random corpus of {len(hyps)} segments (up to "
-                          f"{max(len(r) for r in refs)} references each)", hyps, refs))
+            hyps, refs = _random_corpus(
+                g, random_int(g, 2, 9), [4, 8, 20][i % 3], [1, 3, 4][i % 3]
+            )
+            cases.append(
+                (
+                    f"a random corpus of {len(hyps)} segments (up to "
+                    f"{max(len(r) for r in refs)} references each)",
+                    hyps,
+                    refs,
+                )
+            )
         # closest-length ties: references 2 shorter and 2 longer than the hypothesis
         words = [f"w{i}" for i in range(12)]
         hyp = " ".join(words[:6])
-        cases.append(("a tie between two reference lengths",
-                      [hyp, "w0 w1 w2"],
-                      [[" ".join(words[:4]), " ".join(words[:8])],
-                       ["w0 w1 w2 w3 w4"]]))
+        cases.append(
+            (
+                "a tie between two reference lengths",
+                [hyp, "w0 w1 w2"],
+                [[" ".join(words[:4]), " ".join(words[:8])], ["w0 w1 w2 w3 w4"]],
+            )
+        )
     return cases
 
 
@@ -595,39 +719,56 @@ def check_corpus_bleu(corpus_bleu: Callable[..., Any], hidden: bool = False) -> 
     for label, hyps, refs in cases:
         what = f"corpus_bleu on {label}"
         with forbid_calls(*_BLEU_FORBIDDEN, reason="compute BLEU yourself."):
-            value = call_student(corpus_bleu, list(hyps), [list(r) for r in refs],
-                                 what=what)
+            value = call_student(
+                corpus_bleu, list(hyps), [list(r) for r in refs], what=what
+            )
         integrity.verify()
         if value is None:
             raise CheckFailure(f"{what} returned None: did you forget a `return`?")
         if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
-            raise CheckFailure(f"{what} should return a number, got "
-                               f"{type(value).__name__}.")
+            raise CheckFailure(
+                f"{what} should return a number, got {type(value).__name__}."
+            )
         value = float(value)
         if 0.0 < value <= 1.0 and _expected_bleu(hyps, refs) > 1.0:
-            raise CheckFailure(f"{what} returned {value:.6g}: BLEU is reported on a "
-                               "0-100 scale here (multiply by 100), as sacrebleu does.")
+            raise CheckFailure(
+                f"{what} returned {value:.6g}: BLEU is reported on a "
+                "0-100 scale here (multiply by 100), as sacrebleu does."
+            )
         got_values.append(value)
-    failures = [(case, value, _expected_bleu(case[1], case[2]))
-                for case, value in zip(cases, got_values)]
+    failures = [
+        (case, value, _expected_bleu(case[1], case[2]))
+        for case, value in zip(cases, got_values)
+    ]
     failures = [f for f in failures if not abs(f[1] - f[2]) <= 1e-6 * max(1.0, f[2])]
     if not failures:
         return f"corpus_bleu equals sacrebleu's corpus BLEU on {len(cases)} corpora."
     (label, hyps, refs), value, expected = failures[0]
-    where = (f"corpus_bleu on {label} is {value:.6g}, but sacrebleu's corpus BLEU is "
-             f"{expected:.6g}")
-    matching = [mistake for mistake in _BLEU_MISTAKES
-                if all(abs(_bleu_variant(h, r, mistake) - v) <= 1e-6 * max(1.0, v)
-                       for (_, h, r), v in zip(cases, got_values))]
+    where = (
+        f"corpus_bleu on {label} is {value:.6g}, but sacrebleu's corpus BLEU is "
+        f"{expected:.6g}"
+    )
+    matching = [
+        mistake
+        for mistake in _BLEU_MISTAKES
+        if all(
+            abs(_bleu_variant(h, r, mistake) - v) <= 1e-6 * max(1.0, v)
+            for (_, h, r), v in zip(cases, got_values)
+        )
+    ]
     if len(matching) == 1:
         raise CheckFailure(f"{where}: {_BLEU_MISTAKES[matching[0]]}.")
     if matching:
-        raise CheckFailure(f"{where}. It behaves like one of these mistakes: "
-                           + " OR ".join(_BLEU_MISTAKES[m] for m in matching) + ".")
+        raise CheckFailure(
+            f"{where}. It behaves like one of these mistakes: "
+            + " OR ".join(_BLEU_MISTAKES[m] for m in matching)
+            + "."
+        )
     raise CheckFailure(
         f"{where}. Pool the clipped n-gram matches and totals (n = 1..4) and the "
         "lengths over the whole corpus, then compute brevity penalty x geometric mean "
-        "of the precisions once.")
+        "of the precisions once."
+    )
 
 
 integrity.protect_module("seqbook.text.decoding")

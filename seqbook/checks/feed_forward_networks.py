@@ -26,8 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.models import counting as _counting_module
-from seqbook.models import transformer as _transformer_module
 from seqbook.checks import integrity
 from seqbook.checks._harness import check
 from seqbook.checks.core import (
@@ -41,6 +39,8 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
+from seqbook.models import counting as _counting_module
+from seqbook.models import transformer as _transformer_module
 
 __all__ = ["check_feed_forward", "check_transformer_layer_parameters"]
 
@@ -63,20 +63,27 @@ _randint = random_int
 
 # Modules a FeedForward answer may not be built from: the book's reference, and
 # PyTorch's whole Transformer layers (which contain a feed-forward network).
-_BORROWED_MODULES = (_ReferenceFeedForward, _ReferenceSwiGLU, _EncoderLayer, _DecoderLayer)
+_BORROWED_MODULES = (
+    _ReferenceFeedForward,
+    _ReferenceSwiGLU,
+    _EncoderLayer,
+    _DecoderLayer,
+)
 
 # Building layers to count their parameters is not counting from hyper-parameters.
-_COUNTING_FORBIDDEN = existing_paths((
-    "torch.nn.TransformerEncoderLayer",
-    "torch.nn.TransformerDecoderLayer",
-    "torch.nn.Transformer",
-    "torch.nn.MultiheadAttention",
-    "torch.nn.Linear",
-    "torch.nn.LayerNorm",
-    "torch.nn.init.kaiming_uniform_",  # reached by every nn.Linear, however it is named
-    "torch.nn.init.xavier_uniform_",  # reached by every nn.MultiheadAttention
-    "seqbook.models.counting.transformer_layer_parameters",
-))
+_COUNTING_FORBIDDEN = existing_paths(
+    (
+        "torch.nn.TransformerEncoderLayer",
+        "torch.nn.TransformerDecoderLayer",
+        "torch.nn.Transformer",
+        "torch.nn.MultiheadAttention",
+        "torch.nn.Linear",
+        "torch.nn.LayerNorm",
+        "torch.nn.init.kaiming_uniform_",  # reached by every nn.Linear, however it is named
+        "torch.nn.init.xavier_uniform_",  # reached by every nn.MultiheadAttention
+        "seqbook.models.counting.transformer_layer_parameters",
+    )
+)
 _COUNTING_REASON = (
     "count the parameters with your own formula from the hyper-parameters; building "
     "PyTorch layers to count them (impossible at the sizes of real models) or calling "
@@ -97,17 +104,24 @@ def _describe_shape(lead: tuple[int, ...], dim: int) -> str:
 
 def _build(cls: Any, dim: int, hidden_dim: int, activation: str, dropout: float) -> Any:
     if not isinstance(cls, type):
-        raise CheckFailure(f"FeedForward should be a class (an nn.Module), got {describe(cls)}.")
+        raise CheckFailure(
+            f"FeedForward should be a class (an nn.Module), got {describe(cls)}."
+        )
     if activation == "relu" and dropout == 0.0:  # the defaults
         what = f"FeedForward({dim}, {hidden_dim})"
         module = call_student(cls, dim, hidden_dim, what=what)
     else:
-        what = (f"FeedForward({dim}, {hidden_dim}, activation={activation!r}, "
-                f"dropout={dropout})")
-        module = call_student(cls, dim, hidden_dim, activation=activation,
-                              dropout=dropout, what=what)
+        what = (
+            f"FeedForward({dim}, {hidden_dim}, activation={activation!r}, "
+            f"dropout={dropout})"
+        )
+        module = call_student(
+            cls, dim, hidden_dim, activation=activation, dropout=dropout, what=what
+        )
     if not isinstance(module, _Module):
-        raise CheckFailure(f"{what} is not an nn.Module: write `class FeedForward(nn.Module)`.")
+        raise CheckFailure(
+            f"{what} is not an nn.Module: write `class FeedForward(nn.Module)`."
+        )
     for sub in module.modules():
         if isinstance(sub, _BORROWED_MODULES):
             raise CheckFailure(
@@ -118,8 +132,9 @@ def _build(cls: Any, dim: int, hidden_dim: int, activation: str, dropout: float)
     return module, what
 
 
-def _expect_structure(module: Any, what: str, dim: int, hidden_dim: int,
-                      dropout: float) -> None:
+def _expect_structure(
+    module: Any, what: str, dim: int, hidden_dim: int, dropout: float
+) -> None:
     layers = {}
     for name in ("up", "down"):
         layer = getattr(module, name, None)
@@ -180,8 +195,9 @@ def _load(module: Any, weights: dict[str, torch.Tensor]) -> None:
             target.copy_(value.to(target.dtype))
 
 
-def _random_weights(g: torch.Generator, dim: int, hidden_dim: int,
-                    dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def _random_weights(
+    g: torch.Generator, dim: int, hidden_dim: int, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=g, dtype=dtype)
 
@@ -193,8 +209,9 @@ def _random_weights(g: torch.Generator, dim: int, hidden_dim: int,
     }
 
 
-def _variants(x: torch.Tensor, w: dict[str, torch.Tensor],
-              activation: str) -> dict[str, torch.Tensor]:
+def _variants(
+    x: torch.Tensor, w: dict[str, torch.Tensor], activation: str
+) -> dict[str, torch.Tensor]:
     """The output as the classic mistakes compute it (without dropout)."""
     act = _activation(activation)
     other = _gelu if activation == "relu" else _relu
@@ -245,8 +262,14 @@ def _forward(module: Any, x: torch.Tensor, what: str) -> torch.Tensor:
     return call_student(module, x, what=what)
 
 
-def _compare_output(output: Any, x: torch.Tensor, w: dict[str, torch.Tensor],
-                    activation: str, what: str, expected: torch.Tensor) -> None:
+def _compare_output(
+    output: Any,
+    x: torch.Tensor,
+    w: dict[str, torch.Tensor],
+    activation: str,
+    what: str,
+    expected: torch.Tensor,
+) -> None:
     expect_tensor(output, what, shape=expected.shape, dtype=expected.dtype)
     error = max_abs_error(output, expected)
     scale = 1.0 + float(expected.detach().abs().max())
@@ -287,11 +310,16 @@ def _check_gradients(module: Any, x: torch.Tensor, what: str) -> None:
     module.zero_grad(set_to_none=True)
     output = _forward(module, x, what)
     try:
-        (output * torch.linspace(-1, 1, output.numel(), dtype=output.dtype)
-         .reshape(output.shape)).sum().backward()
+        (
+            output
+            * torch.linspace(-1, 1, output.numel(), dtype=output.dtype).reshape(
+                output.shape
+            )
+        ).sum().backward()
     except RuntimeError as err:
-        raise CheckFailure(f"{what}: backpropagation through the output failed ({err}).") \
-            from err
+        raise CheckFailure(
+            f"{what}: backpropagation through the output failed ({err})."
+        ) from err
     for name in ("up", "down"):
         grad = getattr(module, name).weight.grad
         if grad is None or float(grad.abs().sum()) == 0.0:
@@ -302,8 +330,14 @@ def _check_gradients(module: Any, x: torch.Tensor, what: str) -> None:
     module.zero_grad(set_to_none=True)
 
 
-def _check_dropout(cls: Any, g: torch.Generator, dim: int, hidden_dim: int, p: float,
-                   lead: tuple[int, ...]) -> None:
+def _check_dropout(
+    cls: Any,
+    g: torch.Generator,
+    dim: int,
+    hidden_dim: int,
+    p: float,
+    lead: tuple[int, ...],
+) -> None:
     """In training mode the output must be down(m * act(up(x)) / (1 - p)) with a 0/1 mask
     m on the hidden units. With hidden_dim < dim, the hidden vector is recovered exactly
     from the output by a pseudo-inverse of `down`, whatever random numbers were drawn."""
@@ -365,7 +399,9 @@ def _check_dropout(cls: Any, g: torch.Generator, dim: int, hidden_dim: int, p: f
     with torch.no_grad():
         output = _forward(module, x.clone(), what_eval)
     expect_tensor(output, what_eval, shape=expected_eval.shape, dtype=torch.float64)
-    if max_abs_error(output, expected_eval) > 1e-9 * (1 + float(expected_eval.abs().max())):
+    if max_abs_error(output, expected_eval) > 1e-9 * (
+        1 + float(expected_eval.abs().max())
+    ):
         raise CheckFailure(
             f"{what_eval}: the output changes with dropout although the module is in "
             "evaluation mode. Use the nn.Dropout module self.dropout (or pass "
@@ -373,8 +409,15 @@ def _check_dropout(cls: Any, g: torch.Generator, dim: int, hidden_dim: int, p: f
         )
 
 
-def _check_case(cls: Any, g: torch.Generator, dim: int, hidden_dim: int, activation: str,
-                lead: tuple[int, ...], dtype: torch.dtype) -> None:
+def _check_case(
+    cls: Any,
+    g: torch.Generator,
+    dim: int,
+    hidden_dim: int,
+    activation: str,
+    lead: tuple[int, ...],
+    dtype: torch.dtype,
+) -> None:
     module, what = _build(cls, dim, hidden_dim, activation, 0.0)
     if dtype == torch.float64:
         module = module.double()
@@ -383,11 +426,20 @@ def _check_case(cls: Any, g: torch.Generator, dim: int, hidden_dim: int, activat
     _load(module, w)
     x = 1.5 * torch.randn(*lead, dim, generator=g, dtype=dtype)
     with torch.no_grad():
-        expected = _activation(activation)(x @ w["up.weight"].T + w["up.bias"]) \
-            @ w["down.weight"].T + w["down.bias"]
+        expected = (
+            _activation(activation)(x @ w["up.weight"].T + w["up.bias"])
+            @ w["down.weight"].T
+            + w["down.bias"]
+        )
         output = _forward(module, x.clone(), f"{what} on {_describe_shape(lead, dim)}")
-    _compare_output(output, x, w, activation,
-                    f"the output of {what} on {_describe_shape(lead, dim)}", expected)
+    _compare_output(
+        output,
+        x,
+        w,
+        activation,
+        f"the output of {what} on {_describe_shape(lead, dim)}",
+        expected,
+    )
     if len(lead) >= 1 and x.shape[-2] > 1:
         _check_independence(module, x, f"{what} on {_describe_shape(lead, dim)}")
     _check_gradients(module, x, f"{what} on {_describe_shape(lead, dim)}")
@@ -416,16 +468,30 @@ def check_feed_forward(FeedForward: Any, hidden: bool = False) -> str:
             dim = _randint(g, 3, 24)
             hidden_dim = _randint(g, dim + 1, 4 * dim + 8)
             lead = tuple(_randint(g, 1, 4) for _ in range(_randint(g, 1, 2))) + (
-                _randint(g, 2, 7),)
+                _randint(g, 2, 7),
+            )
             cases.append((dim, hidden_dim, activation, lead, torch.float64))
         dim = _randint(g, 4, 16)
-        cases.append((dim, 4 * dim, "relu", (_randint(g, 2, 5), _randint(g, 2, 6)),
-                      torch.float32))
-        cases.append((_randint(g, 3, 9), _randint(g, 10, 30), "gelu", (), torch.float64))
+        cases.append(
+            (
+                dim,
+                4 * dim,
+                "relu",
+                (_randint(g, 2, 5), _randint(g, 2, 6)),
+                torch.float32,
+            )
+        )
+        cases.append(
+            (_randint(g, 3, 9), _randint(g, 10, 30), "gelu", (), torch.float64)
+        )
         dim = _randint(g, 10, 24)
         p = 0.2 + 0.4 * float(torch.rand(1, generator=g))
-        dropout_case = (dim, _randint(g, 3, dim // 2), round(p, 2),
-                        (_randint(g, 3, 5), _randint(g, 8, 12)))
+        dropout_case = (
+            dim,
+            _randint(g, 3, dim // 2),
+            round(p, 2),
+            (_randint(g, 3, 5), _randint(g, 8, 12)),
+        )
     # The student's layers initialise themselves from the global random generator; fork
     # it so that running the check does not change the numbers of later cells.
     with torch.random.fork_rng(devices=[]):
@@ -433,16 +499,19 @@ def check_feed_forward(FeedForward: Any, hidden: bool = False) -> str:
             _check_case(FeedForward, g, dim, hidden_dim, activation, lead, dtype)
             integrity.verify()
         _check_dropout(FeedForward, g, *dropout_case)
-    return (f"FeedForward matches down(dropout(activation(up(x)))) on {len(cases)} "
-            "cases, acts on each position on its own, and drops hidden activations in "
-            "training mode only.")
+    return (
+        f"FeedForward matches down(dropout(activation(up(x)))) on {len(cases)} "
+        "cases, acts on each position on its own, and drops hidden activations in "
+        "training mode only."
+    )
 
 
 # ===================================================== counting a layer's parameters
 
 
-def _torch_count(dim: int, num_heads: int, hidden_dim: int, bias: bool,
-                 decoder: bool) -> int:
+def _torch_count(
+    dim: int, num_heads: int, hidden_dim: int, bias: bool, decoder: bool
+) -> int:
     """The parameter count of PyTorch's own layer (built here, outside any guard)."""
     cls = _DecoderLayer if decoder else _EncoderLayer
     layer = cls(dim, num_heads, hidden_dim, bias=bias, batch_first=True, device="meta")
@@ -460,36 +529,50 @@ def _pieces(dim: int, hidden_dim: int, bias: bool) -> dict[str, int]:
     }
 
 
-def _count_variants(dim: int, num_heads: int, hidden_dim: int, bias: bool,
-                    decoder: bool) -> dict[str, int]:
+def _count_variants(
+    dim: int, num_heads: int, hidden_dim: int, bias: bool, decoder: bool
+) -> dict[str, int]:
     """The count as the classic mistakes compute it."""
     p = _pieces(dim, hidden_dim, bias)
     n_attention, n_norms = (2, 3) if decoder else (1, 2)
     attention = p["attention_weights"] + p["attention_biases"]
     ffn = p["ffn_weights"] + p["ffn_biases"]
 
-    def total(attention_: int = attention, ffn_: int = ffn, norm: int = p["layer_norm"],
-              n_attention_: int = n_attention, n_norms_: int = n_norms) -> int:
+    def total(
+        attention_: int = attention,
+        ffn_: int = ffn,
+        norm: int = p["layer_norm"],
+        n_attention_: int = n_attention,
+        n_norms_: int = n_norms,
+    ) -> int:
         return n_attention_ * attention_ + ffn_ + n_norms_ * norm
 
     variants = {
         "no_layer_norm": total(norm=0),
-        "heads_weights": total(attention_=attention + (num_heads - 1) * p["attention_weights"]),
+        "heads_weights": total(
+            attention_=attention + (num_heads - 1) * p["attention_weights"]
+        ),
         "heads_all": total(attention_=num_heads * attention),
-        "no_output_projection": total(attention_=3 * dim * dim + (3 * dim if bias else 0)),
+        "no_output_projection": total(
+            attention_=3 * dim * dim + (3 * dim if bias else 0)
+        ),
     }
     if bias:
-        variants["no_biases"] = total(attention_=p["attention_weights"],
-                                      ffn_=p["ffn_weights"])
-        variants["no_biases_at_all"] = total(attention_=p["attention_weights"],
-                                             ffn_=p["ffn_weights"], norm=dim)
+        variants["no_biases"] = total(
+            attention_=p["attention_weights"], ffn_=p["ffn_weights"]
+        )
+        variants["no_biases_at_all"] = total(
+            attention_=p["attention_weights"], ffn_=p["ffn_weights"], norm=dim
+        )
         variants["layer_norm_one_vector"] = total(norm=dim)
     else:
-        variants["linear_biases_kept"] = total(attention_=attention + 4 * dim,
-                                               ffn_=ffn + hidden_dim + dim)
+        variants["linear_biases_kept"] = total(
+            attention_=attention + 4 * dim, ffn_=ffn + hidden_dim + dim
+        )
         variants["layer_norm_bias_kept"] = total(norm=2 * dim)
-        variants["all_biases_kept"] = total(attention_=attention + 4 * dim,
-                                            ffn_=ffn + hidden_dim + dim, norm=2 * dim)
+        variants["all_biases_kept"] = total(
+            attention_=attention + 4 * dim, ffn_=ffn + hidden_dim + dim, norm=2 * dim
+        )
     if decoder:
         variants["no_cross_attention"] = total(n_attention_=1)
         variants["decoder_as_encoder"] = total(n_attention_=1, n_norms_=2)
@@ -527,13 +610,16 @@ _COUNT_MISTAKES = {
 }
 
 
-def _unambiguous(dim: int, num_heads: int, hidden_dim: int, bias: bool,
-                 decoder: bool) -> bool:
+def _unambiguous(
+    dim: int, num_heads: int, hidden_dim: int, bias: bool, decoder: bool
+) -> bool:
     """Whether the mistakes' counts differ from each other and from the right count (a
     mistake that changes nothing at these sizes, like multiplying by one head, aside)."""
     expected = _reference_layer_parameters(dim, num_heads, hidden_dim, bias, decoder)
     by_count: dict[int, set[str]] = {}
-    for name, value in _count_variants(dim, num_heads, hidden_dim, bias, decoder).items():
+    for name, value in _count_variants(
+        dim, num_heads, hidden_dim, bias, decoder
+    ).items():
         if value != expected:
             by_count.setdefault(value, set()).add(_COUNT_MISTAKES[name])
     return all(len(messages) == 1 for messages in by_count.values())
@@ -551,37 +637,69 @@ def _as_count(value: Any, what: str) -> int:
         return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise CheckFailure(f"{what} returned {value!r} ({describe(value)}); expected an int.")
+    raise CheckFailure(
+        f"{what} returned {value!r} ({describe(value)}); expected an int."
+    )
 
 
-def _call_count(fn: Callable[..., Any], dim: int, num_heads: int, hidden_dim: int,
-                bias: bool, decoder: bool) -> tuple[int, str]:
-    what = (f"transformer_layer_parameters({dim}, {num_heads}, {hidden_dim}, "
-            f"bias={bias}, decoder={decoder})")
+def _call_count(
+    fn: Callable[..., Any],
+    dim: int,
+    num_heads: int,
+    hidden_dim: int,
+    bias: bool,
+    decoder: bool,
+) -> tuple[int, str]:
+    what = (
+        f"transformer_layer_parameters({dim}, {num_heads}, {hidden_dim}, "
+        f"bias={bias}, decoder={decoder})"
+    )
     with forbid_calls(*_COUNTING_FORBIDDEN, reason=_COUNTING_REASON):
-        value = call_student(fn, dim, num_heads, hidden_dim, bias=bias, decoder=decoder,
-                             what=what)
+        value = call_student(
+            fn, dim, num_heads, hidden_dim, bias=bias, decoder=decoder, what=what
+        )
     return _as_count(value, what), what
 
 
-def _check_count(fn: Callable[..., Any], dim: int, num_heads: int, hidden_dim: int,
-                 bias: bool, decoder: bool, expected: int, source: str) -> None:
+def _check_count(
+    fn: Callable[..., Any],
+    dim: int,
+    num_heads: int,
+    hidden_dim: int,
+    bias: bool,
+    decoder: bool,
+    expected: int,
+    source: str,
+) -> None:
     got, what = _call_count(fn, dim, num_heads, hidden_dim, bias, decoder)
     if got == expected:
         return
     variants = _count_variants(dim, num_heads, hidden_dim, bias, decoder)
-    matches = {_COUNT_MISTAKES[name] for name, value in variants.items()
-               if value == got and value != expected}
+    matches = {
+        _COUNT_MISTAKES[name]
+        for name, value in variants.items()
+        if value == got and value != expected
+    }
     if len(matches) == 1:
-        raise CheckFailure(f"{what} returned {got:,}, expected {expected:,} "
-                           f"({source}): {matches.pop()}.")
-    raise CheckFailure(f"{what} returned {got:,}, expected {expected:,} ({source}). Add "
-                       "up the attention block(s), the feed-forward network and the layer "
-                       "norms, biases included.")
+        raise CheckFailure(
+            f"{what} returned {got:,}, expected {expected:,} "
+            f"({source}): {matches.pop()}."
+        )
+    raise CheckFailure(
+        f"{what} returned {got:,}, expected {expected:,} ({source}). Add "
+        "up the attention block(s), the feed-forward network and the layer "
+        "norms, biases included."
+    )
 
 
-def _check_heads(fn: Callable[..., Any], dim: int, heads: tuple[int, int],
-                 hidden_dim: int, bias: bool, decoder: bool) -> None:
+def _check_heads(
+    fn: Callable[..., Any],
+    dim: int,
+    heads: tuple[int, int],
+    hidden_dim: int,
+    bias: bool,
+    decoder: bool,
+) -> None:
     first, what_first = _call_count(fn, dim, heads[0], hidden_dim, bias, decoder)
     second, what_second = _call_count(fn, dim, heads[1], hidden_dim, bias, decoder)
     if first != second:
@@ -594,16 +712,21 @@ def _check_heads(fn: Callable[..., Any], dim: int, heads: tuple[int, int],
 
 
 @check
-def check_transformer_layer_parameters(fn: Callable[..., Any],
-                                       hidden: bool = False) -> str:
+def check_transformer_layer_parameters(
+    fn: Callable[..., Any], hidden: bool = False
+) -> str:
     """Check ``fn(dim, num_heads, hidden_dim, bias=True, decoder=False) -> int`` against
     the parameter counts of ``nn.TransformerEncoderLayer`` and
     ``nn.TransformerDecoderLayer``, and at a size too large to build."""
     g = _generator(hidden)
     if not hidden:
         heads_case = (16, (4, 2), 64, True, False)
-        cases = [(16, 4, 64, True, False), (16, 4, 64, False, False),
-                 (16, 4, 64, True, True), (16, 4, 64, False, True)]
+        cases = [
+            (16, 4, 64, True, False),
+            (16, 4, 64, False, False),
+            (16, 4, 64, True, True),
+            (16, 4, 64, False, True),
+        ]
         huge = (100_000, 8, 400_000, True, False)
     else:
         cases = []
@@ -619,25 +742,49 @@ def check_transformer_layer_parameters(fn: Callable[..., Any],
         order = torch.randperm(len(cases), generator=g).tolist()
         cases = [cases[i] for i in order]
         dim = 24 * _randint(g, 1, 4)
-        heads_case = (dim, (_randint(g, 1, 3), 8), _randint(g, dim, 4 * dim),
-                      bool(_randint(g, 0, 1)), bool(_randint(g, 0, 1)))
+        heads_case = (
+            dim,
+            (_randint(g, 1, 3), 8),
+            _randint(g, dim, 4 * dim),
+            bool(_randint(g, 0, 1)),
+            bool(_randint(g, 0, 1)),
+        )
         dim = 64 * _randint(g, 1_000, 4_000)
-        huge = (dim, 2 ** _randint(g, 2, 6), _randint(g, 2 * dim, 4 * dim),
-                bool(_randint(g, 0, 1)), bool(_randint(g, 0, 1)))
+        huge = (
+            dim,
+            2 ** _randint(g, 2, 6),
+            _randint(g, 2 * dim, 4 * dim),
+            bool(_randint(g, 0, 1)),
+            bool(_randint(g, 0, 1)),
+        )
     _check_heads(fn, *heads_case)
     integrity.verify()
     for dim, num_heads, hidden_dim, bias, decoder in cases:
         expected = _torch_count(dim, num_heads, hidden_dim, bias, decoder)
         layer = "TransformerDecoderLayer" if decoder else "TransformerEncoderLayer"
-        _check_count(fn, dim, num_heads, hidden_dim, bias, decoder, expected,
-                     f"the parameter count of nn.{layer} with these sizes")
+        _check_count(
+            fn,
+            dim,
+            num_heads,
+            hidden_dim,
+            bias,
+            decoder,
+            expected,
+            f"the parameter count of nn.{layer} with these sizes",
+        )
         integrity.verify()
     expected = _reference_layer_parameters(*huge)
-    _check_count(fn, *huge, expected=expected,
-                 source="a layer far too large to build: the count must come from a formula")
-    return (f"transformer_layer_parameters matches PyTorch's encoder and decoder "
-            f"layers on {len(cases)} cases, ignores the number of heads, and works at "
-            f"dim={huge[0]:,}.")
+    _check_count(
+        fn,
+        *huge,
+        expected=expected,
+        source="a layer far too large to build: the count must come from a formula",
+    )
+    return (
+        f"transformer_layer_parameters matches PyTorch's encoder and decoder "
+        f"layers on {len(cases)} cases, ignores the number of heads, and works at "
+        f"dim={huge[0]:,}."
+    )
 
 
 integrity.protect_module(__name__)

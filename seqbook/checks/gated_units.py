@@ -26,19 +26,19 @@ from typing import Any, Callable
 
 import torch
 
-from seqbook.models import gated_units as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks._harness import check
 from seqbook.checks.core import (
-    grading_generator,
-    random_int,
     CheckFailure,
     call_student,
     expect_close,
     expect_tensor,
+    grading_generator,
     max_abs_error,
+    random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
+from seqbook.models import gated_units as _reference_module
 
 __all__ = ["check_lstm_cell", "check_gru_cell"]
 
@@ -51,25 +51,31 @@ _sigmoid = torch.sigmoid
 _tanh = torch.tanh
 
 
-_LSTM_BUILTINS = existing_paths((
-    "torch.nn.LSTMCell",
-    "torch.nn.LSTM",
-    "torch.lstm_cell",
-    "torch.lstm",
-    "torch._VF.lstm_cell",
-    "seqbook.models.gated_units.lstm_cell",
-    "seqbook.models.gated_units.LSTMCell",
-))
-_GRU_BUILTINS = existing_paths((
-    "torch.nn.GRUCell",
-    "torch.nn.GRU",
-    "torch.gru_cell",
-    "torch.gru",
-    "torch._VF.gru_cell",
-    "seqbook.models.gated_units.gru_cell",
-    "seqbook.models.gated_units.GRUCell",
-))
-_REASON = "write the cell from tensor primitives (@, .T, chunk, torch.sigmoid, torch.tanh)."
+_LSTM_BUILTINS = existing_paths(
+    (
+        "torch.nn.LSTMCell",
+        "torch.nn.LSTM",
+        "torch.lstm_cell",
+        "torch.lstm",
+        "torch._VF.lstm_cell",
+        "seqbook.models.gated_units.lstm_cell",
+        "seqbook.models.gated_units.LSTMCell",
+    )
+)
+_GRU_BUILTINS = existing_paths(
+    (
+        "torch.nn.GRUCell",
+        "torch.nn.GRU",
+        "torch.gru_cell",
+        "torch.gru",
+        "torch._VF.gru_cell",
+        "seqbook.models.gated_units.gru_cell",
+        "seqbook.models.gated_units.GRUCell",
+    )
+)
+_REASON = (
+    "write the cell from tensor primitives (@, .T, chunk, torch.sigmoid, torch.tanh)."
+)
 
 
 _generator = grading_generator
@@ -77,15 +83,25 @@ _randint = random_int
 
 
 def _same(actual: Any, expected: torch.Tensor) -> bool:
-    return (isinstance(actual, torch.Tensor) and tuple(actual.shape) == tuple(expected.shape)
-            and max_abs_error(actual, expected) < 1e-5)
+    return (
+        isinstance(actual, torch.Tensor)
+        and tuple(actual.shape) == tuple(expected.shape)
+        and max_abs_error(actual, expected) < 1e-5
+    )
 
 
 # ------------------------------------------------------------------- test inputs
 
 
-def _case(g: torch.Generator, batch: int | None, input_size: int, hidden_size: int,
-          n_gates: int, bias: bool, dtype: torch.dtype) -> dict[str, torch.Tensor | None]:
+def _case(
+    g: torch.Generator,
+    batch: int | None,
+    input_size: int,
+    hidden_size: int,
+    n_gates: int,
+    bias: bool,
+    dtype: torch.dtype,
+) -> dict[str, torch.Tensor | None]:
     """Random inputs, state and parameters; ``batch=None`` means unbatched."""
     lead = () if batch is None else (batch,)
     rows = n_gates * hidden_size
@@ -122,16 +138,25 @@ def _torch_cell(kind: str, case: dict[str, Any]):
 
 def _describe_case(case: dict[str, Any]) -> str:
     x, hidden_size = case["x"], case["weight_hh"].shape[1]
-    shape = (f"unbatched x of shape ({x.shape[0]},)" if x.dim() == 1
-             else f"B={x.shape[0]}, I={x.shape[1]}")
+    shape = (
+        f"unbatched x of shape ({x.shape[0]},)"
+        if x.dim() == 1
+        else f"B={x.shape[0]}, I={x.shape[1]}"
+    )
     bias = "" if case["bias_ih"] is not None else ", no biases (None)"
-    dtype = "" if x.dtype == torch.float32 else f", {str(x.dtype).replace('torch.', '')}"
+    dtype = (
+        "" if x.dtype == torch.float32 else f", {str(x.dtype).replace('torch.', '')}"
+    )
     return f"{shape}, H={hidden_size}{bias}{dtype}"
 
 
 def _hint_for_crash(err: CheckFailure, case: dict[str, Any]) -> CheckFailure:
     text = str(err)
-    if "cannot be multiplied" in text or "size mismatch" in text or "must match" in text:
+    if (
+        "cannot be multiplied" in text
+        or "size mismatch" in text
+        or "must match" in text
+    ):
         return CheckFailure(
             f"{text} -- hint: weight_ih has shape (n_gates*H, I), so a batch of inputs "
             "x of shape (B, I) is multiplied as x @ weight_ih.T (and h @ weight_hh.T)."
@@ -152,18 +177,29 @@ def _hint_for_crash(err: CheckFailure, case: dict[str, Any]) -> CheckFailure:
 # ---------------------------------------------------------------- LSTM mistakes
 
 _LSTM_GATES = "ifgo"
-_GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "g": "candidate g",
-               "o": "output gate o", "r": "reset gate r", "z": "update gate z",
-               "n": "candidate n"}
+_GATE_NAMES = {
+    "i": "input gate i",
+    "f": "forget gate f",
+    "g": "candidate g",
+    "o": "output gate o",
+    "r": "reset gate r",
+    "z": "update gate z",
+    "n": "candidate n",
+}
 
 
 def _activation(name: str, use_tanh: bool, value: torch.Tensor) -> torch.Tensor:
     return _tanh(value) if use_tanh else _sigmoid(value)
 
 
-def _lstm_variant(case: dict[str, Any], order: str = "ifgo", tanh_gates: str = "g",
-                  cell: str = "f*c+i*g", output: str = "o*tanh(c_new)",
-                  biases: str = "both") -> tuple[torch.Tensor, torch.Tensor]:
+def _lstm_variant(
+    case: dict[str, Any],
+    order: str = "ifgo",
+    tanh_gates: str = "g",
+    cell: str = "f*c+i*g",
+    output: str = "o*tanh(c_new)",
+    biases: str = "both",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(h, c) as a mistaken LSTM computes them."""
     x, h, c = case["x"], case["h"], case["c"]
     pre = x @ case["weight_ih"].T + h @ case["weight_hh"].T
@@ -173,7 +209,9 @@ def _lstm_variant(case: dict[str, Any], order: str = "ifgo", tanh_gates: str = "
         if biases in ("both", "hh"):
             pre = pre + case["bias_hh"]
     chunks = dict(zip(order, pre.chunk(4, dim=-1)))
-    gates = {name: _activation(name, name in tanh_gates, chunks[name]) for name in "ifgo"}
+    gates = {
+        name: _activation(name, name in tanh_gates, chunks[name]) for name in "ifgo"
+    }
     i, f, g, o = (gates[name] for name in "ifgo")
     c_new = {
         "f*c+i*g": lambda: f * c + i * g,
@@ -197,48 +235,85 @@ def _lstm_mistakes(case: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     for order in itertools.permutations(_LSTM_GATES):
         order = "".join(order)
         if order != _LSTM_GATES:
-            mistakes.append((
-                "the gates are read from the wrong blocks of rows: PyTorch stacks them "
-                f"in the order i, f, g, o (input, forget, candidate, output), and your "
-                f"answer uses the order {', '.join(order)}",
-                {"order": order},
-            ))
+            mistakes.append(
+                (
+                    "the gates are read from the wrong blocks of rows: PyTorch stacks them "
+                    f"in the order i, f, g, o (input, forget, candidate, output), and your "
+                    f"answer uses the order {', '.join(order)}",
+                    {"order": order},
+                )
+            )
     for gate in "ifo":
-        mistakes.append((
-            f"the {_GATE_NAMES[gate]} uses tanh; gates use a sigmoid so their values lie "
-            "between 0 (closed) and 1 (open)",
-            {"tanh_gates": "g" + gate},
-        ))
+        mistakes.append(
+            (
+                f"the {_GATE_NAMES[gate]} uses tanh; gates use a sigmoid so their values lie "
+                "between 0 (closed) and 1 (open)",
+                {"tanh_gates": "g" + gate},
+            )
+        )
     mistakes += [
-        ("the candidate g uses a sigmoid; it is the new content to write, "
-         "g = tanh(...), with values between -1 and 1", {"tanh_gates": ""}),
-        ("tanh and sigmoid are swapped: i, f, o use a sigmoid and only g uses tanh",
-         {"tanh_gates": "ifo"}),
-        ("the new cell state ignores the forget gate (c + i*g): it must be "
-         "c_new = f * c + i * g", {"cell": "c+i*g"}),
-        ("the forget gate is added instead of multiplying the old cell state "
-         "(f + i*g): it must be c_new = f * c + i * g", {"cell": "f+i*g"}),
-        ("the candidate is not multiplied by the input gate (f*c + g): it must be "
-         "c_new = f * c + i * g", {"cell": "f*c+g"}),
-        ("the input gate is replaced by 1 - f (a coupled-gate variant): PyTorch's "
-         "LSTM has a separate input gate, c_new = f * c + i * g", {"cell": "f*c+(1-f)*g"}),
-        ("the tanh is missing in the output: h_new = o * tanh(c_new), not o * c_new",
-         {"output": "o*c_new"}),
-        ("h_new is computed from the old cell state c: it must use the new one, "
-         "h_new = o * tanh(c_new)", {"output": "o*tanh(c)"}),
-        ("the output gate is missing: h_new = o * tanh(c_new)",
-         {"output": "tanh(c_new)"}),
-        ("the output gate is applied inside the tanh: h_new = o * tanh(c_new), "
-         "not tanh(o * c_new)", {"output": "tanh(o*c_new)"}),
+        (
+            "the candidate g uses a sigmoid; it is the new content to write, "
+            "g = tanh(...), with values between -1 and 1",
+            {"tanh_gates": ""},
+        ),
+        (
+            "tanh and sigmoid are swapped: i, f, o use a sigmoid and only g uses tanh",
+            {"tanh_gates": "ifo"},
+        ),
+        (
+            "the new cell state ignores the forget gate (c + i*g): it must be "
+            "c_new = f * c + i * g",
+            {"cell": "c+i*g"},
+        ),
+        (
+            "the forget gate is added instead of multiplying the old cell state "
+            "(f + i*g): it must be c_new = f * c + i * g",
+            {"cell": "f+i*g"},
+        ),
+        (
+            "the candidate is not multiplied by the input gate (f*c + g): it must be "
+            "c_new = f * c + i * g",
+            {"cell": "f*c+g"},
+        ),
+        (
+            "the input gate is replaced by 1 - f (a coupled-gate variant): PyTorch's "
+            "LSTM has a separate input gate, c_new = f * c + i * g",
+            {"cell": "f*c+(1-f)*g"},
+        ),
+        (
+            "the tanh is missing in the output: h_new = o * tanh(c_new), not o * c_new",
+            {"output": "o*c_new"},
+        ),
+        (
+            "h_new is computed from the old cell state c: it must use the new one, "
+            "h_new = o * tanh(c_new)",
+            {"output": "o*tanh(c)"},
+        ),
+        (
+            "the output gate is missing: h_new = o * tanh(c_new)",
+            {"output": "tanh(c_new)"},
+        ),
+        (
+            "the output gate is applied inside the tanh: h_new = o * tanh(c_new), "
+            "not tanh(o * c_new)",
+            {"output": "tanh(o*c_new)"},
+        ),
     ]
     if case["bias_ih"] is not None:
         mistakes += [
-            ("the biases are missing: add bias_ih and bias_hh to the pre-activations",
-             {"biases": "none"}),
-            ("bias_hh is missing: both bias_ih and bias_hh are added",
-             {"biases": "ih"}),
-            ("bias_ih is missing: both bias_ih and bias_hh are added",
-             {"biases": "hh"}),
+            (
+                "the biases are missing: add bias_ih and bias_hh to the pre-activations",
+                {"biases": "none"},
+            ),
+            (
+                "bias_hh is missing: both bias_ih and bias_hh are added",
+                {"biases": "ih"},
+            ),
+            (
+                "bias_ih is missing: both bias_ih and bias_hh are added",
+                {"biases": "hh"},
+            ),
         ]
     return mistakes
 
@@ -246,12 +321,19 @@ def _lstm_mistakes(case: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
 # ----------------------------------------------------------------- GRU mistakes
 
 
-def _gru_variant(case: dict[str, Any], order: str = "rzn", tanh_gates: str = "n",
-                 candidate: str = "r*(Whh+bhh)", update: str = "(1-z)*n+z*h",
-                 biases: str = "both") -> torch.Tensor:
+def _gru_variant(
+    case: dict[str, Any],
+    order: str = "rzn",
+    tanh_gates: str = "n",
+    candidate: str = "r*(Whh+bhh)",
+    update: str = "(1-z)*n+z*h",
+    biases: str = "both",
+) -> torch.Tensor:
     """h as a mistaken GRU computes it."""
     x, h = case["x"], case["h"]
-    w_ih, w_hh, b_ih, b_hh = (case[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    w_ih, w_hh, b_ih, b_hh = (
+        case[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    )
     if b_ih is None or biases == "none":
         b_ih = b_hh = None
     elif biases == "ih":
@@ -267,10 +349,16 @@ def _gru_variant(case: dict[str, Any], order: str = "rzn", tanh_gates: str = "n"
         value = inputs @ weights[name].T
         return value + biases_[name] if biases_ else value
 
-    r = _activation("r", "r" in tanh_gates, part(w_ih_blocks, b_ih_blocks, "r", x)
-                    + part(w_hh_blocks, b_hh_blocks, "r", h))
-    z = _activation("z", "z" in tanh_gates, part(w_ih_blocks, b_ih_blocks, "z", x)
-                    + part(w_hh_blocks, b_hh_blocks, "z", h))
+    r = _activation(
+        "r",
+        "r" in tanh_gates,
+        part(w_ih_blocks, b_ih_blocks, "r", x) + part(w_hh_blocks, b_hh_blocks, "r", h),
+    )
+    z = _activation(
+        "z",
+        "z" in tanh_gates,
+        part(w_ih_blocks, b_ih_blocks, "z", x) + part(w_hh_blocks, b_hh_blocks, "z", h),
+    )
     x_n = part(w_ih_blocks, b_ih_blocks, "n", x)
     b_hn = b_hh_blocks["n"] if b_hh_blocks else 0.0
     pre_n = {
@@ -294,46 +382,82 @@ def _gru_mistakes(case: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     for order in itertools.permutations("rzn"):
         order = "".join(order)
         if order != "rzn":
-            mistakes.append((
-                "the gates are read from the wrong blocks of rows: PyTorch stacks them "
-                f"in the order r, z, n (reset, update, candidate), and your answer uses "
-                f"the order {', '.join(order)}",
-                {"order": order},
-            ))
+            mistakes.append(
+                (
+                    "the gates are read from the wrong blocks of rows: PyTorch stacks them "
+                    f"in the order r, z, n (reset, update, candidate), and your answer uses "
+                    f"the order {', '.join(order)}",
+                    {"order": order},
+                )
+            )
     mistakes += [
-        ("the reset gate multiplies h before W_hn (n = tanh(W_in x + b_in + "
-         "W_hn (r * h) + b_hn), the form of the original GRU paper); PyTorch applies it "
-         "after: n = tanh(W_in x + b_in + r * (W_hn h + b_hn))", {"candidate": "W(r*h)+bhh"}),
-        ("b_hn is added outside the reset gate: PyTorch computes "
-         "n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), with b_hn inside",
-         {"candidate": "r*Whh+bhh"}),
-        ("the reset gate multiplies the input part too: only the hidden part is "
-         "reset, n = tanh(W_in x + b_in + r * (W_hn h + b_hn))", {"candidate": "r*(all)"}),
-        ("the reset gate is not used in the candidate: "
-         "n = tanh(W_in x + b_in + r * (W_hn h + b_hn))", {"candidate": "no r"}),
-        ("z and 1 - z are swapped: PyTorch keeps the old state with weight z, "
-         "h_new = (1 - z) * n + z * h", {"update": "z*n+(1-z)*h"}),
-        ("the candidate is not weighted by 1 - z: h_new = (1 - z) * n + z * h",
-         {"update": "n+z*h"}),
-        ("the old state is not weighted by z: h_new = (1 - z) * n + z * h",
-         {"update": "(1-z)*n+h"}),
-        ("the reset gate r uses tanh; gates use a sigmoid (values between 0 and 1)",
-         {"tanh_gates": "nr"}),
-        ("the update gate z uses tanh; gates use a sigmoid (values between 0 and 1)",
-         {"tanh_gates": "nz"}),
-        ("the candidate n uses a sigmoid; it is new content, n = tanh(...)",
-         {"tanh_gates": ""}),
-        ("tanh and sigmoid are swapped: r and z use a sigmoid and only n uses tanh",
-         {"tanh_gates": "rz"}),
+        (
+            "the reset gate multiplies h before W_hn (n = tanh(W_in x + b_in + "
+            "W_hn (r * h) + b_hn), the form of the original GRU paper); PyTorch applies it "
+            "after: n = tanh(W_in x + b_in + r * (W_hn h + b_hn))",
+            {"candidate": "W(r*h)+bhh"},
+        ),
+        (
+            "b_hn is added outside the reset gate: PyTorch computes "
+            "n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), with b_hn inside",
+            {"candidate": "r*Whh+bhh"},
+        ),
+        (
+            "the reset gate multiplies the input part too: only the hidden part is "
+            "reset, n = tanh(W_in x + b_in + r * (W_hn h + b_hn))",
+            {"candidate": "r*(all)"},
+        ),
+        (
+            "the reset gate is not used in the candidate: "
+            "n = tanh(W_in x + b_in + r * (W_hn h + b_hn))",
+            {"candidate": "no r"},
+        ),
+        (
+            "z and 1 - z are swapped: PyTorch keeps the old state with weight z, "
+            "h_new = (1 - z) * n + z * h",
+            {"update": "z*n+(1-z)*h"},
+        ),
+        (
+            "the candidate is not weighted by 1 - z: h_new = (1 - z) * n + z * h",
+            {"update": "n+z*h"},
+        ),
+        (
+            "the old state is not weighted by z: h_new = (1 - z) * n + z * h",
+            {"update": "(1-z)*n+h"},
+        ),
+        (
+            "the reset gate r uses tanh; gates use a sigmoid (values between 0 and 1)",
+            {"tanh_gates": "nr"},
+        ),
+        (
+            "the update gate z uses tanh; gates use a sigmoid (values between 0 and 1)",
+            {"tanh_gates": "nz"},
+        ),
+        (
+            "the candidate n uses a sigmoid; it is new content, n = tanh(...)",
+            {"tanh_gates": ""},
+        ),
+        (
+            "tanh and sigmoid are swapped: r and z use a sigmoid and only n uses tanh",
+            {"tanh_gates": "rz"},
+        ),
     ]
     if case["bias_ih"] is not None:
         mistakes += [
-            ("the biases are missing: add bias_ih to the input part and bias_hh to the "
-             "hidden part", {"biases": "none"}),
-            ("bias_hh is missing (for n it belongs inside the reset gate: "
-             "r * (W_hn h + b_hn))", {"biases": "ih"}),
-            ("bias_ih is missing: both bias_ih and bias_hh are added",
-             {"biases": "hh"}),
+            (
+                "the biases are missing: add bias_ih to the input part and bias_hh to the "
+                "hidden part",
+                {"biases": "none"},
+            ),
+            (
+                "bias_hh is missing (for n it belongs inside the reset gate: "
+                "r * (W_hn h + b_hn))",
+                {"biases": "ih"},
+            ),
+            (
+                "bias_ih is missing: both bias_ih and bias_hh are added",
+                {"biases": "hh"},
+            ),
         ]
     return mistakes
 
@@ -351,16 +475,24 @@ def _arguments(kind: str, case: dict[str, Any]) -> list[str]:
     return names
 
 
-def _run_case(kind: str, fn: Callable[..., Any], case: dict[str, Any],
-              check_gradients: bool) -> None:
+def _run_case(
+    kind: str, fn: Callable[..., Any], case: dict[str, Any], check_gradients: bool
+) -> None:
     label = _describe_case(case)
     what = f"{kind}_cell on {label}"
     names = _arguments(kind, case)
-    inputs = {name: (None if case[name] is None
-                     else case[name].clone().requires_grad_(check_gradients))
-              for name in names}
-    originals = {name: None if value is None else value.detach().clone()
-                 for name, value in inputs.items()}
+    inputs = {
+        name: (
+            None
+            if case[name] is None
+            else case[name].clone().requires_grad_(check_gradients)
+        )
+        for name in names
+    }
+    originals = {
+        name: None if value is None else value.detach().clone()
+        for name, value in inputs.items()
+    }
     builtins = _LSTM_BUILTINS if kind == "lstm" else _GRU_BUILTINS
     try:
         with forbid_calls(*builtins, reason=_REASON):
@@ -383,20 +515,29 @@ def _run_case(kind: str, fn: Callable[..., Any], case: dict[str, Any],
                 f"{'None' if result is None else type(result).__name__}."
             )
         h_new, c_new = result
-        if _same(h_new, expected[1]) and _same(c_new, expected[0]) \
-                and not _same(h_new, expected[0]):
+        if (
+            _same(h_new, expected[1])
+            and _same(c_new, expected[0])
+            and not _same(h_new, expected[0])
+        ):
             raise CheckFailure(f"{what}: return (h_new, c_new), in that order.")
         outputs = {"h_new": h_new, "c_new": c_new}
         expected_outputs = {"h_new": expected[0], "c_new": expected[1]}
     else:
         if isinstance(result, (tuple, list)):
-            raise CheckFailure(f"{what} should return the new state h_new (one tensor), "
-                               f"got a tuple of {len(result)} items.")
+            raise CheckFailure(
+                f"{what} should return the new state h_new (one tensor), "
+                f"got a tuple of {len(result)} items."
+            )
         outputs = {"h_new": result}
         expected_outputs = {"h_new": expected}
     for name, value in outputs.items():
-        expect_tensor(value, f"{name} of {what}", shape=expected_outputs[name].shape,
-                      dtype=case["x"].dtype)
+        expect_tensor(
+            value,
+            f"{name} of {what}",
+            shape=expected_outputs[name].shape,
+            dtype=case["x"].dtype,
+        )
 
     correct = all(_same(outputs[k], expected_outputs[k]) for k in outputs)
     if not correct:
@@ -404,7 +545,9 @@ def _run_case(kind: str, fn: Callable[..., Any], case: dict[str, Any],
         if kind == "lstm":
             for message, options in _lstm_mistakes(case):
                 h_wrong, c_wrong = _lstm_variant(case, **options)
-                if _same(detached["h_new"], h_wrong) and _same(detached["c_new"], c_wrong):
+                if _same(detached["h_new"], h_wrong) and _same(
+                    detached["c_new"], c_wrong
+                ):
                     raise CheckFailure(f"{what}: {message}.")
         else:
             for message, options in _gru_mistakes(case):
@@ -415,29 +558,45 @@ def _run_case(kind: str, fn: Callable[..., Any], case: dict[str, Any],
     # The reference is PyTorch's cell too (tested), but say so in the verdict.
     builtin_outputs = builtin if kind == "lstm" else (builtin,)
     for (name, value), torch_value in zip(outputs.items(), builtin_outputs):
-        expect_close(value, torch_value, f"{name} of {what} (compared with torch.nn."
-                     f"{'LSTMCell' if kind == 'lstm' else 'GRUCell'})")
+        expect_close(
+            value,
+            torch_value,
+            f"{name} of {what} (compared with torch.nn."
+            f"{'LSTMCell' if kind == 'lstm' else 'GRUCell'})",
+        )
 
     if check_gradients:
         g = torch.Generator().manual_seed(1)
-        upstream = {k: torch.randn(v.shape, generator=g, dtype=v.dtype)
-                    for k, v in expected_outputs.items()}
+        upstream = {
+            k: torch.randn(v.shape, generator=g, dtype=v.dtype)
+            for k, v in expected_outputs.items()
+        }
         leaves = [name for name in names if inputs[name] is not None]
         loss = sum((outputs[k] * upstream[k]).sum() for k in outputs)
         if not getattr(loss, "requires_grad", False):
-            raise CheckFailure(f"{what}: the outputs are detached from the inputs, so no "
-                               "gradient flows back (avoid .detach(), .item(), numpy).")
-        grads = torch.autograd.grad(loss, [inputs[n] for n in leaves], allow_unused=True)
+            raise CheckFailure(
+                f"{what}: the outputs are detached from the inputs, so no "
+                "gradient flows back (avoid .detach(), .item(), numpy)."
+            )
+        grads = torch.autograd.grad(
+            loss, [inputs[n] for n in leaves], allow_unused=True
+        )
         ref_inputs = {n: case[n].clone().requires_grad_(True) for n in leaves}
         ref_out = reference(*(ref_inputs.get(n) for n in names))
         ref_out = ref_out if kind == "lstm" else (ref_out,)
-        ref_loss = sum((o * upstream[k]).sum() for o, k in zip(ref_out, expected_outputs))
+        ref_loss = sum(
+            (o * upstream[k]).sum() for o, k in zip(ref_out, expected_outputs)
+        )
         ref_grads = torch.autograd.grad(ref_loss, [ref_inputs[n] for n in leaves])
         for name, grad, ref_grad in zip(leaves, grads, ref_grads):
             if grad is None:
-                raise CheckFailure(f"{what}: no gradient reaches `{name}`; it must take "
-                                   "part in the computation.")
-            expect_close(grad, ref_grad, f"the gradient with respect to `{name}` in {what}")
+                raise CheckFailure(
+                    f"{what}: no gradient reaches `{name}`; it must take "
+                    "part in the computation."
+                )
+            expect_close(
+                grad, ref_grad, f"the gradient with respect to `{name}` in {what}"
+            )
 
 
 def _cases(kind: str, hidden: bool) -> list[tuple[dict[str, Any], bool]]:
@@ -452,14 +611,56 @@ def _cases(kind: str, hidden: bool) -> list[tuple[dict[str, Any], bool]]:
     cases = []
     for _ in range(2):
         # H >= 2: with one unit some mistakes equal each other (r*(W h) = W(r*h)).
-        batch, size_in, size_h = _randint(g, 1, 6), _randint(g, 1, 12), _randint(g, 2, 12)
-        cases.append((_case(g, batch, size_in, size_h, n_gates, True, torch.float64), True))
-    cases.append((_case(g, _randint(g, 2, 5), _randint(g, 2, 9), _randint(g, 2, 9),
-                        n_gates, False, torch.float64), True))
-    cases.append((_case(g, None, _randint(g, 2, 9), _randint(g, 2, 9), n_gates, True,
-                        torch.float32), False))
-    cases.append((_case(g, _randint(g, 20, 40), _randint(g, 16, 48), _randint(g, 16, 48),
-                        n_gates, True, torch.float32), False))
+        batch, size_in, size_h = (
+            _randint(g, 1, 6),
+            _randint(g, 1, 12),
+            _randint(g, 2, 12),
+        )
+        cases.append(
+            (_case(g, batch, size_in, size_h, n_gates, True, torch.float64), True)
+        )
+    cases.append(
+        (
+            _case(
+                g,
+                _randint(g, 2, 5),
+                _randint(g, 2, 9),
+                _randint(g, 2, 9),
+                n_gates,
+                False,
+                torch.float64,
+            ),
+            True,
+        )
+    )
+    cases.append(
+        (
+            _case(
+                g,
+                None,
+                _randint(g, 2, 9),
+                _randint(g, 2, 9),
+                n_gates,
+                True,
+                torch.float32,
+            ),
+            False,
+        )
+    )
+    cases.append(
+        (
+            _case(
+                g,
+                _randint(g, 20, 40),
+                _randint(g, 16, 48),
+                _randint(g, 16, 48),
+                n_gates,
+                True,
+                torch.float32,
+            ),
+            False,
+        )
+    )
     return cases
 
 
@@ -470,8 +671,10 @@ def _check(kind: str, fn: Callable[..., Any], hidden: bool) -> str:
         integrity.verify()
     module = "LSTMCell" if kind == "lstm" else "GRUCell"
     extra = ", gradients included" if hidden else ""
-    return (f"{kind}_cell matches the reference and torch.nn.{module} on "
-            f"{len(cases)} cases{extra}.")
+    return (
+        f"{kind}_cell matches the reference and torch.nn.{module} on "
+        f"{len(cases)} cases{extra}."
+    )
 
 
 @check

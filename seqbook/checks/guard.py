@@ -32,11 +32,18 @@ from typing import Any, Iterator
 
 from seqbook.checks.core import CheckFailure
 
-__all__ = ["ForbiddenCall", "GuardPathError", "forbid_calls", "forbid_code",
-           "existing_paths"]
+__all__ = [
+    "ForbiddenCall",
+    "GuardPathError",
+    "forbid_calls",
+    "forbid_code",
+    "existing_paths",
+]
 
-_SWITCHED_OFF = ("your code switched off the grading guard (sys.setprofile); "
-                 "this exercise cannot be graded that way.")
+_SWITCHED_OFF = (
+    "your code switched off the grading guard (sys.setprofile); "
+    "this exercise cannot be graded that way."
+)
 
 
 class ForbiddenCall(CheckFailure):
@@ -137,7 +144,9 @@ def forbid_code(codes: tuple[types.CodeType, ...], message: str) -> Iterator[Non
 
 
 @contextmanager
-def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") -> Iterator[None]:
+def forbid_calls(
+    *paths: str, reason: str = "write it from tensor primitives."
+) -> Iterator[None]:
     """Within the block, any call to the functions at ``paths`` raises :class:`ForbiddenCall`.
 
     Paths are dotted import paths of functions, such as
@@ -177,8 +186,10 @@ def forbid_calls(*paths: str, reason: str = "write it from tensor primitives.") 
     owned = [attribute in vars(owner) for owner, attribute, _ in originals]
     # Restore what the owner's dictionary held: for a staticmethod or classmethod that is
     # the descriptor, not the function that getattr returns.
-    stored = [vars(owner)[attribute] if was_owned else None
-              for (owner, attribute, _), was_owned in zip(originals, owned)]
+    stored = [
+        vars(owner)[attribute] if was_owned else None
+        for (owner, attribute, _), was_owned in zip(originals, owned)
+    ]
     for path, (owner, attribute, _) in zip(paths, originals):
         setattr(owner, attribute, _refuse(path, reason))
     try:

@@ -50,13 +50,51 @@ _COMPARISONS = [
     "numpy.testing.assert_equal",
 ]
 _TENSOR_METHODS = [
-    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__sub__", "__bool__",
-    "__float__", "__getitem__", "all", "any", "max", "min", "abs", "double", "detach",
-    "item", "tolist", "masked_fill", "nan_to_num", "isnan", "equal", "allclose",
+    "__eq__",
+    "__ne__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__sub__",
+    "__bool__",
+    "__float__",
+    "__getitem__",
+    "all",
+    "any",
+    "max",
+    "min",
+    "abs",
+    "double",
+    "detach",
+    "item",
+    "tolist",
+    "masked_fill",
+    "nan_to_num",
+    "isnan",
+    "equal",
+    "allclose",
 ]
 _BUILTINS = [
-    "abs", "all", "any", "bool", "callable", "float", "getattr", "int", "isinstance",
-    "len", "max", "min", "print", "range", "round", "sum", "tuple", "type", "zip",
+    "abs",
+    "all",
+    "any",
+    "bool",
+    "callable",
+    "float",
+    "getattr",
+    "int",
+    "isinstance",
+    "len",
+    "max",
+    "min",
+    "print",
+    "range",
+    "round",
+    "sum",
+    "tuple",
+    "type",
+    "zip",
 ]
 
 
@@ -103,7 +141,10 @@ def _snapshot_shell(shell: Any) -> dict[str, Any]:
         # (class attribute, instance attribute or None): ipykernel itself sets
         # _showtraceback on the instance, so both levels are recorded.
         "showtraceback": (type(shell).showtraceback, vars(shell).get("showtraceback")),
-        "_showtraceback": (type(shell)._showtraceback, vars(shell).get("_showtraceback")),
+        "_showtraceback": (
+            type(shell)._showtraceback,
+            vars(shell).get("_showtraceback"),
+        ),
     }
 
 
@@ -119,7 +160,8 @@ def protect_module(module_name: str) -> None:
     """Add the public functions of a ``seqbook`` module to the baseline."""
     module = sys.modules[module_name]
     _checked_modules[module_name] = {
-        name: value for name, value in vars(module).items()
+        name: value
+        for name, value in vars(module).items()
         if callable(value) and not name.startswith("__")
     }
 
@@ -150,7 +192,11 @@ def _find_and_restore() -> list[str]:
         sys.settrace(_trace_at_import)
     shell = _shell_at_import
     if shell is not None:
-        for name in ("input_transformers_cleanup", "input_transformers_post", "ast_transformers"):
+        for name in (
+            "input_transformers_cleanup",
+            "input_transformers_post",
+            "ast_transformers",
+        ):
             now = getattr(shell, name)
             if list(now) != _shell_state[name]:
                 problems.append(f"IPython's {name} were changed")
@@ -160,8 +206,10 @@ def _find_and_restore() -> list[str]:
             shell.custom_exceptions = _shell_state["custom_exceptions"]
         for name in ("showtraceback", "_showtraceback"):
             on_class, on_instance = _shell_state[name]
-            if (getattr(type(shell), name) is not on_class
-                    or vars(shell).get(name) is not on_instance):
+            if (
+                getattr(type(shell), name) is not on_class
+                or vars(shell).get(name) is not on_instance
+            ):
                 problems.append(f"IPython's {name} was replaced")
                 setattr(type(shell), name, on_class)
                 if on_instance is None:

@@ -30,12 +30,12 @@ import string
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from seqbook.models import ngram as _ngram
-from seqbook.text import vocab as _vocab
 from seqbook.checks import integrity
 from seqbook.checks._harness import check, guarded_call
 from seqbook.checks.core import CheckFailure, describe
 from seqbook.checks.guard import ForbiddenCall, existing_paths
+from seqbook.models import ngram as _ngram
+from seqbook.text import vocab as _vocab
 
 __all__ = [
     "check_build_vocabulary",
@@ -55,14 +55,17 @@ _ngram_prob = _ngram.NGramModel.prob
 _ngram_perplexity = _ngram.NGramModel.perplexity
 
 _VOCAB_FORBIDDEN = existing_paths(
-    ("seqbook.text.vocab.build_vocabulary", "seqbook.text.vocab.Vocabulary"))
-_BIGRAM_FORBIDDEN = existing_paths((
-    "seqbook.models.ngram.bigram_perplexity",
-    "seqbook.models.ngram.NGramModel",
-    f"{__name__}._ngram_fit",
-    f"{__name__}._ngram_prob",
-    f"{__name__}._ngram_perplexity",
-))
+    ("seqbook.text.vocab.build_vocabulary", "seqbook.text.vocab.Vocabulary")
+)
+_BIGRAM_FORBIDDEN = existing_paths(
+    (
+        "seqbook.models.ngram.bigram_perplexity",
+        "seqbook.models.ngram.NGramModel",
+        f"{__name__}._ngram_fit",
+        f"{__name__}._ngram_prob",
+        f"{__name__}._ngram_perplexity",
+    )
+)
 _PUBLIC_NAMES = {
     f"{__name__}._ngram_fit": "seqbook.models.ngram.NGramModel.fit",
     f"{__name__}._ngram_prob": "seqbook.models.ngram.NGramModel.prob",
@@ -89,11 +92,14 @@ def _short(items: Sequence[Any], limit: int = 12) -> str:
 
 def _frequent(tokens: Sequence[str], min_freq: int, specials: Sequence[str]) -> Counter:
     counts = Counter(tokens)
-    return Counter({t: c for t, c in counts.items() if c >= min_freq and t not in specials})
+    return Counter(
+        {t: c for t, c in counts.items() if c >= min_freq and t not in specials}
+    )
 
 
-def _order_variants(tokens: Sequence[str], min_freq: int,
-                    specials: Sequence[str]) -> dict[str, list[str]]:
+def _order_variants(
+    tokens: Sequence[str], min_freq: int, specials: Sequence[str]
+) -> dict[str, list[str]]:
     """Orders of the non-special entries as the classic mistakes produce them."""
     kept = _frequent(tokens, min_freq, specials)
     first_seen = list(dict.fromkeys(t for t in tokens if t in kept))
@@ -121,8 +127,13 @@ _ORDER_MISTAKES = {
 }
 
 
-def _vocabulary_case(fn: Callable[..., Any], tokens: list[str], min_freq: int | None,
-                     specials: tuple[str, ...] | None, label: str) -> None:
+def _vocabulary_case(
+    fn: Callable[..., Any],
+    tokens: list[str],
+    min_freq: int | None,
+    specials: tuple[str, ...] | None,
+    label: str,
+) -> None:
     kwargs: dict[str, Any] = {}
     if min_freq is not None:
         kwargs["min_freq"] = min_freq
@@ -132,33 +143,46 @@ def _vocabulary_case(fn: Callable[..., Any], tokens: list[str], min_freq: int | 
     what = f"build_vocabulary({label}{', ' + arguments if arguments else ''})"
     given = list(tokens)
     result = _guarded_call(
-        _VOCAB_FORBIDDEN, "write the vocabulary from counts yourself "
-        "(collections.Counter and sorted are fine).", fn, given, what=what, **kwargs)
+        _VOCAB_FORBIDDEN,
+        "write the vocabulary from counts yourself "
+        "(collections.Counter and sorted are fine).",
+        fn,
+        given,
+        what=what,
+        **kwargs,
+    )
     min_freq = 1 if min_freq is None else min_freq
     specials = (_PAD, _UNK) if specials is None else specials
     expected = _reference_build(tokens, min_freq, specials)
     if given != tokens:
-        raise CheckFailure(f"{what} modified its `tokens` argument; build a new list instead.")
+        raise CheckFailure(
+            f"{what} modified its `tokens` argument; build a new list instead."
+        )
 
     if result is None:
         raise CheckFailure(f"{what} returned None: did you forget a `return`?")
     if isinstance(result, dict):
         raise CheckFailure(
             f"{what} returned a dict; return the *list* of entries, whose positions are "
-            "the ids (the dict token -> id is built from that list later).")
+            "the ids (the dict token -> id is built from that list later)."
+        )
     if isinstance(result, (set, frozenset)):
         raise CheckFailure(
             f"{what} returned a set, which has no order; return a list, whose positions "
-            "are the ids.")
+            "are the ids."
+        )
     if not isinstance(result, list):
-        raise CheckFailure(f"{what} should return a list of strings, got {describe(result)}.")
+        raise CheckFailure(
+            f"{what} should return a list of strings, got {describe(result)}."
+        )
     if result == expected:
         return
     if not all(isinstance(entry, str) for entry in result):
         bad = next(entry for entry in result if not isinstance(entry, str))
         raise CheckFailure(
             f"{what}: every entry should be a token (a str), found {bad!r} "
-            f"({describe(bad)}). Return the tokens, not (token, count) pairs or ids.")
+            f"({describe(bad)}). Return the tokens, not (token, count) pairs or ids."
+        )
     counts = Counter(tokens)
     repeated = [t for t, c in Counter(result).items() if c > 1]
     if repeated:
@@ -167,7 +191,8 @@ def _vocabulary_case(fn: Callable[..., Any], tokens: list[str], min_freq: int | 
             raise CheckFailure(
                 f"{what} lists the special token {twice!r} twice: it occurs in the text as "
                 "well, but a special token gets exactly one id (its place among the "
-                "specials). Leave specials out of the counted tokens.")
+                "specials). Leave specials out of the counted tokens."
+            )
         raise CheckFailure(f"{what} lists {repeated[0]!r} more than once.")
     kept = _frequent(tokens, min_freq, specials)
     ordered = sorted(kept, key=lambda t: (-kept[t], t))
@@ -176,49 +201,64 @@ def _vocabulary_case(fn: Callable[..., Any], tokens: list[str], min_freq: int | 
         if result == ordered:
             raise CheckFailure(
                 f"{what} has no special tokens: the vocabulary must start with the "
-                f"specials {list(specials)}, in that order, with ids 0..{n - 1}.")
+                f"specials {list(specials)}, in that order, with ids 0..{n - 1}."
+            )
         if n and result == ordered + list(specials):
             raise CheckFailure(
                 f"{what} puts the special tokens at the end; they come first, in the order "
-                f"given, so that {specials[0]!r} has id 0.")
+                f"given, so that {specials[0]!r} has id 0."
+            )
         if sorted(result[:n]) == sorted(specials):
             raise CheckFailure(
                 f"{what} starts with the specials in the order {result[:n]}; keep the order "
-                f"given: {list(specials)}.")
+                f"given: {list(specials)}."
+            )
         missing = [s for s in specials if s not in result]
         if missing:
-            raise CheckFailure(f"{what} is missing the special token(s) {missing}; the "
-                               f"vocabulary starts with {list(specials)}.")
-        raise CheckFailure(f"{what} should start with the specials {list(specials)}, "
-                           f"got {result[:n]}.")
+            raise CheckFailure(
+                f"{what} is missing the special token(s) {missing}; the "
+                f"vocabulary starts with {list(specials)}."
+            )
+        raise CheckFailure(
+            f"{what} should start with the specials {list(specials)}, got {result[:n]}."
+        )
     body = result[n:]
     missing = [t for t in ordered if t not in body]
     extra = [t for t in body if t not in kept]
     if missing and all(counts[t] == min_freq for t in missing) and not extra:
         raise CheckFailure(
             f"{what} leaves out {_short(missing)}, which occur exactly min_freq = "
-            f"{min_freq} times: keep tokens with count >= min_freq (you used >).")
+            f"{min_freq} times: keep tokens with count >= min_freq (you used >)."
+        )
     if extra:
         low = [t for t in extra if counts[t] < min_freq]
         if low:
             raise CheckFailure(
                 f"{what} includes {_short(low)}, seen only {counts[low[0]]} time(s); tokens "
                 f"seen fewer than min_freq = {min_freq} times are left out (they become "
-                "<unk>).")
-        raise CheckFailure(f"{what} includes {_short(extra)}, which are not in the text.")
+                "<unk>)."
+            )
+        raise CheckFailure(
+            f"{what} includes {_short(extra)}, which are not in the text."
+        )
     if missing:
         raise CheckFailure(
             f"{what} leaves out {_short(missing)} (count {counts[missing[0]]} >= min_freq "
-            f"= {min_freq}).")
-    matches = [name for name, variant in _order_variants(tokens, min_freq, specials).items()
-               if body == variant]
+            f"= {min_freq})."
+        )
+    matches = [
+        name
+        for name, variant in _order_variants(tokens, min_freq, specials).items()
+        if body == variant
+    ]
     if len(matches) == 1:  # name a mistake only when this case tells them apart
         raise CheckFailure(f"{what}: {_ORDER_MISTAKES[matches[0]]}.")
     i = next(i for i, (a, b) in enumerate(zip(body, ordered)) if a != b)
     raise CheckFailure(
         f"{what}: entry {n + i} is {body[i]!r} (count {counts[body[i]]}), expected "
         f"{ordered[i]!r} (count {counts[ordered[i]]}). Order: most frequent first, ties "
-        "alphabetically.")
+        "alphabetically."
+    )
 
 
 _SENTENCE = "the cat sat on the mat . the dog sat on the log . a cat ran".split()
@@ -254,7 +294,12 @@ def check_build_vocabulary(fn: Callable[..., Any], hidden: bool = False) -> str:
     cases: list[tuple[list[str], int | None, tuple[str, ...] | None, str]] = [
         (sentence, None, None, label),
         (sentence, 2, None, label),
-        (sentence + ["<unk>", "<unk>"], 2, ("<pad>", "<unk>"), f"{label} + ['<unk>'] * 2"),
+        (
+            sentence + ["<unk>", "<unk>"],
+            2,
+            ("<pad>", "<unk>"),
+            f"{label} + ['<unk>'] * 2",
+        ),
         (sentence, 1, ("<unk>", "<pad>", "<bos>"), label),
     ]
     if hidden:
@@ -264,7 +309,9 @@ def check_build_vocabulary(fn: Callable[..., Any], hidden: bool = False) -> str:
         cases.append((sentence, 1, (), label))
         for _ in range(4):
             tokens, min_freq = _random_tokens(rng)
-            specials = rng.choice([(_PAD, _UNK), (_UNK,), (_UNK, _PAD), ("<bos>", _PAD, _UNK)])
+            specials = rng.choice(
+                [(_PAD, _UNK), (_UNK,), (_UNK, _PAD), ("<bos>", _PAD, _UNK)]
+            )
             if rng.random() < 0.5:  # a special that also occurs in the text
                 tokens += [rng.choice(specials)] * rng.randint(min_freq, min_freq + 3)
                 rng.shuffle(tokens)
@@ -278,8 +325,9 @@ def check_build_vocabulary(fn: Callable[..., Any], hidden: bool = False) -> str:
 # ----------------------------------------------------------------- perplexity
 
 
-def _bigram_variant(train: Sequence[int], test: Sequence[int], vocab_size: int, k: float,
-                    mistake: str) -> float | None:
+def _bigram_variant(
+    train: Sequence[int], test: Sequence[int], vocab_size: int, k: float, mistake: str
+) -> float | None:
     """The perplexity a classic mistake computes (None when that mistake would crash)."""
     pairs = Counter(zip(train[:-1], train[1:]))
     contexts = Counter(train[:-1])
@@ -288,7 +336,10 @@ def _bigram_variant(train: Sequence[int], test: Sequence[int], vocab_size: int, 
     if mistake in ("test_counted", "test_counted_joined"):
         joined = list(train) + list(test)
         if mistake == "test_counted_joined":
-            pairs, contexts = Counter(zip(joined[:-1], joined[1:])), Counter(joined[:-1])
+            pairs, contexts = (
+                Counter(zip(joined[:-1], joined[1:])),
+                Counter(joined[:-1]),
+            )
         else:
             pairs = pairs + Counter(zip(test[:-1], test[1:]))
             contexts = contexts + Counter(test[:-1])
@@ -297,7 +348,9 @@ def _bigram_variant(train: Sequence[int], test: Sequence[int], vocab_size: int, 
     total, product = 0.0, 1.0
     try:
         for previous, current in zip(test[:-1], test[1:]):
-            count = pairs[(current, previous) if mistake == "reversed" else (previous, current)]
+            count = pairs[
+                (current, previous) if mistake == "reversed" else (previous, current)
+            ]
             denominator = {
                 "no_kV": contexts[previous] + k,
                 "only_count": contexts[previous],
@@ -313,7 +366,7 @@ def _bigram_variant(train: Sequence[int], test: Sequence[int], vocab_size: int, 
             "cross_entropy": cross_entropy,
             "cross_entropy_bits": cross_entropy / math.log(2),
             "log2_exp": math.exp(cross_entropy / math.log(2)),
-            "ln_pow2": 2.0 ** cross_entropy,
+            "ln_pow2": 2.0**cross_entropy,
             "underflow": product ** (-1.0 / steps) if product > 0 else math.inf,
         }.get(mistake, math.exp(cross_entropy))
     except (ValueError, ZeroDivisionError, OverflowError):
@@ -357,12 +410,15 @@ def _as_number(value: Any, what: str) -> float:
     if value is None:
         raise CheckFailure(f"{what} returned None: did you forget a `return`?")
     if isinstance(value, bool) or not hasattr(value, "__float__"):
-        raise CheckFailure(f"{what} should return a number (a float), got {describe(value)}.")
+        raise CheckFailure(
+            f"{what} should return a number (a float), got {describe(value)}."
+        )
     try:
         number = float(value)
     except (TypeError, ValueError) as err:
         raise CheckFailure(
-            f"{what} should return one number (a float), got {describe(value)}.") from err
+            f"{what} should return one number (a float), got {describe(value)}."
+        ) from err
     if math.isnan(number):
         raise CheckFailure(f"{what} returned NaN.")
     return number
@@ -374,33 +430,61 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-9)
 
 
-def _crash_hint(err: CheckFailure, train: Sequence[int], test: Sequence[int],
-                vocab_size: int, k: float) -> str:
+def _crash_hint(
+    err: CheckFailure,
+    train: Sequence[int],
+    test: Sequence[int],
+    vocab_size: int,
+    k: float,
+) -> str:
     text = str(err)
     underflows = _bigram_variant(train, test, vocab_size, k, "underflow") == math.inf
-    product = ("if you multiplied the probabilities: on a text this long the product "
-               "underflows to 0; add logarithms instead." if underflows else "")
+    product = (
+        "if you multiplied the probabilities: on a text this long the product "
+        "underflows to 0; add logarithms instead."
+        if underflows
+        else ""
+    )
     if "ZeroDivisionError" in text:
         unseen = set(test[:-1]) - set(train[:-1])
         if unseen:
-            return (f" The context(s) {sorted(unseen)} never occur as a context in training, "
-                    "so c(h) = 0; with add-k smoothing the denominator c(h) + k*V is still "
-                    "positive." + (" Or, " + product if product else ""))
+            return (
+                f" The context(s) {sorted(unseen)} never occur as a context in training, "
+                "so c(h) = 0; with add-k smoothing the denominator c(h) + k*V is still "
+                "positive." + (" Or, " + product if product else "")
+            )
         return " " + product.capitalize() if product else ""
     if "math domain error" in text:
-        return (" The logarithm of 0: some probability is zero. Every bigram, seen or not, "
-                "gets k in the numerator (c(h, w) + k)." + (" Or, " + product if product else ""))
+        return (
+            " The logarithm of 0: some probability is zero. Every bigram, seen or not, "
+            "gets k in the numerator (c(h, w) + k)."
+            + (" Or, " + product if product else "")
+        )
     return ""
 
 
-def _bigram_case(fn: Callable[..., Any], train: list[int], test: list[int], vocab_size: int,
-                 k: float, expected: float, label: str) -> None:
+def _bigram_case(
+    fn: Callable[..., Any],
+    train: list[int],
+    test: list[int],
+    vocab_size: int,
+    k: float,
+    expected: float,
+    label: str,
+) -> None:
     what = f"bigram_perplexity on {label} (V = {vocab_size}, k = {k})"
     train_copy, test_copy = list(train), list(test)
     try:
         result = _guarded_call(
-            _BIGRAM_FORBIDDEN, "count the bigrams and compute the perplexity yourself.",
-            fn, train_copy, test_copy, vocab_size, k=k, what=what)
+            _BIGRAM_FORBIDDEN,
+            "count the bigrams and compute the perplexity yourself.",
+            fn,
+            train_copy,
+            test_copy,
+            vocab_size,
+            k=k,
+            what=what,
+        )
     except ForbiddenCall:
         raise
     except CheckFailure as err:
@@ -409,35 +493,62 @@ def _bigram_case(fn: Callable[..., Any], train: list[int], test: list[int], voca
             raise CheckFailure(str(err).rstrip(".") + "." + hint) from None
         raise
     if train_copy != train or test_copy != test:
-        raise CheckFailure(f"{what} modified its arguments; leave the id lists unchanged.")
+        raise CheckFailure(
+            f"{what} modified its arguments; leave the id lists unchanged."
+        )
     value = _as_number(result, what)
     if _close(value, expected):
         return
-    if math.isinf(value) and _bigram_variant(train, test, vocab_size, k, "underflow") \
-            == math.inf:
+    if (
+        math.isinf(value)
+        and _bigram_variant(train, test, vocab_size, k, "underflow") == math.inf
+    ):
         raise CheckFailure(f"{what} returned inf: {_BIGRAM_MISTAKES['underflow']}.")
     for mistake in _BIGRAM_MISTAKES:
         variant = _bigram_variant(train, test, vocab_size, k, mistake)
-        if variant is not None and not _close(variant, expected) and _close(value, variant):
-            raise CheckFailure(f"{what} returned {value:.6g}, expected {expected:.6g}: "
-                               f"{_BIGRAM_MISTAKES[mistake]}.")
+        if (
+            variant is not None
+            and not _close(variant, expected)
+            and _close(value, variant)
+        ):
+            raise CheckFailure(
+                f"{what} returned {value:.6g}, expected {expected:.6g}: "
+                f"{_BIGRAM_MISTAKES[mistake]}."
+            )
     raise CheckFailure(f"{what} returned {value:.6g}, expected {expected:.6g}.")
 
 
 @check
-def check_bigram_perplexity_value(fn: Callable[..., Any], train_ids: Sequence[int],
-                                  test_ids: Sequence[int], vocab_size: int, k: float,
-                                  expected: float) -> str:
+def check_bigram_perplexity_value(
+    fn: Callable[..., Any],
+    train_ids: Sequence[int],
+    test_ids: Sequence[int],
+    vocab_size: int,
+    k: float,
+    expected: float,
+) -> str:
     """Check one case whose expected perplexity the caller computed (e.g. by hand)."""
-    _bigram_case(fn, list(train_ids), list(test_ids), vocab_size, k, float(expected),
-                 f"train {list(train_ids)}, test {list(test_ids)}")
-    return (f"bigram_perplexity({list(train_ids)}, {list(test_ids)}, {vocab_size}, "
-            f"k={k}) = {expected:.6g}.")
+    _bigram_case(
+        fn,
+        list(train_ids),
+        list(test_ids),
+        vocab_size,
+        k,
+        float(expected),
+        f"train {list(train_ids)}, test {list(test_ids)}",
+    )
+    return (
+        f"bigram_perplexity({list(train_ids)}, {list(test_ids)}, {vocab_size}, "
+        f"k={k}) = {expected:.6g}."
+    )
 
 
 def _random_ids(rng: random.Random, vocab_size: int, length: int) -> list[int]:
     # Skewed towards small ids, so some bigrams repeat and some ids never occur.
-    return [min(int(rng.expovariate(3.0 / vocab_size)), vocab_size - 1) for _ in range(length)]
+    return [
+        min(int(rng.expovariate(3.0 / vocab_size)), vocab_size - 1)
+        for _ in range(length)
+    ]
 
 
 @check
@@ -450,8 +561,13 @@ def check_bigram_perplexity(fn: Callable[..., Any], hidden: bool = False) -> str
     rng = _rng(hidden)
     cases = [
         ([0, 1, 0, 1], [0, 1, 0], 2, 1.0, "train [0, 1, 0, 1], test [0, 1, 0]"),
-        ([2, 0, 0, 1, 0], [1, 2, 0, 0, 3, 1], 4, 0.5,
-         "train [2, 0, 0, 1, 0], test [1, 2, 0, 0, 3, 1]"),
+        (
+            [2, 0, 0, 1, 0],
+            [1, 2, 0, 0, 3, 1],
+            4,
+            0.5,
+            "train [2, 0, 0, 1, 0], test [1, 2, 0, 0, 3, 1]",
+        ),
     ]
     n_random = 6 if hidden else 2
     for i in range(n_random):
@@ -463,8 +579,15 @@ def check_bigram_perplexity(fn: Callable[..., Any], hidden: bool = False) -> str
     # A long test text: multiplying the probabilities underflows.
     vocab_size = rng.randint(20, 40)
     train = _random_ids(rng, vocab_size, 500)
-    cases.append((train, _random_ids(rng, vocab_size, 2000), vocab_size, 0.1,
-                  "a 2000-token test text"))
+    cases.append(
+        (
+            train,
+            _random_ids(rng, vocab_size, 2000),
+            vocab_size,
+            0.1,
+            "a 2000-token test text",
+        )
+    )
     for train, test, vocab_size, k, label in cases:
         expected = _reference_bigram(train, test, vocab_size, k)
         _bigram_case(fn, train, test, vocab_size, k, expected, label)

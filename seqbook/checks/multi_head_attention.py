@@ -28,7 +28,6 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from seqbook.models import attention as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks._harness import check
 from seqbook.checks.core import (
@@ -41,6 +40,7 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
+from seqbook.models import attention as _reference_module
 
 __all__ = ["check_split_merge", "check_multi_head_attention"]
 
@@ -54,7 +54,8 @@ _TorchMHA = nn.MultiheadAttention
 _softmax = torch.softmax
 
 _HEAD_BUILTINS = existing_paths(
-    ("seqbook.models.attention.split_heads", "seqbook.models.attention.merge_heads"))
+    ("seqbook.models.attention.split_heads", "seqbook.models.attention.merge_heads")
+)
 # Methods captured at import, so that a forward replaced by student code before the
 # check still leaves the original recognisable (forbid_calls matches code objects).
 _torch_mha_forward = _TorchMHA.forward
@@ -62,15 +63,19 @@ _reference_mha_forward = _ReferenceMHA.forward
 # nn.MultiheadAttention.forward runs one of the first two functions (the second is its
 # inference fast path); the methods are disabled on their classes and, through the
 # captured aliases, recognised wherever they are called from.
-_MHA_FORBIDDEN = existing_paths((
-    "torch.nn.functional.multi_head_attention_forward",
-    "torch._native_multi_head_attention",
-    "torch.nn.MultiheadAttention.forward",
-    "seqbook.models.attention.MultiHeadAttention.forward",
-    "seqbook.checks.multi_head_attention._torch_mha_forward",
-    "seqbook.checks.multi_head_attention._reference_mha_forward",
-))
-_MHA_REASON = "write multi-head attention yourself (you may call scaled_dot_product_attention)."
+_MHA_FORBIDDEN = existing_paths(
+    (
+        "torch.nn.functional.multi_head_attention_forward",
+        "torch._native_multi_head_attention",
+        "torch.nn.MultiheadAttention.forward",
+        "seqbook.models.attention.MultiHeadAttention.forward",
+        "seqbook.checks.multi_head_attention._torch_mha_forward",
+        "seqbook.checks.multi_head_attention._reference_mha_forward",
+    )
+)
+_MHA_REASON = (
+    "write multi-head attention yourself (you may call scaled_dot_product_attention)."
+)
 
 
 def _guard_mha():
@@ -93,8 +98,11 @@ def _call(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Any:
 
 
 def _same(a: Any, b: torch.Tensor) -> bool:
-    return (isinstance(a, torch.Tensor) and tuple(a.shape) == tuple(b.shape)
-            and max_abs_error(a, b) == 0.0)
+    return (
+        isinstance(a, torch.Tensor)
+        and tuple(a.shape) == tuple(b.shape)
+        and max_abs_error(a, b) == 0.0
+    )
 
 
 # ------------------------------------------------------------ split and merge heads
@@ -172,7 +180,9 @@ def _check_merge(merge_heads, heads_tensor: torch.Tensor, label: str) -> None:
     expected = _reference_merge(heads_tensor)
     expect_tensor(result, what)
     if tuple(result.shape) != tuple(expected.shape) and tuple(result.shape) in (
-            (batch, heads, length * head_dim), (batch, heads * head_dim, length)):
+        (batch, heads, length * head_dim),
+        (batch, heads * head_dim, length),
+    ):
         raise CheckFailure(
             f"{what} has shape {tuple(result.shape)}; expected (B, T, H * d) = "
             f"{tuple(expected.shape)}: transpose back to (B, T, H, d) before flattening."
@@ -196,8 +206,11 @@ def _check_merge(merge_heads, heads_tensor: torch.Tensor, label: str) -> None:
 
 
 @check
-def check_split_merge(split_heads: Callable[..., Any], merge_heads: Callable[..., Any],
-                      hidden: bool = False) -> str:
+def check_split_merge(
+    split_heads: Callable[..., Any],
+    merge_heads: Callable[..., Any],
+    hidden: bool = False,
+) -> str:
     """Check ``split_heads(x, num_heads)`` ``(B, T, D) -> (B, H, T, D/H)`` and
     ``merge_heads(x)`` ``(B, H, T, d) -> (B, T, H * d)``, and that they are inverses."""
     cases = _split_cases(hidden)
@@ -208,31 +221,45 @@ def check_split_merge(split_heads: Callable[..., Any], merge_heads: Callable[...
     for x, heads in cases:
         batch, length, dim = x.shape
         # A contiguous (B, H, T, d) tensor, as attention's output is ...
-        contiguous = torch.randn(batch, heads, length, dim // heads, generator=g,
-                                 dtype=x.dtype)
+        contiguous = torch.randn(
+            batch, heads, length, dim // heads, generator=g, dtype=x.dtype
+        )
         if not hidden:
             contiguous = torch.arange(contiguous.numel(), dtype=x.dtype).reshape(
-                contiguous.shape)
+                contiguous.shape
+            )
         _check_merge(merge_heads, contiguous, "a contiguous tensor")
         # ... and a non-contiguous one, straight from the reference split.
         _check_merge(merge_heads, _reference_split(x, heads), "split_heads(x)")
         integrity.verify()
-        what = (f"merge_heads(split_heads(x, {heads})) for x of shape {tuple(x.shape)}")
-        with forbid_calls(*_HEAD_BUILTINS, reason="write it with reshape and transpose."):
-            round_trip = _call(lambda t: merge_heads(split_heads(t, heads)), x.clone(),
-                               what=what)
+        what = f"merge_heads(split_heads(x, {heads})) for x of shape {tuple(x.shape)}"
+        with forbid_calls(
+            *_HEAD_BUILTINS, reason="write it with reshape and transpose."
+        ):
+            round_trip = _call(
+                lambda t: merge_heads(split_heads(t, heads)), x.clone(), what=what
+            )
         if not _same(round_trip, x):
             raise CheckFailure(f"{what} is not x: merge_heads must undo split_heads.")
         integrity.verify()
-    return (f"split_heads and merge_heads are correct and inverse on {len(cases)} "
-            "input shapes.")
+    return (
+        f"split_heads and merge_heads are correct and inverse on {len(cases)} "
+        "input shapes."
+    )
 
 
 # ------------------------------------------------------------- multi-head attention
 
 
-def _attend(params: dict[str, torch.Tensor | None], query, key, value, mask, heads: int,
-            mistake: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _attend(
+    params: dict[str, torch.Tensor | None],
+    query,
+    key,
+    value,
+    mask,
+    heads: int,
+    mistake: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Multi-head attention written out, optionally with one classic mistake."""
     weight, bias = params["in_proj_weight"], params.get("in_proj_bias")
     out_weight, out_bias = params["out_proj.weight"], params.get("out_proj.bias")
@@ -241,7 +268,7 @@ def _attend(params: dict[str, torch.Tensor | None], query, key, value, mask, hea
     blocks = list(weight.chunk(3))
     bias_blocks = list(bias.chunk(3)) if bias is not None else [None] * 3
     if mistake is not None and mistake.startswith("order"):
-        order = [int(i) for i in mistake[len("order"):]]
+        order = [int(i) for i in mistake[len("order") :]]
         blocks = [blocks[i] for i in order]
         bias_blocks = [bias_blocks[i] for i in order]
 
@@ -259,8 +286,10 @@ def _attend(params: dict[str, torch.Tensor | None], query, key, value, mask, hea
             return x.reshape(batch, length, head_dim, heads).permute(0, 3, 1, 2)
         return x.reshape(batch, length, heads, head_dim).transpose(1, 2)
 
-    q, k, v = (split(project(x, w, b))
-               for x, w, b in zip((query, key, value), blocks, bias_blocks))
+    q, k, v = (
+        split(project(x, w, b))
+        for x, w, b in zip((query, key, value), blocks, bias_blocks)
+    )
     scale = math.sqrt(dim if mistake == "scale_by_D" else head_dim)
     if mistake == "no_scale":
         scale = 1.0
@@ -315,8 +344,9 @@ _OUTPUT_MISTAKES = {
 }
 
 
-def _diagnose(actual: torch.Tensor, params, inputs, mask, heads: int, mistakes: dict,
-              index: int) -> str | None:
+def _diagnose(
+    actual: torch.Tensor, params, inputs, mask, heads: int, mistakes: dict, index: int
+) -> str | None:
     actual = actual.detach().nan_to_num(0.0)
     for name, message in mistakes.items():
         variant = _attend(params, *inputs, mask, heads, mistake=name)[index]
@@ -325,23 +355,29 @@ def _diagnose(actual: torch.Tensor, params, inputs, mask, heads: int, mistakes: 
     return None
 
 
-def _randomised_torch_module(dim: int, heads: int, bias: bool,
-                             g: torch.Generator) -> nn.MultiheadAttention:
+def _randomised_torch_module(
+    dim: int, heads: int, bias: bool, g: torch.Generator
+) -> nn.MultiheadAttention:
     module = _TorchMHA(dim, heads, bias=bias, batch_first=True)
     with torch.no_grad():
         for parameter in module.parameters():  # random biases too, so mistakes show
-            parameter.copy_(torch.randn(parameter.shape, generator=g)
-                            / math.sqrt(parameter.shape[-1]))
+            parameter.copy_(
+                torch.randn(parameter.shape, generator=g)
+                / math.sqrt(parameter.shape[-1])
+            )
     return module.eval()
 
 
-def _build_student(module_class, dim: int, heads: int, bias: bool,
-                   reference: nn.MultiheadAttention) -> nn.Module:
+def _build_student(
+    module_class, dim: int, heads: int, bias: bool, reference: nn.MultiheadAttention
+) -> nn.Module:
     what = f"MultiHeadAttention({dim}, {heads}, bias={bias})"
     with _guard_mha():
         module = _call(module_class, dim, heads, bias=bias, what=what)
     if not isinstance(module, nn.Module):
-        raise CheckFailure(f"{what} should be an nn.Module, got {type(module).__name__}.")
+        raise CheckFailure(
+            f"{what} should be an nn.Module, got {type(module).__name__}."
+        )
     expected = {name: tuple(p.shape) for name, p in reference.state_dict().items()}
     got = {name: tuple(p.shape) for name, p in module.state_dict().items()}
     if set(got) != set(expected):
@@ -353,13 +389,19 @@ def _build_student(module_class, dim: int, heads: int, bias: bool,
             "copy its weights)."
             + (f" Missing: {missing}." if missing else "")
             + (f" Unexpected: {unexpected}." if unexpected else "")
-            + (" With bias=False there are no biases: register in_proj_bias as None "
-               "(self.register_parameter('in_proj_bias', None)) and give out_proj "
-               "bias=False." if not bias and unexpected else "")
+            + (
+                " With bias=False there are no biases: register in_proj_bias as None "
+                "(self.register_parameter('in_proj_bias', None)) and give out_proj "
+                "bias=False."
+                if not bias and unexpected
+                else ""
+            )
         )
     for name, shape in expected.items():
         if got[name] != shape:
-            raise CheckFailure(f"{what}: {name} has shape {got[name]}, expected {shape}.")
+            raise CheckFailure(
+                f"{what}: {name} has shape {got[name]}, expected {shape}."
+            )
     trainable = dict(module.named_parameters())
     for name in expected:
         if name not in trainable:
@@ -368,8 +410,9 @@ def _build_student(module_class, dim: int, heads: int, bias: bool,
                 "not trained): wrap it in nn.Parameter(...)."
             )
         value = trainable[name].detach()
-        if name.endswith("weight") and (not bool(torch.isfinite(value).all())
-                                        or float(value.abs().max()) == 0.0):
+        if name.endswith("weight") and (
+            not bool(torch.isfinite(value).all()) or float(value.abs().max()) == 0.0
+        ):
             raise CheckFailure(
                 f"{what}: a freshly built module has {name} all zero or not finite: "
                 "initialise it (nn.init.xavier_uniform_, as PyTorch does); torch.empty "
@@ -382,8 +425,17 @@ def _build_student(module_class, dim: int, heads: int, bias: bool,
     return module
 
 
-def _run_case(module, reference: nn.MultiheadAttention, heads: int, label: str,
-              query, key, value, mask, check_gradients: bool = False) -> None:
+def _run_case(
+    module,
+    reference: nn.MultiheadAttention,
+    heads: int,
+    label: str,
+    query,
+    key,
+    value,
+    mask,
+    check_gradients: bool = False,
+) -> None:
     what = f"MultiHeadAttention on {label}"
     batch, t_q, dim = query.shape
     t_k = key.shape[1]
@@ -394,23 +446,31 @@ def _run_case(module, reference: nn.MultiheadAttention, heads: int, label: str,
         else:
             torch_kwargs["attn_mask"] = ~mask
     expected_output, expected_weights = reference(
-        query, key, value, need_weights=True, average_attn_weights=False, **torch_kwargs)
-    expected_output, expected_weights = expected_output.detach(), expected_weights.detach()
+        query, key, value, need_weights=True, average_attn_weights=False, **torch_kwargs
+    )
+    expected_output, expected_weights = (
+        expected_output.detach(),
+        expected_weights.detach(),
+    )
     params = {name: p.detach() for name, p in reference.state_dict().items()}
     inputs = [t.clone().requires_grad_(check_gradients) for t in (query, key, value)]
     module.zero_grad(set_to_none=True)
     with _guard_mha():
-        result = _call(module, *inputs, mask=None if mask is None else mask.clone(),
-                       what=what)
+        result = _call(
+            module, *inputs, mask=None if mask is None else mask.clone(), what=what
+        )
     if not isinstance(result, tuple) or len(result) != 2:
         raise CheckFailure(
             f"{what} should return a pair (output, weights), got "
             f"{'None' if result is None else type(result).__name__}."
         )
     output, weights = result
-    if (isinstance(output, torch.Tensor) and isinstance(weights, torch.Tensor)
-            and tuple(output.shape) == tuple(expected_weights.shape)
-            and tuple(weights.shape) == tuple(expected_output.shape)):
+    if (
+        isinstance(output, torch.Tensor)
+        and isinstance(weights, torch.Tensor)
+        and tuple(output.shape) == tuple(expected_weights.shape)
+        and tuple(weights.shape) == tuple(expected_output.shape)
+    ):
         raise CheckFailure(f"{what}: return (output, weights), in that order.")
     expect_tensor(weights, f"the weights of {what}")
     if tuple(weights.shape) == (batch, t_q, t_k):
@@ -420,26 +480,37 @@ def _run_case(module, reference: nn.MultiheadAttention, heads: int, label: str,
             f"Return every head's weights, shape (B, H, T_q, T_k) = "
             f"{tuple(expected_weights.shape)}."
         )
-    expect_tensor(weights, f"the weights of {what}", shape=expected_weights.shape,
-                  dtype=query.dtype)
-    expect_tensor(output, f"the output of {what}", shape=expected_output.shape,
-                  dtype=query.dtype)
+    expect_tensor(
+        weights,
+        f"the weights of {what}",
+        shape=expected_weights.shape,
+        dtype=query.dtype,
+    )
+    expect_tensor(
+        output, f"the output of {what}", shape=expected_output.shape, dtype=query.dtype
+    )
     if max_abs_error(weights, expected_weights) > 1e-5:
-        mistake = _diagnose(weights, params, (query, key, value), mask, heads,
-                            _WEIGHT_MISTAKES, 1)
+        mistake = _diagnose(
+            weights, params, (query, key, value), mask, heads, _WEIGHT_MISTAKES, 1
+        )
         if mistake is not None:
-            raise CheckFailure(f"{what}: the attention weights are wrong because "
-                               f"{mistake}.")
+            raise CheckFailure(
+                f"{what}: the attention weights are wrong because {mistake}."
+            )
     expect_close(weights, expected_weights, f"the weights of {what}")
     if max_abs_error(output, expected_output) > 1e-5:
-        mistake = _diagnose(output, params, (query, key, value), mask, heads,
-                            _OUTPUT_MISTAKES, 0)
+        mistake = _diagnose(
+            output, params, (query, key, value), mask, heads, _OUTPUT_MISTAKES, 0
+        )
         if mistake is not None:
             raise CheckFailure(f"{what}: the output is wrong because {mistake}.")
     expect_close(output, expected_output, f"the output of {what}")
     if check_gradients:
-        upstream = torch.randn(expected_output.shape, generator=torch.Generator()
-                               .manual_seed(1), dtype=query.dtype)
+        upstream = torch.randn(
+            expected_output.shape,
+            generator=torch.Generator().manual_seed(1),
+            dtype=query.dtype,
+        )
         try:
             (output * upstream).sum().backward()
         except RuntimeError as err:
@@ -462,8 +533,9 @@ def _random_lengths(g: torch.Generator, batch: int, length: int) -> torch.Tensor
 
 
 @check
-def check_multi_head_attention(module_class: Callable[..., Any],
-                               hidden: bool = False) -> str:
+def check_multi_head_attention(
+    module_class: Callable[..., Any], hidden: bool = False
+) -> str:
     """Check a ``MultiHeadAttention(embed_dim, num_heads, bias=True)`` class against
     ``torch.nn.MultiheadAttention(batch_first=True)`` with copied (random) weights."""
     g = grading_generator(hidden)
@@ -485,27 +557,58 @@ def check_multi_head_attention(module_class: Callable[..., Any],
         x = torch.randn(batch, t, dim, generator=g)
         memory = torch.randn(batch, t_k, dim, generator=g)
         memory_values = torch.randn(batch, t_k, dim, generator=g)
-        padding = _reference_padding(_random_lengths(g, batch, t) if hidden
-                                     else torch.tensor([5, 3]), t)[:, None]  # (B,1,1,T)
+        padding = _reference_padding(
+            _random_lengths(g, batch, t) if hidden else torch.tensor([5, 3]), t
+        )[:, None]  # (B,1,1,T)
         causal = _reference_causal(t)  # (T, T)
         cases = [
-            (f"self-attention, (B={batch}, T={t}, D={dim}), H={heads}, bias={bias}, "
-             "no mask", x, x, x, None, False),
-            ("self-attention with a (B, 1, 1, T) padding mask", x, x, x, padding, False),
+            (
+                f"self-attention, (B={batch}, T={t}, D={dim}), H={heads}, bias={bias}, "
+                "no mask",
+                x,
+                x,
+                x,
+                None,
+                False,
+            ),
+            (
+                "self-attention with a (B, 1, 1, T) padding mask",
+                x,
+                x,
+                x,
+                padding,
+                False,
+            ),
             ("self-attention with a (T, T) causal mask", x, x, x, causal, False),
-            (f"cross-attention (T_q={t}, T_k={t_k}; keys and values differ)",
-             x, memory, memory_values, None, hidden),
+            (
+                f"cross-attention (T_q={t}, T_k={t_k}; keys and values differ)",
+                x,
+                memory,
+                memory_values,
+                None,
+                hidden,
+            ),
         ]
         if hidden:
             cross_padding = _reference_padding(_random_lengths(g, batch, t_k), t_k)
-            cases.append(("cross-attention with a padding mask", x, memory,
-                          memory_values, cross_padding[:, None], False))
+            cases.append(
+                (
+                    "cross-attention with a padding mask",
+                    x,
+                    memory,
+                    memory_values,
+                    cross_padding[:, None],
+                    False,
+                )
+            )
         for label, query, key, value, mask, grads in cases:
             _run_case(module, reference, heads, label, query, key, value, mask, grads)
             integrity.verify()
             count += 1
-    return (f"MultiHeadAttention matches nn.MultiheadAttention on {count} cases "
-            f"(with and without biases).")
+    return (
+        f"MultiHeadAttention matches nn.MultiheadAttention on {count} cases "
+        f"(with and without biases)."
+    )
 
 
 integrity.protect_module(__name__)

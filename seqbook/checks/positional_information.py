@@ -31,8 +31,6 @@ from typing import Any, Callable
 
 import torch
 
-from seqbook.models import attention as _attention_module
-from seqbook.models import positional_information as _positional_module
 from seqbook.checks import integrity
 from seqbook.checks._harness import check
 from seqbook.checks.core import (
@@ -46,6 +44,8 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import ForbiddenCall, existing_paths, forbid_calls
+from seqbook.models import attention as _attention_module
+from seqbook.models import positional_information as _positional_module
 
 __all__ = ["check_sinusoidal_positional_encoding", "check_shift_matrix"]
 
@@ -54,7 +54,8 @@ _reference_encoding = _attention_module.sinusoidal_positional_encoding
 _reference_shift = _positional_module.shift_matrix
 
 _ENCODING_BUILTIN = existing_paths(
-    ("seqbook.models.attention.sinusoidal_positional_encoding",))
+    ("seqbook.models.attention.sinusoidal_positional_encoding",)
+)
 _SHIFT_BUILTIN = existing_paths(("seqbook.models.positional_information.shift_matrix",))
 _TOLERANCE = 1e-4  # float32 angles up to ~200 radians are accurate to ~1e-5
 
@@ -62,11 +63,14 @@ _TOLERANCE = 1e-4  # float32 angles up to ~200 radians are accurate to ~1e-5
 # ------------------------------------------------------------ the encodings' variants
 
 
-def _encoding_variant(num_positions: int, dim: int, kind: str = "correct",
-                      base: float = 10000.0) -> torch.Tensor:
+def _encoding_variant(
+    num_positions: int, dim: int, kind: str = "correct", base: float = 10000.0
+) -> torch.Tensor:
     """The encodings as a classic mistake computes them, in float64."""
     start = 1 if kind == "start_at_one" else 0
-    t = torch.arange(start, start + num_positions, dtype=torch.float64)[:, None]  # (T, 1)
+    t = torch.arange(start, start + num_positions, dtype=torch.float64)[
+        :, None
+    ]  # (T, 1)
     column = torch.arange(dim, dtype=torch.float64)  # (dim,)
     pair = torch.div(column, 2, rounding_mode="floor")  # i of column 2i and 2i + 1
     exponent = {
@@ -74,9 +78,9 @@ def _encoding_variant(num_positions: int, dim: int, kind: str = "correct",
         "column_index": column / dim,  # each column its own frequency
         "double_exponent": 4 * pair / dim,  # 2j/dim with j = 2i already even
     }.get(kind, 2 * pair / dim)
-    frequency = base ** -exponent  # (dim,)
+    frequency = base**-exponent  # (dim,)
     if kind == "multiply":
-        frequency = base ** exponent
+        frequency = base**exponent
     angles = t * frequency  # (T, dim)
     is_sine = column % 2 == 0
     if kind == "swapped":
@@ -84,9 +88,12 @@ def _encoding_variant(num_positions: int, dim: int, kind: str = "correct",
     encoding = torch.where(is_sine, torch.sin(angles), torch.cos(angles))
     if kind == "halves":  # [sin of every pair | cos of every pair]
         n_sines = (dim + 1) // 2
-        pair_angles = t * base ** -(2 * torch.arange(n_sines, dtype=torch.float64) / dim)
-        encoding = torch.cat((torch.sin(pair_angles), torch.cos(pair_angles[:, : dim // 2])),
-                             dim=1)
+        pair_angles = t * base ** -(
+            2 * torch.arange(n_sines, dtype=torch.float64) / dim
+        )
+        encoding = torch.cat(
+            (torch.sin(pair_angles), torch.cos(pair_angles[:, : dim // 2])), dim=1
+        )
     return encoding
 
 
@@ -130,7 +137,9 @@ def _moderate_columns(largest_angle: torch.Tensor) -> torch.Tensor | None:
     return moderate if int(moderate.sum()) >= 3 else None
 
 
-def _diagnose_encoding(encoding: torch.Tensor, num_positions: int, dim: int) -> str | None:
+def _diagnose_encoding(
+    encoding: torch.Tensor, num_positions: int, dim: int
+) -> str | None:
     encoding = encoding.detach().double()
     for kind, mistake in _ENCODING_MISTAKES.items():
         variant = _encoding_variant(num_positions, dim, kind)
@@ -148,24 +157,29 @@ def _diagnose_encoding(encoding: torch.Tensor, num_positions: int, dim: int) -> 
     if base is not None and abs(base - 10000.0) > 1.0:
         variant = _encoding_variant(num_positions, dim, "correct", base=base)
         if max_abs_error(encoding, variant) < 1e-3:
-            return (f"the base of the frequencies looks like {base:.4g}, not 10000: "
-                    "w_i = 1 / 10000^(2i/dim)")
+            return (
+                f"the base of the frequencies looks like {base:.4g}, not 10000: "
+                "w_i = 1 / 10000^(2i/dim)"
+            )
     return None
 
 
 def _odd_hint(dim: int) -> str:
     if dim % 2 == 0:
         return ""
-    return (f" With an odd dim ({dim}) there are {(dim + 1) // 2} sine columns but only "
-            f"{dim // 2} cosine columns: the last column is a sine without its cosine "
-            "partner (e.g. use only the first dim // 2 angles for the cosines).")
+    return (
+        f" With an odd dim ({dim}) there are {(dim + 1) // 2} sine columns but only "
+        f"{dim // 2} cosine columns: the last column is a sine without its cosine "
+        "partner (e.g. use only the first dim // 2 angles for the cosines)."
+    )
 
 
 def _encoding_case(fn: Callable[..., Any], num_positions: int, dim: int) -> None:
     what = f"sinusoidal_positional_encoding({num_positions}, {dim})"
     try:
-        with forbid_calls(*_ENCODING_BUILTIN,
-                          reason="write the encodings yourself with sin and cos."):
+        with forbid_calls(
+            *_ENCODING_BUILTIN, reason="write the encodings yourself with sin and cos."
+        ):
             encoding = call_student(fn, num_positions, dim, what=what)
     except ForbiddenCall:
         raise
@@ -181,14 +195,17 @@ def _encoding_case(fn: Callable[..., Any], num_positions: int, dim: int) -> None
     if encoding.dtype != torch.float32:
         hint = ""
         if encoding.dtype == torch.float64:
-            hint = (" float64 usually comes from math/NumPy values or "
-                    "torch.tensor(list_of_python_floats, dtype=torch.float64); the "
-                    "encodings are added to float32 embeddings, so build them in "
-                    "float32 (e.g. dtype=torch.float32, or .float()).")
+            hint = (
+                " float64 usually comes from math/NumPy values or "
+                "torch.tensor(list_of_python_floats, dtype=torch.float64); the "
+                "encodings are added to float32 embeddings, so build them in "
+                "float32 (e.g. dtype=torch.float32, or .float())."
+            )
         elif not encoding.dtype.is_floating_point:
             hint = " An integer tensor cannot hold sines: use dtype=torch.float32."
-        raise CheckFailure(f"{what} has dtype {encoding.dtype}, expected torch.float32."
-                           + hint)
+        raise CheckFailure(
+            f"{what} has dtype {encoding.dtype}, expected torch.float32." + hint
+        )
     if max_abs_error(encoding, expected) > _TOLERANCE:
         mistake = _diagnose_encoding(encoding, num_positions, dim)
         if mistake is not None:
@@ -197,8 +214,9 @@ def _encoding_case(fn: Callable[..., Any], num_positions: int, dim: int) -> None
 
 
 @check
-def check_sinusoidal_positional_encoding(fn: Callable[..., Any],
-                                         hidden: bool = False) -> str:
+def check_sinusoidal_positional_encoding(
+    fn: Callable[..., Any], hidden: bool = False
+) -> str:
     """Check ``sinusoidal_positional_encoding(num_positions, dim)`` against the reference."""
     cases = [(50, 16), (12, 7), (1, 4)]
     if hidden:
@@ -214,8 +232,9 @@ def check_sinusoidal_positional_encoding(fn: Callable[..., Any],
         _encoding_case(fn, num_positions, dim)
         integrity.verify()
     sizes = ", ".join(f"({t}, {d})" for t, d in cases)
-    return (f"sinusoidal_positional_encoding is correct for (num_positions, dim) = "
-            f"{sizes}.")
+    return (
+        f"sinusoidal_positional_encoding is correct for (num_positions, dim) = {sizes}."
+    )
 
 
 # ------------------------------------------------------------------ the shift matrix
@@ -238,7 +257,8 @@ def _rotation_blocks(angles: torch.Tensor, layout: str = "interleaved") -> torch
 def _shift_variant(k: int, dim: int, kind: str) -> torch.Tensor:
     pair = torch.arange(dim // 2, dtype=torch.float64)
     exponent = {"pair_index": pair / dim, "double_exponent": 4 * pair / dim}.get(
-        kind, 2 * pair / dim)
+        kind, 2 * pair / dim
+    )
     frequency = 10000.0 ** (exponent if kind == "multiply" else -exponent)
     angles = {
         "backward": -k * frequency,
@@ -272,8 +292,10 @@ def _shift_property_error(matrix: torch.Tensor, k: int, dim: int) -> float:
     """Largest error of ``PE[t] @ M`` against ``PE[t + k]`` over 64 positions."""
     encoding = _reference_encoding(64 + abs(k), dim).double()
     start = max(-k, 0)
-    return max_abs_error(encoding[start:start + 64] @ matrix.detach().double(),
-                         encoding[start + k:start + k + 64])
+    return max_abs_error(
+        encoding[start : start + 64] @ matrix.detach().double(),
+        encoding[start + k : start + k + 64],
+    )
 
 
 def _shift_case(fn: Callable[..., Any], k: int, dim: int) -> None:
@@ -294,8 +316,11 @@ def _shift_case(fn: Callable[..., Any], k: int, dim: int) -> None:
             if kind == "multiply":  # huge angles: compare the moderate blocks only
                 pair = torch.div(torch.arange(dim), 2, rounding_mode="floor")
                 keep = _moderate_columns(abs(k) * 10000.0 ** (2 * pair / dim))
-                if keep is not None and max_abs_error(
-                        matrix64[keep][:, keep], variant[keep][:, keep]) < 2e-3:
+                if (
+                    keep is not None
+                    and max_abs_error(matrix64[keep][:, keep], variant[keep][:, keep])
+                    < 2e-3
+                ):
                     raise CheckFailure(f"{what} is wrong: {mistake}.")
             elif max_abs_error(matrix64, variant) < _TOLERANCE:
                 raise CheckFailure(f"{what} is wrong: {mistake}.")

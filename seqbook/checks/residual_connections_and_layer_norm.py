@@ -32,7 +32,6 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from seqbook.models import transformer as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks._harness import check, guarded_call
 from seqbook.checks._harness import close_tensors as _close
@@ -45,6 +44,7 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import ForbiddenCall, existing_paths
+from seqbook.models import transformer as _reference_module
 
 __all__ = ["check_layer_norm", "check_pre_ln_block"]
 
@@ -63,33 +63,39 @@ _torch_encoder_layer_forward = _TorchEncoderLayer.forward
 
 
 _HERE = __name__
-_LAYER_NORM_BUILTINS = existing_paths((
-    "torch.nn.functional.layer_norm",
-    "torch.layer_norm",
-    "torch.native_layer_norm",
-    "torch.nn.functional.group_norm",
-    "torch.group_norm",
-    "torch.nn.functional.instance_norm",
-    "torch.instance_norm",
-    "torch.nn.functional.batch_norm",
-    "torch.batch_norm",
-    "torch.nn.LayerNorm",
-    "torch.nn.GroupNorm",
-    "seqbook.models.transformer.LayerNorm",
-    f"{_HERE}._reference_layer_norm_forward",
-    f"{_HERE}._torch_layer_norm_forward",
-))
-_LAYER_NORM_REASON = ("write layer normalisation from tensor primitives (mean, square, "
-                      "sqrt or rsqrt, and your own weight and bias).")
-_BLOCK_BUILTINS = existing_paths((
-    "torch.nn.TransformerEncoderLayer",
-    "torch.nn.TransformerEncoder",
-    "seqbook.models.transformer.EncoderBlock",
-    "seqbook.models.transformer.pre_ln_block",
-    f"{_HERE}._reference_pre_ln",
-    f"{_HERE}._reference_block_forward",
-    f"{_HERE}._torch_encoder_layer_forward",
-))
+_LAYER_NORM_BUILTINS = existing_paths(
+    (
+        "torch.nn.functional.layer_norm",
+        "torch.layer_norm",
+        "torch.native_layer_norm",
+        "torch.nn.functional.group_norm",
+        "torch.group_norm",
+        "torch.nn.functional.instance_norm",
+        "torch.instance_norm",
+        "torch.nn.functional.batch_norm",
+        "torch.batch_norm",
+        "torch.nn.LayerNorm",
+        "torch.nn.GroupNorm",
+        "seqbook.models.transformer.LayerNorm",
+        f"{_HERE}._reference_layer_norm_forward",
+        f"{_HERE}._torch_layer_norm_forward",
+    )
+)
+_LAYER_NORM_REASON = (
+    "write layer normalisation from tensor primitives (mean, square, "
+    "sqrt or rsqrt, and your own weight and bias)."
+)
+_BLOCK_BUILTINS = existing_paths(
+    (
+        "torch.nn.TransformerEncoderLayer",
+        "torch.nn.TransformerEncoder",
+        "seqbook.models.transformer.EncoderBlock",
+        "seqbook.models.transformer.pre_ln_block",
+        f"{_HERE}._reference_pre_ln",
+        f"{_HERE}._reference_block_forward",
+        f"{_HERE}._torch_encoder_layer_forward",
+    )
+)
 _BLOCK_REASON = "write the wiring yourself from the sub-layers and norms you are given."
 # How the aliases above should be named in a message.
 _FRIENDLY = {
@@ -111,12 +117,23 @@ _guarded_call = functools.partial(guarded_call, aliases=_FRIENDLY)
 # ------------------------------------------------------------------- layer norm
 
 
-def _normalise_variant(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                       eps: float, variance: str = "biased", epsilon: str = "inside",
-                       axis: str = "features", affine: str = "weight*x+bias"):
+def _normalise_variant(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    eps: float,
+    variance: str = "biased",
+    epsilon: str = "inside",
+    axis: str = "features",
+    affine: str = "weight*x+bias",
+):
     """Layer normalisation as the classic mistakes compute it."""
-    dims = {"features": (-1,), "batch": (0,), "time": (-2,),
-            "all": tuple(range(x.dim()))}[axis]
+    dims = {
+        "features": (-1,),
+        "batch": (0,),
+        "time": (-2,),
+        "all": tuple(range(x.dim())),
+    }[axis]
     if any(d < -x.dim() or d >= x.dim() for d in dims):
         return None
     mean = x.mean(dim=dims, keepdim=True)
@@ -149,29 +166,31 @@ def _normalise_variant(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     return normalised + bias  # "bias only"
 
 
-_VARIANCE = {"unbiased": "the variance is the unbiased one (divided by n - 1, as "
-             "torch.var and torch.std compute by default); layer norm divides by n: use "
-             "unbiased=False or square the deviations and take their mean"}
+_VARIANCE = {
+    "unbiased": "the variance is the unbiased one (divided by n - 1, as "
+    "torch.var and torch.std compute by default); layer norm divides by n: use "
+    "unbiased=False or square the deviations and take their mean"
+}
 _EPSILON = {
     "outside": "eps is added to the standard deviation instead of to the variance: "
-               "it belongs inside the square root, sqrt(var + eps)",
+    "it belongs inside the square root, sqrt(var + eps)",
     "none": "eps is missing: it belongs inside the square root, sqrt(var + eps)",
     "default": "the eps given to the constructor is ignored (1e-5 is used instead): "
-               "store it and use it",
+    "store it and use it",
 }
 _AXIS = {
     "batch": "the statistics are taken over the batch axis (dim 0, as batch norm does); "
-             "layer norm normalises each position over its own features, the last axis",
+    "layer norm normalises each position over its own features, the last axis",
     "time": "the statistics are taken over the time axis (dim -2); layer norm normalises "
-            "each position over its own features, the last axis",
+    "each position over its own features, the last axis",
     "all": "the statistics are taken over all axes at once; layer norm normalises each "
-           "position separately, over its features (the last axis, keepdim=True)",
+    "position separately, over its features (the last axis, keepdim=True)",
 }
 _AFFINE = {
     "none": "the learned weight and bias are not applied: return "
-            "normalised * self.weight + self.bias",
+    "normalised * self.weight + self.bias",
     "(x+bias)*weight": "the bias is added before multiplying by the weight: the affine "
-                       "part is normalised * weight + bias",
+    "part is normalised * weight + bias",
     "weight only": "the bias is not added: return normalised * self.weight + self.bias",
     "bias only": "the weight is not applied: return normalised * self.weight + self.bias",
 }
@@ -181,16 +200,20 @@ def _diagnose_layer_norm(output: torch.Tensor, x, weight, bias, eps) -> str | No
     correct = ("biased", "inside", "features", "weight*x+bias")
     tables = (_VARIANCE, _EPSILON, _AXIS, _AFFINE)
     choices = itertools.product(
-        ("biased", "unbiased"), ("inside", "outside", "none", "default"),
+        ("biased", "unbiased"),
+        ("inside", "outside", "none", "default"),
         ("features", "batch", "time", "all"),
-        ("weight*x+bias", "none", "(x+bias)*weight", "weight only", "bias only"))
+        ("weight*x+bias", "none", "(x+bias)*weight", "weight only", "bias only"),
+    )
     # Variants are told apart from the right answer in float64, where rounding cannot
     # make two different formulas agree or the same formula disagree.
     x64, weight64, bias64 = x.double(), weight.double(), bias.double()
     right64 = _normalise_variant(x64, weight64, bias64, eps, *correct)
     # Fewest mistakes first: the simplest explanation of the output is reported.
-    ranked = sorted((c for c in choices if c != correct),
-                    key=lambda c: sum(a != b for a, b in zip(c, correct)))
+    ranked = sorted(
+        (c for c in choices if c != correct),
+        key=lambda c: sum(a != b for a, b in zip(c, correct)),
+    )
     for choice in ranked:
         variant = _normalise_variant(x, weight, bias, eps, *choice)
         if variant is None:
@@ -201,18 +224,23 @@ def _diagnose_layer_norm(output: torch.Tensor, x, weight, bias, eps) -> str | No
         if _close(variant64, right64, 1e-9):
             continue
         if _close(output, variant, 1e-6):
-            return "; and ".join(table[part] for table, part, right
-                                 in zip(tables, choice, correct) if part != right)
+            return "; and ".join(
+                table[part]
+                for table, part, right in zip(tables, choice, correct)
+                if part != right
+            )
     return None
 
 
 def _build_layer_norm(cls: Any, dim: int, eps: float | None, what: str) -> nn.Module:
     kwargs = {} if eps is None else {"eps": eps}
-    module = _guarded_call(_LAYER_NORM_BUILTINS, _LAYER_NORM_REASON, cls, dim,
-                           what=what, **kwargs)
+    module = _guarded_call(
+        _LAYER_NORM_BUILTINS, _LAYER_NORM_REASON, cls, dim, what=what, **kwargs
+    )
     if not isinstance(module, nn.Module):
-        raise CheckFailure(f"{what} should create an nn.Module, got "
-                           f"{type(module).__name__}.")
+        raise CheckFailure(
+            f"{what} should create an nn.Module, got {type(module).__name__}."
+        )
     parameters = dict(module.named_parameters())
     if not parameters:
         raise CheckFailure(
@@ -229,8 +257,9 @@ def _build_layer_norm(cls: Any, dim: int, eps: float | None, what: str) -> nn.Mo
     for name, start in (("weight", 1.0), ("bias", 0.0)):
         value = parameters[name]
         if tuple(value.shape) != (dim,):
-            raise CheckFailure(f"{what}: `{name}` has shape {tuple(value.shape)}, "
-                               f"expected ({dim},).")
+            raise CheckFailure(
+                f"{what}: `{name}` has shape {tuple(value.shape)}, expected ({dim},)."
+            )
         if max_abs_error(value, torch.full((dim,), start)) != 0:
             raise CheckFailure(
                 f"{what}: `{name}` should start at {start:g} everywhere (as in "
@@ -248,8 +277,15 @@ def _well_conditioned(x: torch.Tensor) -> torch.Tensor:
     return torch.where(spread < 0.3, x + ramp, x)
 
 
-def _layer_norm_case(cls: Any, dim: int, eps: float | None, x: torch.Tensor,
-                     g: torch.Generator, check_gradients: bool, label: str) -> None:
+def _layer_norm_case(
+    cls: Any,
+    dim: int,
+    eps: float | None,
+    x: torch.Tensor,
+    g: torch.Generator,
+    check_gradients: bool,
+    label: str,
+) -> None:
     shown_eps = "" if eps is None else f", eps={eps:.3g}"
     what = f"LayerNorm({dim}{shown_eps})"
     module = _build_layer_norm(cls, dim, eps, what).to(x.dtype)
@@ -265,17 +301,24 @@ def _layer_norm_case(cls: Any, dim: int, eps: float | None, x: torch.Tensor,
         builtin.bias.copy_(bias)
     what = f"{what} on {label}"
     inputs = x.clone().requires_grad_(check_gradients)
-    output = _guarded_call(_LAYER_NORM_BUILTINS, _LAYER_NORM_REASON, module, inputs,
-                           what=what)
+    output = _guarded_call(
+        _LAYER_NORM_BUILTINS, _LAYER_NORM_REASON, module, inputs, what=what
+    )
     if max_abs_error(inputs, x) != 0:
         raise CheckFailure(f"{what} modified its input in place.")
     expected = builtin(x)
     expect_tensor(output, f"the output of {what}", shape=expected.shape, dtype=x.dtype)
-    if bool(torch.isnan(output.detach()).any()) or bool(torch.isinf(output.detach()).any()):
+    if bool(torch.isnan(output.detach()).any()) or bool(
+        torch.isinf(output.detach()).any()
+    ):
         raise CheckFailure(
             f"the output of {what} contains NaN or inf"
-            + (" -- a row with (nearly) equal features has variance 0: add eps inside "
-               "the square root, sqrt(var + eps)." if "constant" in label else ".")
+            + (
+                " -- a row with (nearly) equal features has variance 0: add eps inside "
+                "the square root, sqrt(var + eps)."
+                if "constant" in label
+                else "."
+            )
         )
     if not _close(output, expected, 1e-6):
         mistake = _diagnose_layer_norm(output.detach(), x, weight, bias, true_eps)
@@ -285,20 +328,27 @@ def _layer_norm_case(cls: Any, dim: int, eps: float | None, x: torch.Tensor,
     if check_gradients:
         upstream = torch.randn(expected.shape, generator=g, dtype=x.dtype)
         if not getattr(output, "requires_grad", False):
-            raise CheckFailure(f"{what}: the output is detached, so no gradient flows back "
-                               "(avoid .detach(), .item(), numpy).")
+            raise CheckFailure(
+                f"{what}: the output is detached, so no gradient flows back "
+                "(avoid .detach(), .item(), numpy)."
+            )
         leaves = [inputs, module.weight, module.bias]
-        grads = torch.autograd.grad((output * upstream).sum(), leaves, allow_unused=True)
+        grads = torch.autograd.grad(
+            (output * upstream).sum(), leaves, allow_unused=True
+        )
         reference_x = x.clone().requires_grad_(True)
         expected_grads = torch.autograd.grad(
             (builtin(reference_x) * upstream).sum(),
-            [reference_x, builtin.weight, builtin.bias])
-        for name, grad, expected_grad in zip(("the input", "weight", "bias"), grads,
-                                             expected_grads):
+            [reference_x, builtin.weight, builtin.bias],
+        )
+        for name, grad, expected_grad in zip(
+            ("the input", "weight", "bias"), grads, expected_grads
+        ):
             if grad is None:
                 raise CheckFailure(f"{what}: no gradient reaches {name}.")
-            expect_close(grad, expected_grad, f"the gradient with respect to {name} "
-                         f"in {what}")
+            expect_close(
+                grad, expected_grad, f"the gradient with respect to {name} in {what}"
+            )
 
 
 @check
@@ -310,50 +360,110 @@ def check_layer_norm(layer_norm_class: Any, hidden: bool = False) -> str:
     constant row. Every built-in normalisation and the book's ``LayerNorm`` are disabled
     while the student's code runs.
     """
-    if not isinstance(layer_norm_class, type) or not issubclass(layer_norm_class,
-                                                                nn.Module):
+    if not isinstance(layer_norm_class, type) or not issubclass(
+        layer_norm_class, nn.Module
+    ):
         raise CheckFailure(
             "LayerNorm should be a class derived from nn.Module, got "
             f"{'None' if layer_norm_class is None else type(layer_norm_class).__name__}."
         )
-    for forbidden, name in ((_ReferenceLayerNorm, "seqbook.models.transformer.LayerNorm"),
-                            (_TorchLayerNorm, "torch.nn.LayerNorm")):
+    for forbidden, name in (
+        (_ReferenceLayerNorm, "seqbook.models.transformer.LayerNorm"),
+        (_TorchLayerNorm, "torch.nn.LayerNorm"),
+    ):
         if issubclass(layer_norm_class, forbidden):
-            raise ForbiddenCall(f"your LayerNorm is (or derives from) `{name}`: "
-                                f"{_LAYER_NORM_REASON}")
+            raise ForbiddenCall(
+                f"your LayerNorm is (or derives from) `{name}`: {_LAYER_NORM_REASON}"
+            )
     g = _generator(hidden)
     cases: list[tuple[int, float | None, torch.Tensor, bool, str]] = []
     if not hidden:
-        cases.append((6, None, torch.randn(2, 3, 6, generator=g) * 3 + 1, False,
-                      "a (B=2, T=3, D=6) batch"))
-        cases.append((5, 0.1, torch.randn(4, 5, generator=g), False,
-                      "a (4, 5) batch with a large eps"))
-        cases.append((4, None, torch.randn(3, 4, generator=g, dtype=torch.float64) * 1e-3,
-                      False, "inputs with a tiny variance (float64)"))
+        cases.append(
+            (
+                6,
+                None,
+                torch.randn(2, 3, 6, generator=g) * 3 + 1,
+                False,
+                "a (B=2, T=3, D=6) batch",
+            )
+        )
+        cases.append(
+            (
+                5,
+                0.1,
+                torch.randn(4, 5, generator=g),
+                False,
+                "a (4, 5) batch with a large eps",
+            )
+        )
+        cases.append(
+            (
+                4,
+                None,
+                torch.randn(3, 4, generator=g, dtype=torch.float64) * 1e-3,
+                False,
+                "inputs with a tiny variance (float64)",
+            )
+        )
         cases.append((3, None, torch.randn(3, generator=g), False, "a single vector"))
     else:
         for min_axes in (2, 1):  # first with >= 2 leading axes: batch != time
             dim = _randint(g, 2, 48)
             leading = tuple(_randint(g, 2, 5) for _ in range(_randint(g, min_axes, 3)))
             scale = _randint(g, 1, 8)
-            x = _well_conditioned(torch.randn(*leading, dim, generator=g)) * scale \
-                + _randint(g, -5, 5)
-            cases.append((dim, None, x, False, f"random inputs of shape {tuple(x.shape)}"))
+            x = _well_conditioned(
+                torch.randn(*leading, dim, generator=g)
+            ) * scale + _randint(g, -5, 5)
+            cases.append(
+                (dim, None, x, False, f"random inputs of shape {tuple(x.shape)}")
+            )
         dim = _randint(g, 3, 16)
         eps = 10 ** (-3 * float(torch.rand(1, generator=g)))  # between 0.001 and 1
         x = torch.randn(_randint(g, 2, 4), _randint(g, 2, 6), dim, generator=g)
         cases.append((dim, eps, x, False, "inputs with a large eps"))
-        x = torch.randn(_randint(g, 2, 4), _randint(g, 2, 5), dim, generator=g,
-                        dtype=torch.float64) * 1e-3
+        x = (
+            torch.randn(
+                _randint(g, 2, 4),
+                _randint(g, 2, 5),
+                dim,
+                generator=g,
+                dtype=torch.float64,
+            )
+            * 1e-3
+        )
         cases.append((dim, None, x, False, "inputs with a tiny variance (float64)"))
         x = torch.randn(3, dim, generator=g, dtype=torch.float64)
         x[1] = 2.5  # a constant row
-        cases.append((dim, None, x, True, "float64 inputs with a constant row "
-                      "(gradients checked)"))
-        x = torch.randn(_randint(g, 2, 3), _randint(g, 2, 4), _randint(g, 2, 3),
-                        dim, generator=g, dtype=torch.float64) * 2 - 1
-        cases.append((dim, 0.01, x, True, "float64 inputs with 3 leading axes "
-                      "(gradients checked)"))
+        cases.append(
+            (
+                dim,
+                None,
+                x,
+                True,
+                "float64 inputs with a constant row (gradients checked)",
+            )
+        )
+        x = (
+            torch.randn(
+                _randint(g, 2, 3),
+                _randint(g, 2, 4),
+                _randint(g, 2, 3),
+                dim,
+                generator=g,
+                dtype=torch.float64,
+            )
+            * 2
+            - 1
+        )
+        cases.append(
+            (
+                dim,
+                0.01,
+                x,
+                True,
+                "float64 inputs with 3 leading axes (gradients checked)",
+            )
+        )
     for dim, eps, x, grads, label in cases:
         _layer_norm_case(layer_norm_class, dim, eps, x, g, grads, label)
         integrity.verify()
@@ -417,40 +527,73 @@ def _wirings() -> dict[str, tuple[Callable[..., torch.Tensor], str]]:
         return x + sa(n1(x))
 
     return {
-        "post_ln": (post_ln, "this is the post-LN wiring, x = LN(x + Sublayer(x)); the "
-                    "pre-LN block normalises the *input* of each sub-layer: "
-                    "x = x + Sublayer(LN(x))"),
-        "sum": (sum_of_normalised_branches, "this is the wrong form "
-                "LN(x + Attn(x)) + LN(x + FFN(x)): two branches on the same x, the "
-                "residual counted twice. The sub-layers run in sequence: "
-                "x = x + Attn(LN1(x)), then x = x + FFN(LN2(x))"),
-        "parallel": (parallel, "the feed-forward network reads the block's input instead "
-                     "of the output of the attention step (x + Attn(LN1(x)) + "
-                     "FFN(LN2(x))): the sub-layers must run in sequence, the FFN on the "
-                     "updated x"),
-        "residual_from_normalised": (residual_from_normalised, "the residual adds the "
-                                     "normalised input, LN(x) + Sublayer(LN(x)); it must "
-                                     "add the un-normalised x: x + Sublayer(LN(x))"),
-        "no_attention_residual": (no_attention_residual, "the attention step has no "
-                                  "residual connection: x = x + Attn(LN1(x))"),
-        "no_ffn_residual": (no_ffn_residual, "the feed-forward step has no residual "
-                            "connection: x = x + FFN(LN2(x))"),
-        "no_residuals": (no_residuals, "there are no residual connections: each step "
-                         "adds its sub-layer's output to x"),
-        "final_norm2_again": (final_norm2_again, "a layer norm is applied again to the "
-                              "block's output (the second step normalises the sum, "
-                              "LN2(x + FFN(LN2(x)))): the pre-LN block returns the "
-                              "residual stream un-normalised (a final norm comes once, "
-                              "after the last block of a stack, not in every block)"),
-        "final_norm1_again": (final_norm1_again, "a layer norm is applied again to the "
-                              "block's output: the pre-LN block returns the residual "
-                              "stream un-normalised"),
-        "swapped_norms": (swapped_norms, "norm1 and norm2 are swapped: norm1 feeds the "
-                          "attention, norm2 the feed-forward network"),
-        "norm1_twice": (norm1_twice, "norm1 is used for both sub-layers: norm2 feeds the "
-                        "feed-forward network"),
-        "ffn_first": (ffn_first, "the feed-forward network runs before the attention: "
-                      "attention first, then the FFN"),
+        "post_ln": (
+            post_ln,
+            "this is the post-LN wiring, x = LN(x + Sublayer(x)); the "
+            "pre-LN block normalises the *input* of each sub-layer: "
+            "x = x + Sublayer(LN(x))",
+        ),
+        "sum": (
+            sum_of_normalised_branches,
+            "this is the wrong form "
+            "LN(x + Attn(x)) + LN(x + FFN(x)): two branches on the same x, the "
+            "residual counted twice. The sub-layers run in sequence: "
+            "x = x + Attn(LN1(x)), then x = x + FFN(LN2(x))",
+        ),
+        "parallel": (
+            parallel,
+            "the feed-forward network reads the block's input instead "
+            "of the output of the attention step (x + Attn(LN1(x)) + "
+            "FFN(LN2(x))): the sub-layers must run in sequence, the FFN on the "
+            "updated x",
+        ),
+        "residual_from_normalised": (
+            residual_from_normalised,
+            "the residual adds the "
+            "normalised input, LN(x) + Sublayer(LN(x)); it must "
+            "add the un-normalised x: x + Sublayer(LN(x))",
+        ),
+        "no_attention_residual": (
+            no_attention_residual,
+            "the attention step has no residual connection: x = x + Attn(LN1(x))",
+        ),
+        "no_ffn_residual": (
+            no_ffn_residual,
+            "the feed-forward step has no residual connection: x = x + FFN(LN2(x))",
+        ),
+        "no_residuals": (
+            no_residuals,
+            "there are no residual connections: each step "
+            "adds its sub-layer's output to x",
+        ),
+        "final_norm2_again": (
+            final_norm2_again,
+            "a layer norm is applied again to the "
+            "block's output (the second step normalises the sum, "
+            "LN2(x + FFN(LN2(x)))): the pre-LN block returns the "
+            "residual stream un-normalised (a final norm comes once, "
+            "after the last block of a stack, not in every block)",
+        ),
+        "final_norm1_again": (
+            final_norm1_again,
+            "a layer norm is applied again to the "
+            "block's output: the pre-LN block returns the residual "
+            "stream un-normalised",
+        ),
+        "swapped_norms": (
+            swapped_norms,
+            "norm1 and norm2 are swapped: norm1 feeds the "
+            "attention, norm2 the feed-forward network",
+        ),
+        "norm1_twice": (
+            norm1_twice,
+            "norm1 is used for both sub-layers: norm2 feeds the feed-forward network",
+        ),
+        "ffn_first": (
+            ffn_first,
+            "the feed-forward network runs before the attention: "
+            "attention first, then the FFN",
+        ),
     }
 
 
@@ -458,7 +601,9 @@ def _torch_sublayers(layer: nn.TransformerEncoderLayer, real: torch.Tensor | Non
     ignored = None if real is None else ~real  # PyTorch: True = padding
 
     def self_attention(h):
-        output = layer.self_attn(h, h, h, key_padding_mask=ignored, need_weights=False)[0]
+        output = layer.self_attn(h, h, h, key_padding_mask=ignored, need_weights=False)[
+            0
+        ]
         return layer.dropout1(output)
 
     def feed_forward(h):
@@ -477,12 +622,18 @@ def _book_sublayers(block: nn.Module, real: torch.Tensor | None):
     return self_attention, block.feed_forward, block.norm1, block.norm2
 
 
-def _encoder_layer(g: torch.Generator, dim: int, heads: int, hidden_dim: int,
-                   dtype: torch.dtype) -> nn.TransformerEncoderLayer:
+def _encoder_layer(
+    g: torch.Generator, dim: int, heads: int, hidden_dim: int, dtype: torch.dtype
+) -> nn.TransformerEncoderLayer:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))
-        layer = _TorchEncoderLayer(dim, heads, hidden_dim, dropout=0.1, batch_first=True,
-                                   norm_first=True).to(dtype).eval()
+        layer = (
+            _TorchEncoderLayer(
+                dim, heads, hidden_dim, dropout=0.1, batch_first=True, norm_first=True
+            )
+            .to(dtype)
+            .eval()
+        )
     with torch.no_grad():
         # Random affine norms and larger output projections, so that every wrong wiring
         # gives a clearly different result.
@@ -495,9 +646,16 @@ def _encoder_layer(g: torch.Generator, dim: int, heads: int, hidden_dim: int,
     return layer
 
 
-def _block_case(fn: Callable[..., Any], layer: nn.TransformerEncoderLayer, x: torch.Tensor,
-                real: torch.Tensor | None, book: bool, check_gradients: bool,
-                label: str, g: torch.Generator) -> None:
+def _block_case(
+    fn: Callable[..., Any],
+    layer: nn.TransformerEncoderLayer,
+    x: torch.Tensor,
+    real: torch.Tensor | None,
+    book: bool,
+    check_gradients: bool,
+    label: str,
+    g: torch.Generator,
+) -> None:
     what = f"pre_ln_block on {label}"
     if book:
         with torch.random.fork_rng(devices=[]):  # from_torch draws initial weights
@@ -507,16 +665,21 @@ def _block_case(fn: Callable[..., Any], layer: nn.TransformerEncoderLayer, x: to
         sublayers = _torch_sublayers(layer, real)
     inputs = x.clone().requires_grad_(check_gradients)
     try:
-        output = _guarded_call(_BLOCK_BUILTINS, _BLOCK_REASON, fn, inputs, *sublayers,
-                               what=what)
+        output = _guarded_call(
+            _BLOCK_BUILTINS, _BLOCK_REASON, fn, inputs, *sublayers, what=what
+        )
     except CheckFailure as err:
         if type(err) is CheckFailure and "in-place" in str(err):
-            raise CheckFailure(f"{err} Write x = x + ... instead of x += ...: the caller's "
-                               "tensor must not change.") from err
+            raise CheckFailure(
+                f"{err} Write x = x + ... instead of x += ...: the caller's "
+                "tensor must not change."
+            ) from err
         raise
     if max_abs_error(inputs, x) != 0:
-        raise CheckFailure(f"{what} modified its input x in place (x += ...): write "
-                           "x = x + ... so the caller's tensor does not change.")
+        raise CheckFailure(
+            f"{what} modified its input x in place (x += ...): write "
+            "x = x + ... so the caller's tensor does not change."
+        )
     kwargs = {} if real is None else {"src_key_padding_mask": ~real}
     with torch.enable_grad():  # PyTorch's fast path is taken only without gradients
         expected = layer(x, **kwargs).detach()
@@ -527,16 +690,25 @@ def _block_case(fn: Callable[..., Any], layer: nn.TransformerEncoderLayer, x: to
                 variant = wrong(x, *sublayers)
             if _close(output, variant):
                 raise CheckFailure(f"{what}: {message}.")
-    expect_close(output, expected, f"the output of {what} (compared with "
-                 "nn.TransformerEncoderLayer(norm_first=True))", atol=1e-5, rtol=1e-4)
+    expect_close(
+        output,
+        expected,
+        f"the output of {what} (compared with "
+        "nn.TransformerEncoderLayer(norm_first=True))",
+        atol=1e-5,
+        rtol=1e-4,
+    )
     if check_gradients:
         if not getattr(output, "requires_grad", False):
-            raise CheckFailure(f"{what}: the output is detached, so no gradient flows back.")
+            raise CheckFailure(
+                f"{what}: the output is detached, so no gradient flows back."
+            )
         upstream = torch.randn(expected.shape, generator=g, dtype=x.dtype)
         (grad,) = torch.autograd.grad((output * upstream).sum(), [inputs])
         reference_x = x.clone().requires_grad_(True)
         (expected_grad,) = torch.autograd.grad(
-            (_reference_pre_ln(reference_x, *sublayers) * upstream).sum(), [reference_x])
+            (_reference_pre_ln(reference_x, *sublayers) * upstream).sum(), [reference_x]
+        )
         expect_close(grad, expected_grad, f"the gradient with respect to x in {what}")
 
 
@@ -554,11 +726,29 @@ def check_pre_ln_block(fn: Callable[..., Any], hidden: bool = False) -> str:
         layer = _encoder_layer(g, 8, 2, 16, torch.float32)
         x = torch.randn(2, 5, 8, generator=g)
         real = torch.arange(5)[None, :] < torch.tensor([5, 3])[:, None]  # (B, T)
-        cases.append((layer, x, None, False, False, "(B=2, T=5, D=8), PyTorch's sub-layers"))
-        cases.append((layer, x, real, False, False,
-                      "the same batch with a padding mask (lengths 5 and 3)"))
-        cases.append((layer, x, real, True, False,
-                      "the same batch and mask, the book's sub-layers"))
+        cases.append(
+            (layer, x, None, False, False, "(B=2, T=5, D=8), PyTorch's sub-layers")
+        )
+        cases.append(
+            (
+                layer,
+                x,
+                real,
+                False,
+                False,
+                "the same batch with a padding mask (lengths 5 and 3)",
+            )
+        )
+        cases.append(
+            (
+                layer,
+                x,
+                real,
+                True,
+                False,
+                "the same batch and mask, the book's sub-layers",
+            )
+        )
     else:
         heads = (1, 2, 4)[_randint(g, 0, 2)]
         dim = heads * _randint(g, 2, 8)
@@ -572,18 +762,36 @@ def check_pre_ln_block(fn: Callable[..., Any], hidden: bool = False) -> str:
         shape = f"(B={batch}, T={length}, D={dim}, H={heads})"
         cases.append((layer, x, None, False, False, f"{shape}, PyTorch's sub-layers"))
         cases.append((layer, x, real, False, False, f"{shape} with a padding mask"))
-        cases.append((layer, x, real, True, False,
-                      f"{shape} with a padding mask, the book's sub-layers"))
+        cases.append(
+            (
+                layer,
+                x,
+                real,
+                True,
+                False,
+                f"{shape} with a padding mask, the book's sub-layers",
+            )
+        )
         layer = _encoder_layer(g, dim, heads, hidden_dim, torch.float64)
         x = torch.randn(batch, length, dim, generator=g, dtype=torch.float64)
-        cases.append((layer, x, real, True, True,
-                      f"float64 {shape} with a padding mask (gradients checked)"))
+        cases.append(
+            (
+                layer,
+                x,
+                real,
+                True,
+                True,
+                f"float64 {shape} with a padding mask (gradients checked)",
+            )
+        )
     for layer, x, real, book, grads, label in cases:
         _block_case(fn, layer, x, real, book, grads, label, g)
         integrity.verify()
     extra = ", gradients included" if hidden else ""
-    return (f"pre_ln_block matches nn.TransformerEncoderLayer(norm_first=True) on "
-            f"{len(cases)} cases{extra}.")
+    return (
+        f"pre_ln_block matches nn.TransformerEncoderLayer(norm_first=True) on "
+        f"{len(cases)} cases{extra}."
+    )
 
 
 # A submission that replaces a helper of this module (or the reference) is caught by

@@ -18,20 +18,20 @@ from typing import Any, Callable
 
 import torch
 
-from seqbook.models import attention as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks._harness import check
 from seqbook.checks._harness import equal_tensors as _equal
 from seqbook.checks.core import (
-    grading_generator,
-    random_int,
     CheckFailure,
     call_student,
     expect_close,
     expect_tensor,
+    grading_generator,
     max_abs_error,
+    random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
+from seqbook.models import attention as _reference_module
 
 __all__ = ["check_causal_mask", "check_padding_mask", "check_attention"]
 
@@ -40,10 +40,12 @@ _reference_attention = _reference_module.scaled_dot_product_attention
 _reference_causal = _reference_module.causal_mask
 _reference_padding = _reference_module.padding_mask
 
-_ATTENTION_BUILTINS = existing_paths((
-    "torch.nn.functional.scaled_dot_product_attention",
-    "seqbook.models.attention.scaled_dot_product_attention",
-))
+_ATTENTION_BUILTINS = existing_paths(
+    (
+        "torch.nn.functional.scaled_dot_product_attention",
+        "seqbook.models.attention.scaled_dot_product_attention",
+    )
+)
 _CAUSAL_REFERENCE = existing_paths(("seqbook.models.attention.causal_mask",))
 _PADDING_REFERENCE = existing_paths(("seqbook.models.attention.padding_mask",))
 
@@ -180,8 +182,12 @@ def _weights_variants(
     if mask is not None:
         scaled = raw / math.sqrt(d_k)
         variants["inverted_mask"] = masked_softmax(scaled, ~mask)
-        variants["mask_after_softmax"] = torch.softmax(scaled, dim=-1).masked_fill(~mask, 0.0)
-        variants["mask_with_zero"] = torch.softmax(scaled.masked_fill(~mask, 0.0), dim=-1)
+        variants["mask_after_softmax"] = torch.softmax(scaled, dim=-1).masked_fill(
+            ~mask, 0.0
+        )
+        variants["mask_with_zero"] = torch.softmax(
+            scaled.masked_fill(~mask, 0.0), dim=-1
+        )
     return variants
 
 
@@ -224,27 +230,41 @@ def _run_case(
             fn, *inputs, mask=None if mask is None else mask.clone(), what=what
         )
     if not isinstance(result, tuple) or len(result) != 2:
-        raise CheckFailure(f"{what} should return a pair (output, weights), got "
-                           f"{type(result).__name__ if result is not None else 'None'}.")
+        raise CheckFailure(
+            f"{what} should return a pair (output, weights), got "
+            f"{type(result).__name__ if result is not None else 'None'}."
+        )
     output, weights = result
     expected_output, expected_weights = _reference_attention(q, k, v, mask)
     if (
-        isinstance(output, torch.Tensor) and isinstance(weights, torch.Tensor)
-        and output.shape == expected_weights.shape and weights.shape == expected_output.shape
-        and (expected_output.shape != expected_weights.shape  # told apart by shape, or
-             or (max_abs_error(output, expected_weights) < 1e-5  # by value (T_k == d_v)
-                 and max_abs_error(weights, expected_output) < 1e-5
-                 and max_abs_error(output, expected_output) > 1e-5))
+        isinstance(output, torch.Tensor)
+        and isinstance(weights, torch.Tensor)
+        and output.shape == expected_weights.shape
+        and weights.shape == expected_output.shape
+        and (
+            expected_output.shape != expected_weights.shape  # told apart by shape, or
+            or (
+                max_abs_error(output, expected_weights) < 1e-5  # by value (T_k == d_v)
+                and max_abs_error(weights, expected_output) < 1e-5
+                and max_abs_error(output, expected_output) > 1e-5
+            )
+        )
     ):
         raise CheckFailure(f"{what}: return (output, weights), in that order.")
-    expect_tensor(weights, f"the weights of {what}", shape=expected_weights.shape, dtype=q.dtype)
-    expect_tensor(output, f"the output of {what}", shape=expected_output.shape, dtype=q.dtype)
+    expect_tensor(
+        weights, f"the weights of {what}", shape=expected_weights.shape, dtype=q.dtype
+    )
+    expect_tensor(
+        output, f"the output of {what}", shape=expected_output.shape, dtype=q.dtype
+    )
     for before, after, name in zip(originals, inputs, ("query", "key", "value")):
         if max_abs_error(before, after) != 0:
             raise CheckFailure(f"{what} modified its {name} argument in place.")
     if mask is not None:
         empty_rows = ~mask.expand(expected_weights.shape).any(dim=-1)  # (..., T_q)
-        if bool(empty_rows.any()) and bool(torch.isnan(weights.detach()[empty_rows]).any()):
+        if bool(empty_rows.any()) and bool(
+            torch.isnan(weights.detach()[empty_rows]).any()
+        ):
             raise CheckFailure(
                 f"{what}: a query whose mask row is all False (it may attend to nothing) "
                 "gets NaN weights -- the softmax of a row of -inf is 0/0. Give such rows "
@@ -258,10 +278,13 @@ def _run_case(
                 uniform = max_abs_error(stray, torch.full_like(stray, 1.0 / t_k)) < 1e-5
                 raise CheckFailure(
                     f"{what}: a query whose mask row is all False must get zero weights, "
-                    + (f"but it gets uniform weights 1/{t_k}: masked scores were set to a "
-                       "large finite number such as -1e9, so a fully masked row is a softmax "
-                       "of equal numbers. Use -inf and zero such rows after the softmax."
-                       if uniform else "but its weights are not all zero.")
+                    + (
+                        f"but it gets uniform weights 1/{t_k}: masked scores were set to a "
+                        "large finite number such as -1e9, so a fully masked row is a softmax "
+                        "of equal numbers. Use -inf and zero such rows after the softmax."
+                        if uniform
+                        else "but its weights are not all zero."
+                    )
                 )
     if max_abs_error(weights, expected_weights) > 1e-5:
         mistake = _diagnose(weights.detach(), q, k, mask)
@@ -279,13 +302,26 @@ def _run_case(
             ) from err
         reference_inputs = [t.clone().requires_grad_(True) for t in (q, k, v)]
         reference_output, _ = _reference_attention(*reference_inputs, mask)
-        expected_grads = torch.autograd.grad((reference_output * upstream).sum(), reference_inputs)
-        for grad, expected_grad, name in zip(grads, expected_grads, ("query", "key", "value")):
-            expect_close(grad, expected_grad, f"the gradient with respect to the {name}")
+        expected_grads = torch.autograd.grad(
+            (reference_output * upstream).sum(), reference_inputs
+        )
+        for grad, expected_grad, name in zip(
+            grads, expected_grads, ("query", "key", "value")
+        ):
+            expect_close(
+                grad, expected_grad, f"the gradient with respect to the {name}"
+            )
 
 
-def _random_case(g: torch.Generator, batch_shape: tuple[int, ...], t_q: int, t_k: int,
-                 d_k: int, d_v: int, dtype: torch.dtype = torch.float32):
+def _random_case(
+    g: torch.Generator,
+    batch_shape: tuple[int, ...],
+    t_q: int,
+    t_k: int,
+    d_k: int,
+    d_v: int,
+    dtype: torch.dtype = torch.float32,
+):
     q = torch.randn(*batch_shape, t_q, d_k, generator=g, dtype=dtype)
     k = torch.randn(*batch_shape, t_k, d_k, generator=g, dtype=dtype)
     v = torch.randn(*batch_shape, t_k, d_v, generator=g, dtype=dtype)
@@ -303,16 +339,37 @@ def check_attention(fn: Callable[..., Any], hidden: bool = False) -> str:
     cases: list[tuple[str, tuple, torch.Tensor | None, bool]] = []
     if not hidden:
         q, k, v = _random_case(g, (2,), 3, 4, 8, 5)
-        cases.append(("(B=2, T_q=3, T_k=4, d_k=8, d_v=5) without a mask", (q, k, v), None, False))
+        cases.append(
+            ("(B=2, T_q=3, T_k=4, d_k=8, d_v=5) without a mask", (q, k, v), None, False)
+        )
         lengths = torch.tensor([4, 2])
-        cases.append(("the same inputs with a padding mask", (q, k, v),
-                      _reference_padding(lengths, 4), False))
+        cases.append(
+            (
+                "the same inputs with a padding mask",
+                (q, k, v),
+                _reference_padding(lengths, 4),
+                False,
+            )
+        )
         q, k, v = _random_case(g, (2,), 5, 5, 16, 16)
-        cases.append(("self-attention with a causal mask", (q, k, v), _reference_causal(5), False))
+        cases.append(
+            (
+                "self-attention with a causal mask",
+                (q, k, v),
+                _reference_causal(5),
+                False,
+            )
+        )
         q, k, v = _random_case(g, (2, 3), 4, 4, 6, 6)
         mask = _reference_padding(torch.tensor([3, 4]), 4)[:, None]  # (B, 1, 1, T)
-        cases.append(("a (B=2, H=3, T=4, d=6) batch of heads with a padding mask",
-                      (q, k, v), mask, False))
+        cases.append(
+            (
+                "a (B=2, H=3, T=4, d=6) batch of heads with a padding mask",
+                (q, k, v),
+                mask,
+                False,
+            )
+        )
         q, k, v = _random_case(g, (1,), 3, 4, 8, 5)
         mask = torch.ones(3, 4, dtype=torch.bool)
         mask[1] = False
@@ -322,28 +379,55 @@ def check_attention(fn: Callable[..., Any], hidden: bool = False) -> str:
         t_q, t_k = _randint(g, 2, 9), _randint(g, 2, 9)
         d_k, d_v = _randint(g, 64, 256), _randint(g, 2, 12)
         q, k, v = _random_case(g, batch, t_q, t_k, d_k, d_v)
-        cases.append((f"random {batch + (t_q, d_k)} queries without a mask", (q, k, v), None, False))
+        cases.append(
+            (
+                f"random {batch + (t_q, d_k)} queries without a mask",
+                (q, k, v),
+                None,
+                False,
+            )
+        )
         mask = torch.rand(*batch, t_q, t_k, generator=g) < 0.6
         mask[..., 0] = True
-        cases.append(("a random mask of shape (B, H, T_q, T_k)", (q, k, v), mask, False))
+        cases.append(
+            ("a random mask of shape (B, H, T_q, T_k)", (q, k, v), mask, False)
+        )
         row_mask = torch.rand(t_q, t_k, generator=g) < 0.5
         row_mask[:, -1] = True
         cases.append(("a random mask of shape (T_q, T_k)", (q, k, v), row_mask, False))
         t = _randint(g, 3, 10)
         q, k, v = _random_case(g, (2,), t, t, d_k, d_k)
-        cases.append(("self-attention with a causal mask", (q, k, v), _reference_causal(t), False))
+        cases.append(
+            (
+                "self-attention with a causal mask",
+                (q, k, v),
+                _reference_causal(t),
+                False,
+            )
+        )
         lengths = torch.randint(1, t + 1, (2,), generator=g)
-        cases.append(("self-attention with a (B, 1, T) padding mask", (q, k, v),
-                      _reference_padding(lengths, t), False))
+        cases.append(
+            (
+                "self-attention with a (B, 1, T) padding mask",
+                (q, k, v),
+                _reference_padding(lengths, t),
+                False,
+            )
+        )
         empty = torch.ones(t_q, t_k, dtype=torch.bool)
         empty[_randint(g, 0, t_q - 1)] = False
         q, k, v = _random_case(g, (2,), t_q, t_k, 8, d_v)
         cases.append(("a mask with a fully masked row", (q, k, v), empty, False))
         q, k, v = _random_case(g, (2,), t_q, t_k, 16, d_v, dtype=torch.float64)
-        cases.append(("float64 inputs (gradients checked)", (q, k, v),
-                      torch.rand(t_q, t_k, generator=g) < 0.7, True))
+        cases.append(
+            (
+                "float64 inputs (gradients checked)",
+                (q, k, v),
+                torch.rand(t_q, t_k, generator=g) < 0.7,
+                True,
+            )
+        )
     for label, (q, k, v), mask, grads in cases:
         _run_case(fn, label, q, k, v, mask, check_gradients=grads)
         integrity.verify()
-    return (f"scaled_dot_product_attention matches the reference on {len(cases)} "
-            "cases.")
+    return f"scaled_dot_product_attention matches the reference on {len(cases)} cases."

@@ -24,7 +24,6 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from seqbook.models import soft_lookup as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks._harness import check, close_numbers, restore_class, verify
 from seqbook.checks._harness import masked_softmax as _masked_softmax
@@ -40,6 +39,7 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
+from seqbook.models import soft_lookup as _reference_module
 
 __all__ = ["check_gaussian_attention_pooling", "check_training_step"]
 
@@ -50,15 +50,19 @@ _KernelRegression = _reference_module.KernelRegression
 _true_function = _reference_module.true_function
 _leave_one_out = _reference_module.leave_one_out_mask
 _isnan = torch.isnan
-_MODEL_ATTRIBUTES = {name: vars(_KernelRegression)[name]
-                     for name in ("__init__", "forward", "width")}
+_MODEL_ATTRIBUTES = {
+    name: vars(_KernelRegression)[name] for name in ("__init__", "forward", "width")
+}
 
 _POOLING_REFERENCES = existing_paths(
-    ("seqbook.models.soft_lookup.gaussian_attention_pooling",))
-_STEP_REFERENCES = existing_paths((
-    "seqbook.models.soft_lookup.training_step",
-    "seqbook.models.soft_lookup.fit_width",
-))
+    ("seqbook.models.soft_lookup.gaussian_attention_pooling",)
+)
+_STEP_REFERENCES = existing_paths(
+    (
+        "seqbook.models.soft_lookup.training_step",
+        "seqbook.models.soft_lookup.fit_width",
+    )
+)
 
 _generator = grading_generator
 _randint = random_int
@@ -85,8 +89,12 @@ def _weight_variants(q, k, width: float, mask) -> dict[str, torch.Tensor]:
     if mask is not None:
         variants["mask_ignored"] = torch.softmax(scores, dim=-1)
         variants["mask_inverted"] = _masked_softmax(scores, ~mask)
-        variants["mask_after_softmax"] = torch.softmax(scores, dim=-1).masked_fill(~mask, 0)
-        variants["mask_with_zero"] = torch.softmax(scores.masked_fill(~mask, 0.0), dim=-1)
+        variants["mask_after_softmax"] = torch.softmax(scores, dim=-1).masked_fill(
+            ~mask, 0
+        )
+        variants["mask_with_zero"] = torch.softmax(
+            scores.masked_fill(~mask, 0.0), dim=-1
+        )
     return variants
 
 
@@ -117,8 +125,9 @@ _POOLING_MISTAKES = {
 }
 
 
-def _diagnose_weights(weights: torch.Tensor, expected: torch.Tensor, q, k, width: float,
-                      mask) -> str | None:
+def _diagnose_weights(
+    weights: torch.Tensor, expected: torch.Tensor, q, k, width: float, mask
+) -> str | None:
     """The named mistake that reproduces ``weights``, or None when none does, or when two
     do about equally well (a diagnosis could then be wrong, so none is given).
 
@@ -132,22 +141,26 @@ def _diagnose_weights(weights: torch.Tensor, expected: torch.Tensor, q, k, width
         for name, variant in _weight_variants(q, k, width, mask).items()
         if weights.shape == variant.shape
     )
-    close = [(d, name) for d, name in distances
-             if d < 1e-3 and d < 0.1 * distance_to_correct]
+    close = [
+        (d, name) for d, name in distances if d < 1e-3 and d < 0.1 * distance_to_correct
+    ]
     if not close:
         return None
     names = {name for _, name in close}
     if names == {"mask_ignored", "mask_with_zero"}:  # the diagonal scores are 0
-        return ("the masked keys still get weight: the mask is ignored, or masked scores "
-                "are set to 0 (here the score of a point against itself is already 0). "
-                "Set the scores of masked keys to -inf before the softmax")
+        return (
+            "the masked keys still get weight: the mask is ignored, or masked scores "
+            "are set to 0 (here the score of a point against itself is already 0). "
+            "Set the scores of masked keys to -inf before the softmax"
+        )
     if len(close) == 1 or close[0][0] < 0.01 * close[1][0]:
         return _POOLING_MISTAKES[close[0][1]]
     return None
 
 
-def _run_pooling_case(fn, label: str, q, k, v, width: float, mask,
-                      as_tensor: bool) -> None:
+def _run_pooling_case(
+    fn, label: str, q, k, v, width: float, mask, as_tensor: bool
+) -> None:
     what = f"gaussian_attention_pooling on {label}"
     dtype = q.dtype
     inputs = [t.clone() for t in (q, k, v)]
@@ -155,20 +168,33 @@ def _run_pooling_case(fn, label: str, q, k, v, width: float, mask,
     if as_tensor:
         width_arg = torch.tensor(width, dtype=dtype, requires_grad=True)
     with forbid_calls(*_POOLING_REFERENCES, reason="write the pooling yourself."):
-        result = call_student(fn, *inputs, width_arg,
-                              mask=None if mask is None else mask.clone(), what=what)
+        result = call_student(
+            fn,
+            *inputs,
+            width_arg,
+            mask=None if mask is None else mask.clone(),
+            what=what,
+        )
     n_q, n_k = q.shape[0], k.shape[0]
     if not isinstance(result, tuple) or len(result) != 2:
-        raise CheckFailure(f"{what} should return a pair (predictions, weights), got "
-                           f"{describe(result)}.")
+        raise CheckFailure(
+            f"{what} should return a pair (predictions, weights), got "
+            f"{describe(result)}."
+        )
     predictions, weights = result
-    if (isinstance(predictions, torch.Tensor) and isinstance(weights, torch.Tensor)
-            and tuple(predictions.shape) == (n_q, n_k) and tuple(weights.shape) == (n_q,)):
+    if (
+        isinstance(predictions, torch.Tensor)
+        and isinstance(weights, torch.Tensor)
+        and tuple(predictions.shape) == (n_q, n_k)
+        and tuple(weights.shape) == (n_q,)
+    ):
         raise CheckFailure(f"{what}: return (predictions, weights), in that order.")
     expect_tensor(predictions, f"the predictions of {what}")
     if tuple(predictions.shape) == (n_q, 1) or tuple(predictions.shape) == (1, n_q):
-        raise CheckFailure(f"the predictions of {what} have shape {tuple(predictions.shape)}"
-                           f"; expected {(n_q,)}: one number per query, no extra axis.")
+        raise CheckFailure(
+            f"the predictions of {what} have shape {tuple(predictions.shape)}"
+            f"; expected {(n_q,)}: one number per query, no extra axis."
+        )
     expect_tensor(predictions, f"the predictions of {what}", shape=(n_q,), dtype=dtype)
     expect_tensor(weights, f"the weights of {what}", shape=(n_q, n_k), dtype=dtype)
     for before, after, name in zip((q, k, v), inputs, ("queries", "keys", "values")):
@@ -176,7 +202,8 @@ def _run_pooling_case(fn, label: str, q, k, v, width: float, mask,
             raise CheckFailure(f"{what} modified its {name} argument in place.")
     expected_predictions, expected_weights = _reference_pooling(q, k, v, width, mask)
     student_nan = bool(_isnan(weights.detach()).any()) or bool(
-        _isnan(predictions.detach()).any())
+        _isnan(predictions.detach()).any()
+    )
     scores = -((q[:, None] - k[None, :]) ** 2) / (2 * width**2)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -208,16 +235,22 @@ def _run_pooling_case(fn, label: str, q, k, v, width: float, mask,
     expect_close(weights, expected_weights, f"the weights of {what}", rtol=rtol)
     if max_abs_error(predictions, expected_predictions) > 1e-5:
         if max_abs_error(predictions, expected_weights @ k) < 1e-5:
-            raise CheckFailure(f"{what}: the predictions average the keys; they must "
-                               "average the values (weights @ values).")
-    expect_close(predictions, expected_predictions, f"the predictions of {what}",
-                 rtol=rtol)
+            raise CheckFailure(
+                f"{what}: the predictions average the keys; they must "
+                "average the values (weights @ values)."
+            )
+    expect_close(
+        predictions, expected_predictions, f"the predictions of {what}", rtol=rtol
+    )
     if as_tensor:
         reference_width = torch.tensor(width, dtype=dtype, requires_grad=True)
         reference_predictions, _ = _reference_pooling(q, k, v, reference_width, mask)
-        upstream = torch.randn(n_q, dtype=dtype, generator=torch.Generator().manual_seed(1))
-        (expected_grad,) = torch.autograd.grad((reference_predictions * upstream).sum(),
-                                               reference_width)
+        upstream = torch.randn(
+            n_q, dtype=dtype, generator=torch.Generator().manual_seed(1)
+        )
+        (expected_grad,) = torch.autograd.grad(
+            (reference_predictions * upstream).sum(), reference_width
+        )
         try:
             (grad,) = torch.autograd.grad((predictions * upstream).sum(), width_arg)
         except RuntimeError as err:
@@ -226,17 +259,25 @@ def _run_pooling_case(fn, label: str, q, k, v, width: float, mask,
                 "it: compute with tensor operations on `width` (no float(), .item() or "
                 "math functions)."
             ) from err
-        expect_close(grad, expected_grad, f"the gradient of {what} with respect to the "
-                     "width", atol=1e-5, rtol=1e-3)
+        expect_close(
+            grad,
+            expected_grad,
+            f"the gradient of {what} with respect to the width",
+            atol=1e-5,
+            rtol=1e-3,
+        )
 
 
 def _points(g: torch.Generator, n: int, low: float, high: float, dtype=torch.float32):
-    return (low + (high - low) * torch.rand(n, generator=g, dtype=torch.float64)).to(dtype)
+    return (low + (high - low) * torch.rand(n, generator=g, dtype=torch.float64)).to(
+        dtype
+    )
 
 
 @check
-def check_gaussian_attention_pooling(fn: Callable[..., Any],
-                                     hidden: bool = False) -> str:
+def check_gaussian_attention_pooling(
+    fn: Callable[..., Any], hidden: bool = False
+) -> str:
     """Check ``fn(queries, keys, values, width, mask=None) -> (predictions, weights)``.
 
     ``fn`` runs with the book's ``seqbook.models.soft_lookup.gaussian_attention_pooling``
@@ -250,46 +291,127 @@ def check_gaussian_attention_pooling(fn: Callable[..., Any],
         k = torch.tensor([0.0, 0.8, 1.5, 2.1, 2.9, 4.0])
         v = torch.tensor([1.0, -0.5, 2.0, 0.3, -1.2, 0.7])
         cases.append(("4 queries, 6 keys, width 0.7", q, k, v, 0.7, None, False))
-        cases.append(("the same inputs in float64, width 0.3 given as a tensor "
-                      "(gradient checked)", q.double(), k.double(), v.double(), 0.3, None,
-                      True))
-        cases.append(("6 points attending to each other with the diagonal masked",
-                      k, k, v, 0.7, _leave_one_out(6), False))
-        mask = torch.tensor([[1, 1, 0, 1, 1, 1], [0, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 1],
-                             [1, 0, 1, 1, 0, 1]], dtype=torch.bool)
-        cases.append(("4 queries, 6 keys, some keys masked, width 0.7", q, k, v, 0.7, mask,
-                      False))
-        cases.append(("a query at 40, far from every key, width 0.3 (float64)",
-                      torch.tensor([1.0, 40.0], dtype=torch.float64), k.double(),
-                      v.double(), 0.3, None, False))
+        cases.append(
+            (
+                "the same inputs in float64, width 0.3 given as a tensor "
+                "(gradient checked)",
+                q.double(),
+                k.double(),
+                v.double(),
+                0.3,
+                None,
+                True,
+            )
+        )
+        cases.append(
+            (
+                "6 points attending to each other with the diagonal masked",
+                k,
+                k,
+                v,
+                0.7,
+                _leave_one_out(6),
+                False,
+            )
+        )
+        mask = torch.tensor(
+            [
+                [1, 1, 0, 1, 1, 1],
+                [0, 1, 1, 1, 1, 0],
+                [1, 1, 1, 0, 0, 1],
+                [1, 0, 1, 1, 0, 1],
+            ],
+            dtype=torch.bool,
+        )
+        cases.append(
+            (
+                "4 queries, 6 keys, some keys masked, width 0.7",
+                q,
+                k,
+                v,
+                0.7,
+                mask,
+                False,
+            )
+        )
+        cases.append(
+            (
+                "a query at 40, far from every key, width 0.3 (float64)",
+                torch.tensor([1.0, 40.0], dtype=torch.float64),
+                k.double(),
+                v.double(),
+                0.3,
+                None,
+                False,
+            )
+        )
     else:
         n_q, n_k = _randint(g, 2, 12), _randint(g, 6, 15)
         # Away from 0.5, 1 and 2, where two of the named mistakes give equal weights.
         small, large = _uniform(g, 0.2, 0.35), _uniform(g, 1.3, 1.8)
         q, k = _points(g, n_q, -2, 2), _points(g, n_k, -2, 2)
         v = torch.randn(n_k, generator=g)
-        cases.append((f"{n_q} random queries, {n_k} keys, width {small:.3f}",
-                      q, k, v, small, None, False))
+        cases.append(
+            (
+                f"{n_q} random queries, {n_k} keys, width {small:.3f}",
+                q,
+                k,
+                v,
+                small,
+                None,
+                False,
+            )
+        )
         q64, k64, v64 = (t.double() for t in (q, k, v))
-        cases.append((f"float64 inputs, width {large:.3f} as a tensor (gradient checked)",
-                      q64, k64, v64, large, None, True))
+        cases.append(
+            (
+                f"float64 inputs, width {large:.3f} as a tensor (gradient checked)",
+                q64,
+                k64,
+                v64,
+                large,
+                None,
+                True,
+            )
+        )
         mask = _leave_one_out(n_k) & (torch.rand(n_k, n_k, generator=g) < 0.8)
         mask[torch.arange(n_k), (torch.arange(n_k) + 1) % n_k] = True  # no empty row
-        cases.append((f"{n_k} points attending to each other, diagonal and random keys "
-                      f"masked, width {large:.3f}", k, k, v, large, mask, False))
-        cases.append(("a single float64 query, width as a tensor", q64[:1], k64, v64,
-                      small, None, True))
+        cases.append(
+            (
+                f"{n_k} points attending to each other, diagonal and random keys "
+                f"masked, width {large:.3f}",
+                k,
+                k,
+                v,
+                large,
+                mask,
+                False,
+            )
+        )
+        cases.append(
+            (
+                "a single float64 query, width as a tensor",
+                q64[:1],
+                k64,
+                v64,
+                small,
+                None,
+                True,
+            )
+        )
         # float64: the weights of a far query depend on tiny differences of huge scores,
         # which float32 rounds differently in different (correct) orders of operations.
         far = q64.clone()
-        far[_randint(g, 0, n_q - 1)] = _uniform(g, 40, 100) * (1 if _randint(g, 0, 1) else -1)
-        cases.append(("a query far from every key (float64)", far, k64, v64, small, None,
-                      False))
+        far[_randint(g, 0, n_q - 1)] = _uniform(g, 40, 100) * (
+            1 if _randint(g, 0, 1) else -1
+        )
+        cases.append(
+            ("a query far from every key (float64)", far, k64, v64, small, None, False)
+        )
     for label, q, k, v, width, mask, as_tensor in cases:
         _run_pooling_case(fn, label, q, k, v, width, mask, as_tensor)
         integrity.verify()
-    return (f"gaussian_attention_pooling matches the reference on {len(cases)} "
-            "cases.")
+    return f"gaussian_attention_pooling matches the reference on {len(cases)} cases."
 
 
 # ---------------------------------------------------------------------- training step
@@ -342,8 +464,11 @@ _STEP_MISTAKES = {
 
 def _verify_model_class() -> None:
     """The model class the check trains must be the book's: undo and report changes."""
-    restore_class(_KernelRegression, _MODEL_ATTRIBUTES,
-                  "seqbook.models.soft_lookup.KernelRegression.")
+    restore_class(
+        _KernelRegression,
+        _MODEL_ATTRIBUTES,
+        "seqbook.models.soft_lookup.KernelRegression.",
+    )
 
 
 _close = functools.partial(close_numbers, rtol=1e-5, atol=1e-6)
@@ -358,8 +483,9 @@ def _fresh(width: float, dtype, stale: float | None, make_optimizer):
 
 def _trajectory(kind: str, case: dict) -> list[tuple[float, float]]:
     """(loss returned, log-width after) for each call of a variant, from the same start."""
-    model, optimizer = _fresh(case["width"], case["dtype"], case["stale"],
-                              case["make_optimizer"])
+    model, optimizer = _fresh(
+        case["width"], case["dtype"], case["stale"], case["make_optimizer"]
+    )
     step = _make_step_variant(kind)
     path = []
     for _ in range(case["calls"]):
@@ -372,20 +498,24 @@ def _run_step_case(fn, case: dict) -> None:
     what = f"training_step on {case['label']}"
     reference = _trajectory("reference", case)
     variants = {kind: _trajectory(kind, case) for kind in _STEP_MISTAKES}
-    model, optimizer = _fresh(case["width"], case["dtype"], case["stale"],
-                              case["make_optimizer"])
+    model, optimizer = _fresh(
+        case["width"], case["dtype"], case["stale"], case["make_optimizer"]
+    )
     tensors = case["tensors"]
     for call, (expected_loss, expected_param) in enumerate(reference):
-        call_what = what + (f" (call {call + 1} of {case['calls']})"
-                            if case["calls"] > 1 else "")
+        call_what = what + (
+            f" (call {call + 1} of {case['calls']})" if case["calls"] > 1 else ""
+        )
         before_param = float(model.log_width.detach())
         inputs = [t.clone() for t in tensors]
         mask = None if case["mask"] is None else case["mask"].clone()
         try:
-            with forbid_calls(*_STEP_REFERENCES,
-                              reason="write the training step yourself."):
-                loss = call_student(fn, model, optimizer, *inputs, mask=mask,
-                                    what=call_what)
+            with forbid_calls(
+                *_STEP_REFERENCES, reason="write the training step yourself."
+            ):
+                loss = call_student(
+                    fn, model, optimizer, *inputs, mask=mask, what=call_what
+                )
         finally:
             _verify_model_class()
         if loss is None:
@@ -396,17 +526,25 @@ def _run_step_case(fn, case: dict) -> None:
                 "float with loss.item() (a tensor keeps the whole graph alive)."
             )
         if not isinstance(loss, float):
-            raise CheckFailure(f"{call_what} returned {describe(loss)}; expected a float "
-                               "(loss.item()).")
-        for before, after, name in zip(tensors, inputs,
-                                       ("queries", "keys", "values", "targets")):
+            raise CheckFailure(
+                f"{call_what} returned {describe(loss)}; expected a float "
+                "(loss.item())."
+            )
+        for before, after, name in zip(
+            tensors, inputs, ("queries", "keys", "values", "targets")
+        ):
             if max_abs_error(before, after) != 0:
-                raise CheckFailure(f"{call_what} modified its {name} argument in place.")
+                raise CheckFailure(
+                    f"{call_what} modified its {name} argument in place."
+                )
         param = float(model.log_width.detach())
         if _close(loss, expected_loss) and _close(param, expected_param):
             continue
-        found = [kind for kind, path in variants.items()
-                 if _close(loss, path[call][0]) and _close(param, path[call][1])]
+        found = [
+            kind
+            for kind, path in variants.items()
+            if _close(loss, path[call][0]) and _close(param, path[call][1])
+        ]
         if len(found) == 1:
             raise CheckFailure(f"{call_what}: {_STEP_MISTAKES[found[0]]}.")
         if param == before_param:
@@ -429,11 +567,26 @@ def _step_data(g: torch.Generator, n: int, dtype=torch.float32):
     return x.to(dtype), y.to(dtype)
 
 
-def _case(label, width, tensors, mask, make_optimizer, calls=1, stale=None,
-          dtype=torch.float32) -> dict:
-    return {"label": label, "width": width, "tensors": tensors, "mask": mask,
-            "make_optimizer": make_optimizer, "calls": calls, "stale": stale,
-            "dtype": dtype}
+def _case(
+    label,
+    width,
+    tensors,
+    mask,
+    make_optimizer,
+    calls=1,
+    stale=None,
+    dtype=torch.float32,
+) -> dict:
+    return {
+        "label": label,
+        "width": width,
+        "tensors": tensors,
+        "mask": mask,
+        "make_optimizer": make_optimizer,
+        "calls": calls,
+        "stale": stale,
+        "dtype": dtype,
+    }
 
 
 @check(also=_verify_model_class)
@@ -456,14 +609,32 @@ def check_training_step(fn: Callable[..., Any], hidden: bool = False) -> str:
         def adam(params):
             return torch.optim.Adam(params, lr=0.05)
 
-        cases.append(_case("30 training points, leave-one-out mask, SGD (lr 0.5)", 1.0,
-                           (x, x, y, y), loo, sgd))
-        cases.append(_case("the same, called twice in a row", 1.0, (x, x, y, y), loo,
-                           sgd, calls=2))
+        cases.append(
+            _case(
+                "30 training points, leave-one-out mask, SGD (lr 0.5)",
+                1.0,
+                (x, x, y, y),
+                loo,
+                sgd,
+            )
+        )
+        cases.append(
+            _case(
+                "the same, called twice in a row", 1.0, (x, x, y, y), loo, sgd, calls=2
+            )
+        )
         xq, yq = _step_data(g, 12)
-        cases.append(_case("12 queries and 30 separate keys, no mask, Adam (lr 0.05), a "
-                           "stale gradient left in .grad", 0.5, (xq, x, y, yq), None,
-                           adam, stale=0.7))
+        cases.append(
+            _case(
+                "12 queries and 30 separate keys, no mask, Adam (lr 0.05), a "
+                "stale gradient left in .grad",
+                0.5,
+                (xq, x, y, yq),
+                None,
+                adam,
+                stale=0.7,
+            )
+        )
     else:
         n = _randint(g, 15, 40)
         x, y = _step_data(g, n)
@@ -481,21 +652,49 @@ def check_training_step(fn: Callable[..., Any], hidden: bool = False) -> str:
         def sgd(params):
             return torch.optim.SGD(params, lr=lr)
 
-        cases.append(_case(f"{n} points, leave-one-out mask, SGD with momentum, 3 calls",
-                           width, (x, x, y, y), loo, sgd_momentum, calls=3))
+        cases.append(
+            _case(
+                f"{n} points, leave-one-out mask, SGD with momentum, 3 calls",
+                width,
+                (x, x, y, y),
+                loo,
+                sgd_momentum,
+                calls=3,
+            )
+        )
         stale = _uniform(g, 0.3, 1.0) * (1 if _randint(g, 0, 1) else -1)
-        cases.append(_case("leave-one-out mask, Adam, a stale gradient, 2 calls", width,
-                           (x, x, y, y), loo, adam, calls=2, stale=stale))
+        cases.append(
+            _case(
+                "leave-one-out mask, Adam, a stale gradient, 2 calls",
+                width,
+                (x, x, y, y),
+                loo,
+                adam,
+                calls=2,
+                stale=stale,
+            )
+        )
         mask = loo & (torch.rand(n, n, generator=g) < 0.7)
         mask[torch.arange(n), (torch.arange(n) + 1) % n] = True
-        cases.append(_case("a random mask (diagonal masked), SGD", width, (x, x, y, y),
-                           mask, sgd))
+        cases.append(
+            _case(
+                "a random mask (diagonal masked), SGD", width, (x, x, y, y), mask, sgd
+            )
+        )
         m = _randint(g, 5, 20)
         x64, y64 = x.double(), y.double()
         xq, yq = _step_data(g, m, torch.float64)
-        cases.append(_case(f"float64, {m} queries and {n} separate keys, no mask, SGD, "
-                           "2 calls", width, (xq, x64, y64, yq), None, sgd, calls=2,
-                           dtype=torch.float64))
+        cases.append(
+            _case(
+                f"float64, {m} queries and {n} separate keys, no mask, SGD, 2 calls",
+                width,
+                (xq, x64, y64, yq),
+                None,
+                sgd,
+                calls=2,
+                dtype=torch.float64,
+            )
+        )
     for case in cases:
         _run_step_case(fn, case)
         verify(also=_verify_model_class)

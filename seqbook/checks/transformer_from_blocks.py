@@ -26,7 +26,6 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from seqbook.models import transformer_from_blocks as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks._harness import check
 from seqbook.checks.core import (
@@ -39,6 +38,7 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
+from seqbook.models import transformer_from_blocks as _reference_module
 
 __all__ = ["check_causal_lm_loss", "check_masked_mean_pool"]
 
@@ -48,8 +48,12 @@ _reference_pool = _reference_module.masked_mean_pool
 _cross_entropy = F.cross_entropy
 _log_softmax = torch.log_softmax
 
-_LOSS_REFERENCE = existing_paths(("seqbook.models.transformer_from_blocks.causal_lm_loss",))
-_POOL_REFERENCE = existing_paths(("seqbook.models.transformer_from_blocks.masked_mean_pool",))
+_LOSS_REFERENCE = existing_paths(
+    ("seqbook.models.transformer_from_blocks.causal_lm_loss",)
+)
+_POOL_REFERENCE = existing_paths(
+    ("seqbook.models.transformer_from_blocks.masked_mean_pool",)
+)
 
 
 # ----------------------------------------------------------------- the causal LM loss
@@ -61,13 +65,17 @@ def _token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, n)
 
 
-def _loss_variants(logits: torch.Tensor, tokens: torch.Tensor,
-                   pad_id: int | None) -> dict[str, float]:
+def _loss_variants(
+    logits: torch.Tensor, tokens: torch.Tensor, pad_id: int | None
+) -> dict[str, float]:
     """The loss as the classic mistakes compute it (on float64 copies)."""
     batch, length, vocab = logits.shape
     variants: dict[str, float] = {}
-    real = (torch.ones_like(tokens, dtype=torch.bool) if pad_id is None
-            else tokens != pad_id)  # (B, T)
+    real = (
+        torch.ones_like(tokens, dtype=torch.bool)
+        if pad_id is None
+        else tokens != pad_id
+    )  # (B, T)
     shifted = _token_losses(logits[:, :-1], tokens[:, 1:])  # (B, T-1)
     keep = real[:, 1:]
     variants["no_shift"] = float(_token_losses(logits, tokens)[real].mean())
@@ -76,7 +84,8 @@ def _loss_variants(logits: torch.Tensor, tokens: torch.Tensor,
     variants["sum"] = float(shifted[keep].sum())
     variants["sum_over_batch"] = float(shifted[keep].sum() / batch)
     variants["mean_over_all_then_pad_ignored_as_zero"] = float(
-        (shifted * keep).sum() / shifted.numel())
+        (shifted * keep).sum() / shifted.numel()
+    )
     if pad_id is not None:
         variants["pads_counted"] = float(shifted.mean())
         by_input = real[:, :-1]
@@ -85,14 +94,17 @@ def _loss_variants(logits: torch.Tensor, tokens: torch.Tensor,
         variants["mean_of_means"] = float(per_sequence[keep.any(1)].mean())
     # Logits flattened time-major, targets batch-major (or the other way round).
     time_major = logits[:, :-1].transpose(0, 1).reshape(-1, vocab)
-    mixed = _token_losses(time_major.reshape(1, -1, vocab), tokens[:, 1:].reshape(1, -1))
+    mixed = _token_losses(
+        time_major.reshape(1, -1, vocab), tokens[:, 1:].reshape(1, -1)
+    )
     variants["mixed_flatten"] = float(mixed[keep.reshape(1, -1)].mean())
     # (B, T-1, V) straight into cross_entropy: axis 1 (time) read as the classes. It
     # only runs when T - 1 == V, and then scores garbage.
     if length - 1 == vocab:
         targets = tokens[:, 1:]
-        raw = _cross_entropy(logits[:, :-1].double(), targets.clamp(max=length - 2),
-                             reduction="mean")
+        raw = _cross_entropy(
+            logits[:, :-1].double(), targets.clamp(max=length - 2), reduction="mean"
+        )
         variants["unflattened"] = float(raw)
     return variants
 
@@ -130,14 +142,21 @@ def _loss_hint(err: CheckFailure) -> CheckFailure:
     if "Expected target size" in text or "Expected input batch_size" in text:
         return CheckFailure(f"{text} -- {_LOSS_MISTAKES['unflattened']}.")
     if "view size is not compatible" in text:
-        return CheckFailure(f"{text} -- logits[:, :-1] is not contiguous in memory, so "
-                            ".view fails on it: use .reshape instead.")
+        return CheckFailure(
+            f"{text} -- logits[:, :-1] is not contiguous in memory, so "
+            ".view fails on it: use .reshape instead."
+        )
     return err
 
 
-def _run_loss_case(fn: Callable[..., Any], label: str, logits: torch.Tensor,
-                   tokens: torch.Tensor, pad_id: int | None,
-                   check_gradients: bool) -> None:
+def _run_loss_case(
+    fn: Callable[..., Any],
+    label: str,
+    logits: torch.Tensor,
+    tokens: torch.Tensor,
+    pad_id: int | None,
+    check_gradients: bool,
+) -> None:
     what = f"causal_lm_loss on {label}"
     student_logits = logits.clone().requires_grad_(check_gradients)
     student_tokens = tokens.clone()
@@ -155,34 +174,52 @@ def _run_loss_case(fn: Callable[..., Any], label: str, logits: torch.Tensor,
             "single number (a 0-dimensional tensor), the mean over all real targets."
         )
     if loss.dtype != logits.dtype:
-        raise CheckFailure(f"{what} has dtype {loss.dtype}, expected {logits.dtype} "
-                           "(the dtype of the logits).")
-    if max_abs_error(student_tokens, tokens) != 0 or max_abs_error(
-            student_logits.detach(), logits) != 0:
+        raise CheckFailure(
+            f"{what} has dtype {loss.dtype}, expected {logits.dtype} "
+            "(the dtype of the logits)."
+        )
+    if (
+        max_abs_error(student_tokens, tokens) != 0
+        or max_abs_error(student_logits.detach(), logits) != 0
+    ):
         raise CheckFailure(f"{what} modified its arguments in place.")
     if max_abs_error(loss, expected) > 1e-6 * max(1.0, abs(float(expected))):
         for name, value in _loss_variants(logits, tokens, pad_id).items():
-            if abs(value - float(loss.detach())) < 1e-6 * max(1.0, abs(value)) and abs(
-                    value - float(expected)) > 1e-5:
-                raise CheckFailure(f"{what}: wrong value {float(loss):.6g} (expected "
-                                   f"{float(expected):.6g}) because "
-                                   f"{_LOSS_MISTAKES[name]}.")
-        raise CheckFailure(f"{what}: got {float(loss):.6g}, expected "
-                           f"{float(expected):.6g}.")
+            if (
+                abs(value - float(loss.detach())) < 1e-6 * max(1.0, abs(value))
+                and abs(value - float(expected)) > 1e-5
+            ):
+                raise CheckFailure(
+                    f"{what}: wrong value {float(loss):.6g} (expected "
+                    f"{float(expected):.6g}) because "
+                    f"{_LOSS_MISTAKES[name]}."
+                )
+        raise CheckFailure(
+            f"{what}: got {float(loss):.6g}, expected {float(expected):.6g}."
+        )
     if check_gradients:
         if not loss.requires_grad:
-            raise CheckFailure(f"{what}: the loss is detached from the logits; gradients "
-                               "must flow back to them.")
+            raise CheckFailure(
+                f"{what}: the loss is detached from the logits; gradients "
+                "must flow back to them."
+            )
         (grad,) = torch.autograd.grad(loss, student_logits)
         reference_logits = logits.clone().requires_grad_(True)
         (expected_grad,) = torch.autograd.grad(
-            _reference_loss(reference_logits, tokens, pad_id), reference_logits)
-        expect_close(grad, expected_grad, f"the gradient of {what} with respect to the "
-                     "logits", atol=1e-7, rtol=1e-5)
+            _reference_loss(reference_logits, tokens, pad_id), reference_logits
+        )
+        expect_close(
+            grad,
+            expected_grad,
+            f"the gradient of {what} with respect to the logits",
+            atol=1e-7,
+            rtol=1e-5,
+        )
 
 
-def _random_tokens(g: torch.Generator, batch: int, length: int, vocab: int,
-                   pad_id: int | None) -> torch.Tensor:
+def _random_tokens(
+    g: torch.Generator, batch: int, length: int, vocab: int, pad_id: int | None
+) -> torch.Tensor:
     if pad_id is None:
         return torch.randint(0, vocab, (batch, length), generator=g)
     real_ids = torch.tensor([i for i in range(vocab) if i != pad_id])
@@ -203,14 +240,25 @@ def check_causal_lm_loss(fn: Callable[..., Any], hidden: bool = False) -> str:
     if not hidden:
         logits = torch.randn(2, 5, 7, generator=g)
         tokens = torch.randint(0, 7, (2, 5), generator=g)
-        cases.append(("logits (B=2, T=5, V=7) without pad_id", logits, tokens, None, False))
+        cases.append(
+            ("logits (B=2, T=5, V=7) without pad_id", logits, tokens, None, False)
+        )
         tokens = _random_tokens(g, 3, 6, 9, pad_id=0)
         logits = torch.randn(3, 6, 9, generator=g)
-        cases.append(("a padded batch (B=3, T=6, V=9), pad_id=0", logits, tokens, 0, False))
+        cases.append(
+            ("a padded batch (B=3, T=6, V=9), pad_id=0", logits, tokens, 0, False)
+        )
         logits = torch.randn(2, 5, 4, generator=g, dtype=torch.float64)
         tokens = torch.randint(0, 4, (2, 5), generator=g)
-        cases.append(("float64 logits with T - 1 == V (gradients checked)", logits,
-                      tokens, None, True))
+        cases.append(
+            (
+                "float64 logits with T - 1 == V (gradients checked)",
+                logits,
+                tokens,
+                None,
+                True,
+            )
+        )
     else:
         for index in range(4):
             batch, length = random_int(g, 1, 5), random_int(g, 3, 14)
@@ -223,8 +271,10 @@ def check_causal_lm_loss(fn: Callable[..., Any], hidden: bool = False) -> str:
             tokens = _random_tokens(g, batch, length, vocab, pad_id)
             dtype = torch.float64 if index == 3 else torch.float32
             logits = 3 * torch.randn(batch, length, vocab, generator=g, dtype=dtype)
-            label = (f"random logits (B={batch}, T={length}, V={vocab}), "
-                     f"pad_id={pad_id}, {str(dtype).replace('torch.', '')}")
+            label = (
+                f"random logits (B={batch}, T={length}, V={vocab}), "
+                f"pad_id={pad_id}, {str(dtype).replace('torch.', '')}"
+            )
             cases.append((label, logits, tokens, pad_id, index >= 2))
     for label, logits, tokens, pad_id, grads in cases:
         _run_loss_case(fn, label, logits, tokens, pad_id, grads)
@@ -267,8 +317,13 @@ _POOL_MISTAKES = {
 }
 
 
-def _run_pool_case(fn: Callable[..., Any], label: str, hidden: torch.Tensor,
-                   mask: torch.Tensor, check_gradients: bool) -> None:
+def _run_pool_case(
+    fn: Callable[..., Any],
+    label: str,
+    hidden: torch.Tensor,
+    mask: torch.Tensor,
+    check_gradients: bool,
+) -> None:
     what = f"masked_mean_pool on {label}"
     student_hidden = hidden.clone().requires_grad_(check_gradients)
     student_mask = mask.clone()
@@ -280,7 +335,8 @@ def _run_pool_case(fn: Callable[..., Any], label: str, hidden: torch.Tensor,
                 raise CheckFailure(
                     f"{err} -- probably the mask is broadcast along the wrong axis: a "
                     "(B, T) mask against (B, T, D) hidden needs a trailing axis, "
-                    "mask.unsqueeze(-1) of shape (B, T, 1).") from err
+                    "mask.unsqueeze(-1) of shape (B, T, 1)."
+                ) from err
             raise
     expected = _reference_pool(hidden, mask)
     batch, _, dim = hidden.shape
@@ -289,16 +345,23 @@ def _run_pool_case(fn: Callable[..., Any], label: str, hidden: torch.Tensor,
         extra = ""
         if tuple(pooled.shape) == (batch, 1, dim):
             extra = " Drop the pooled axis (no keepdim=True)."
-        raise CheckFailure(f"{what} has shape {tuple(pooled.shape)}, expected "
-                           f"{(batch, dim)}: one vector per sequence.{extra}")
+        raise CheckFailure(
+            f"{what} has shape {tuple(pooled.shape)}, expected "
+            f"{(batch, dim)}: one vector per sequence.{extra}"
+        )
     if pooled.dtype != hidden.dtype:
-        raise CheckFailure(f"{what} has dtype {pooled.dtype}, expected {hidden.dtype} "
-                           "(the dtype of hidden): convert the boolean mask to "
-                           "hidden.dtype, not to a fixed float type.")
+        raise CheckFailure(
+            f"{what} has dtype {pooled.dtype}, expected {hidden.dtype} "
+            "(the dtype of hidden): convert the boolean mask to "
+            "hidden.dtype, not to a fixed float type."
+        )
     if max_abs_error(student_hidden.detach(), hidden) != 0 or not bool(
-            (student_mask == mask).all()):
-        raise CheckFailure(f"{what} modified hidden or mask in place; work on new "
-                           "tensors (e.g. hidden * weights instead of hidden[~mask] = 0).")
+        (student_mask == mask).all()
+    ):
+        raise CheckFailure(
+            f"{what} modified hidden or mask in place; work on new "
+            "tensors (e.g. hidden * weights instead of hidden[~mask] = 0)."
+        )
     empty = ~mask.any(dim=1)  # (B,)
     if bool(empty.any()):
         rows = pooled.detach()[empty]
@@ -308,14 +371,22 @@ def _run_pool_case(fn: Callable[..., Any], label: str, hidden: torch.Tensor,
                 "(0 / 0). It must give zeros: divide by the count clamped to at least 1."
             )
         if max_abs_error(rows, torch.zeros_like(rows)) > 1e-6:
-            raise CheckFailure(f"{what}: a sequence without real tokens must give a "
-                               "vector of zeros.")
+            raise CheckFailure(
+                f"{what}: a sequence without real tokens must give a vector of zeros."
+            )
     if max_abs_error(pooled, expected) > 1e-5:
         for name, variant in _pool_variants(hidden, mask).items():
             real_rows = ~empty
-            scale = 1.0 + float(variant[real_rows].abs().max()) if variant.numel() else 1.0
-            if max_abs_error(pooled.detach()[real_rows], variant[real_rows]) < 1e-5 * scale:
-                raise CheckFailure(f"{what}: wrong values because {_POOL_MISTAKES[name]}.")
+            scale = (
+                1.0 + float(variant[real_rows].abs().max()) if variant.numel() else 1.0
+            )
+            if (
+                max_abs_error(pooled.detach()[real_rows], variant[real_rows])
+                < 1e-5 * scale
+            ):
+                raise CheckFailure(
+                    f"{what}: wrong values because {_POOL_MISTAKES[name]}."
+                )
     expect_close(pooled, expected, what)
     if check_gradients:
         upstream = torch.randn(expected.shape, dtype=hidden.dtype)
@@ -325,12 +396,16 @@ def _run_pool_case(fn: Callable[..., Any], label: str, hidden: torch.Tensor,
             raise CheckFailure(f"{what}: gradients do not flow back to hidden ({err}).")
         reference_hidden = hidden.clone().requires_grad_(True)
         (expected_grad,) = torch.autograd.grad(
-            (_reference_pool(reference_hidden, mask) * upstream).sum(), reference_hidden)
-        expect_close(grad, expected_grad, f"the gradient of {what} with respect to hidden")
+            (_reference_pool(reference_hidden, mask) * upstream).sum(), reference_hidden
+        )
+        expect_close(
+            grad, expected_grad, f"the gradient of {what} with respect to hidden"
+        )
 
 
-def _random_mask(g: torch.Generator, batch: int, length: int,
-                 empty_row: bool) -> torch.Tensor:
+def _random_mask(
+    g: torch.Generator, batch: int, length: int, empty_row: bool
+) -> torch.Tensor:
     lengths = torch.randint(1, length + 1, (batch,), generator=g)
     lengths[0] = length
     if batch > 1:
@@ -347,11 +422,15 @@ def check_masked_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> str:
     cases: list[tuple[str, torch.Tensor, torch.Tensor, bool]] = []
     if not hidden:
         x = torch.randn(3, 5, 4, generator=g)
-        mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])
+        mask = torch.tensor(
+            [[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4]
+        )
         cases.append(("hidden (B=3, T=5, D=4) with lengths 5, 3, 1", x, mask, False))
         x = torch.randn(2, 4, 4, generator=g, dtype=torch.float64)
         mask = torch.tensor([[True, True, False, False], [True, False, True, True]])
-        cases.append(("float64 hidden (B=2, T=4, D=4), gaps in the mask", x, mask, True))
+        cases.append(
+            ("float64 hidden (B=2, T=4, D=4), gaps in the mask", x, mask, True)
+        )
         x = torch.randn(2, 3, 2, generator=g)
         mask = torch.tensor([[True, True, False], [False, False, False]])
         cases.append(("a batch whose second row is all padding", x, mask, False))
@@ -367,9 +446,11 @@ def check_masked_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> str:
             if index == 2:  # holes anywhere, not only at the end
                 mask = torch.rand(batch, length, generator=g) < 0.6
                 mask[:, 0] = True
-            label = (f"random hidden (B={batch}, T={length}, D={dim}), "
-                     f"{str(dtype).replace('torch.', '')}"
-                     + (", one row all padding" if index == 3 else ""))
+            label = (
+                f"random hidden (B={batch}, T={length}, D={dim}), "
+                f"{str(dtype).replace('torch.', '')}"
+                + (", one row all padding" if index == 3 else "")
+            )
             cases.append((label, x, mask, index >= 2))
     for label, x, mask, grads in cases:
         _run_pool_case(fn, label, x, mask, grads)

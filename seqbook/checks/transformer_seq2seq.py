@@ -18,7 +18,6 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from seqbook.models import transformer_seq2seq as _reference_module
 from seqbook.checks import integrity
 from seqbook.checks._harness import check
 from seqbook.checks.core import (
@@ -30,6 +29,7 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
+from seqbook.models import transformer_seq2seq as _reference_module
 
 __all__ = ["check_seq2seq_masks", "check_label_smoothed_cross_entropy"]
 
@@ -38,12 +38,14 @@ _reference_masks = _reference_module.seq2seq_masks
 _reference_cross_entropy = F.cross_entropy
 
 _MASK_FORBIDDEN = existing_paths(("seqbook.models.transformer_seq2seq.seq2seq_masks",))
-_LOSS_FORBIDDEN = existing_paths((
-    "torch.nn.functional.cross_entropy",
-    "torch.nn.functional.nll_loss",
-    "torch.nn.CrossEntropyLoss.forward",
-    "seqbook.models.transformer_seq2seq.label_smoothed_cross_entropy",
-))
+_LOSS_FORBIDDEN = existing_paths(
+    (
+        "torch.nn.functional.cross_entropy",
+        "torch.nn.functional.nll_loss",
+        "torch.nn.CrossEntropyLoss.forward",
+        "seqbook.models.transformer_seq2seq.label_smoothed_cross_entropy",
+    )
+)
 
 
 # --------------------------------------------------------------------------- masks
@@ -118,8 +120,11 @@ _MASK_SHAPES = {
 
 
 def _full_shapes(batch, s_len, t_len):
-    return {"source": (batch, 1, s_len, s_len), "target": (batch, 1, t_len, t_len),
-            "memory": (batch, 1, t_len, s_len)}
+    return {
+        "source": (batch, 1, s_len, s_len),
+        "target": (batch, 1, t_len, t_len),
+        "memory": (batch, 1, t_len, s_len),
+    }
 
 
 def _broadcasts(shape, full):
@@ -134,41 +139,52 @@ def _check_mask_case(fn, source, target, pad_id, label):
     with forbid_calls(*_MASK_FORBIDDEN):
         result = call_student(fn, source.clone(), target.clone(), pad_id, what=what)
     if not isinstance(result, (tuple, list)) or len(result) != 3:
-        raise CheckFailure(f"{what} should return three masks (source_mask, target_mask, "
-                           f"memory_mask), got {type(result).__name__}.")
+        raise CheckFailure(
+            f"{what} should return three masks (source_mask, target_mask, "
+            f"memory_mask), got {type(result).__name__}."
+        )
     batch, s_len = source.shape
     t_len = target.size(1)
     full = _full_shapes(batch, s_len, t_len)
-    expected = dict(zip(("source", "target", "memory"),
-                        _reference_masks(source, target, pad_id)))
+    expected = dict(
+        zip(("source", "target", "memory"), _reference_masks(source, target, pad_id))
+    )
     variants = _mask_variants(source, target, pad_id)
     for name, mask in zip(("source", "target", "memory"), result):
         shape_text, use = _MASK_SHAPES[name]
         where = f"the {name} mask of {what}"
         expect_tensor(mask, where)
         if mask.dtype != torch.bool:
-            raise CheckFailure(f"{where} has dtype {mask.dtype}; masks in this book are "
-                               "boolean (torch.bool), True = 'may attend'.")
+            raise CheckFailure(
+                f"{where} has dtype {mask.dtype}; masks in this book are "
+                "boolean (torch.bool), True = 'may attend'."
+            )
         if not _broadcasts(mask.shape, full[name]):
             if name == "memory" and _broadcasts(mask.shape, (batch, 1, t_len, t_len)):
-                raise CheckFailure(f"{where} has shape {tuple(mask.shape)}: "
-                                   + _MASK_MISTAKES["from target"] + ".")
+                raise CheckFailure(
+                    f"{where} has shape {tuple(mask.shape)}: "
+                    + _MASK_MISTAKES["from target"]
+                    + "."
+                )
             raise CheckFailure(
                 f"{where} has shape {tuple(mask.shape)}, which does not broadcast to "
                 f"{full[name]} ({use}); expected {shape_text} = "
-                f"{tuple(expected[name].shape)}.")
+                f"{tuple(expected[name].shape)}."
+            )
         got = mask.expand(full[name])
         if bool((got == expected[name].expand(full[name])).all()):
             continue
         for mistake, variant in variants[name].items():
-            if (_broadcasts(variant.shape, full[name])
-                    and bool((got == variant.expand(full[name])).all())):
+            if _broadcasts(variant.shape, full[name]) and bool(
+                (got == variant.expand(full[name])).all()
+            ):
                 raise CheckFailure(f"{where} is wrong: {_MASK_MISTAKES[mistake]}.")
         want = expected[name].expand(full[name])
         wrong = tuple((got != want).nonzero()[0].tolist())
         raise CheckFailure(
             f"{where} is wrong at index {wrong} (batch, head, query, key): got "
-            f"{bool(got[wrong])}, expected {bool(want[wrong])}.")
+            f"{bool(got[wrong])}, expected {bool(want[wrong])}."
+        )
 
 
 @check
@@ -194,14 +210,21 @@ def check_seq2seq_masks(seq2seq_masks: Callable[..., Any], hidden: bool = False)
             t_lengths = [random_int(g, 1, t_len) for _ in range(batch - 1)] + [t_len]
             s_lengths[-1] = min(s_lengths[-1], s_len - 1)  # at least one padded source
             t_lengths[0] = min(t_lengths[0], t_len - 1)  # and one padded target
-            cases.append((f"a random batch of {batch} (S={s_len}, T={t_len}, "
-                          f"pad_id={pad_id})", _tokens(g, s_lengths, s_len, pad_id),
-                          _tokens(g, t_lengths, t_len, pad_id), pad_id))
+            cases.append(
+                (
+                    f"a random batch of {batch} (S={s_len}, T={t_len}, "
+                    f"pad_id={pad_id})",
+                    _tokens(g, s_lengths, s_len, pad_id),
+                    _tokens(g, t_lengths, t_len, pad_id),
+                    pad_id,
+                )
+            )
         length = random_int(g, 3, 7)  # S == T, padding on the left of one target
         source = _tokens(g, [length, length - 1], length, 0)
         target = _tokens(g, [length - 2, length], length, 0, left=True)
-        cases.append((f"S=T={length} with a left-padded target (pad_id=0)", source,
-                      target, 0))
+        cases.append(
+            (f"S=T={length} with a left-padded target (pad_id=0)", source, target, 0)
+        )
     for label, source, target, pad_id in cases:
         _check_mask_case(seq2seq_masks, source, target, pad_id, label)
         integrity.verify()
@@ -247,27 +270,34 @@ _LOSS_MISTAKES = {
 }
 
 
-def _check_loss_case(fn, logits, targets, smoothing, ignore_index, label,
-                     check_gradients=False):
+def _check_loss_case(
+    fn, logits, targets, smoothing, ignore_index, label, check_gradients=False
+):
     what = f"label_smoothed_cross_entropy on {label}"
     inputs = logits.clone().requires_grad_(check_gradients)
     with forbid_calls(*_LOSS_FORBIDDEN):
-        loss = call_student(fn, inputs, targets.clone(), smoothing, ignore_index,
-                            what=what)
-    expected = _reference_cross_entropy(logits, targets, label_smoothing=smoothing,
-                                        ignore_index=ignore_index)
+        loss = call_student(
+            fn, inputs, targets.clone(), smoothing, ignore_index, what=what
+        )
+    expected = _reference_cross_entropy(
+        logits, targets, label_smoothing=smoothing, ignore_index=ignore_index
+    )
     expect_tensor(loss, what)
     if loss.numel() != 1 or loss.dim() != 0:
-        raise CheckFailure(f"{what} has shape {tuple(loss.shape)}; the loss is one "
-                           "number, a 0-dimensional tensor (the mean over positions).")
+        raise CheckFailure(
+            f"{what} has shape {tuple(loss.shape)}; the loss is one "
+            "number, a 0-dimensional tensor (the mean over positions)."
+        )
     if not bool(torch.isfinite(loss.detach())):
         raise CheckFailure(
             f"{what} is {loss.item()}: the log-softmax is computed unstably (exp of a "
             "large logit overflows, or log of a probability that underflowed to 0). "
-            "Subtract the row maximum, or use torch.log_softmax / torch.logsumexp.")
+            "Subtract the row maximum, or use torch.log_softmax / torch.logsumexp."
+        )
     if abs(loss.item() - expected.item()) > 1e-4 * max(1.0, abs(expected.item())):
-        for mistake, value in _loss_variants(logits, targets, smoothing,
-                                             ignore_index).items():
+        for mistake, value in _loss_variants(
+            logits, targets, smoothing, ignore_index
+        ).items():
             if abs(loss.item() - value.item()) <= 1e-4 * max(1.0, abs(value.item())):
                 raise CheckFailure(f"{what} is wrong: {_LOSS_MISTAKES[mistake]}.")
     expect_close(loss.detach().reshape(()), expected, what, atol=1e-4, rtol=1e-4)
@@ -277,15 +307,19 @@ def _check_loss_case(fn, logits, targets, smoothing, ignore_index, label,
         except RuntimeError as err:
             raise CheckFailure(f"{what}: no gradient flows back to the logits ({err}).")
         reference = logits.clone().requires_grad_(True)
-        (expected_grad,) = torch.autograd.grad(_reference_cross_entropy(
-            reference, targets, label_smoothing=smoothing, ignore_index=ignore_index),
-            reference)
+        (expected_grad,) = torch.autograd.grad(
+            _reference_cross_entropy(
+                reference, targets, label_smoothing=smoothing, ignore_index=ignore_index
+            ),
+            reference,
+        )
         expect_close(grad, expected_grad, f"the gradient of {what}", atol=1e-5)
 
 
 @check
-def check_label_smoothed_cross_entropy(fn: Callable[..., Any],
-                                       hidden: bool = False) -> str:
+def check_label_smoothed_cross_entropy(
+    fn: Callable[..., Any], hidden: bool = False
+) -> str:
     """Check ``fn(logits, targets, smoothing, ignore_index)`` against
     ``F.cross_entropy(logits, targets, label_smoothing=smoothing,
     ignore_index=ignore_index)``, with PyTorch's losses disabled."""
@@ -294,14 +328,38 @@ def check_label_smoothed_cross_entropy(fn: Callable[..., Any],
     if not hidden:
         logits = torch.randn(6, 5, generator=g)
         targets = torch.tensor([1, 0, 4, 2, 2, 3])
-        cases.append(("6 positions, 5 classes, no smoothing, nothing ignored", logits,
-                      targets, 0.0, -100, False))
+        cases.append(
+            (
+                "6 positions, 5 classes, no smoothing, nothing ignored",
+                logits,
+                targets,
+                0.0,
+                -100,
+                False,
+            )
+        )
         cases.append(("the same with smoothing=0.1", logits, targets, 0.1, -100, False))
         targets = torch.tensor([1, 0, 4, 0, 2, 0])
-        cases.append(("smoothing=0.1, ignore_index=0 (three pad targets)", logits,
-                      targets, 0.1, 0, True))
-        cases.append(("large logits (x 1000), smoothing=0.2", logits * 1000, targets,
-                      0.2, 0, False))
+        cases.append(
+            (
+                "smoothing=0.1, ignore_index=0 (three pad targets)",
+                logits,
+                targets,
+                0.1,
+                0,
+                True,
+            )
+        )
+        cases.append(
+            (
+                "large logits (x 1000), smoothing=0.2",
+                logits * 1000,
+                targets,
+                0.2,
+                0,
+                False,
+            )
+        )
     else:
         for i in range(3):
             n, classes = random_int(g, 5, 40), random_int(g, 3, 30)
@@ -312,14 +370,23 @@ def check_label_smoothed_cross_entropy(fn: Callable[..., Any],
             targets[torch.rand(n, generator=g) < 0.3] = ignore_index
             targets[0] = (ignore_index + 1) % classes  # at least one counted target
             smoothing = round(float(torch.rand((), generator=g)) * 0.4 + 0.05, 3)
-            cases.append((f"{n} random positions, {classes} classes, logits x {scale:g}, "
-                          f"smoothing={smoothing}, ignore_index={ignore_index}", logits,
-                          targets, smoothing, ignore_index, i == 1))
+            cases.append(
+                (
+                    f"{n} random positions, {classes} classes, logits x {scale:g}, "
+                    f"smoothing={smoothing}, ignore_index={ignore_index}",
+                    logits,
+                    targets,
+                    smoothing,
+                    ignore_index,
+                    i == 1,
+                )
+            )
     for label, logits, targets, smoothing, ignore_index, grads in cases:
         _check_loss_case(fn, logits, targets, smoothing, ignore_index, label, grads)
         integrity.verify()
-    return (f"label_smoothed_cross_entropy matches F.cross_entropy on {len(cases)} "
-            "cases.")
+    return (
+        f"label_smoothed_cross_entropy matches F.cross_entropy on {len(cases)} cases."
+    )
 
 
 integrity.protect_module("seqbook.models.transformer_seq2seq")

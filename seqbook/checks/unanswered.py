@@ -25,15 +25,18 @@ def _innermost_function(tb: Any) -> str:
 
 
 def message(tb: Any) -> list[str]:
-    text = (f"Not answered yet: {_innermost_function(tb)} still raises "
-            "NotImplementedError. Replace `raise NotImplementedError()` with your code, "
-            "run that cell, then run this one again.")
+    text = (
+        f"Not answered yet: {_innermost_function(tb)} still raises "
+        "NotImplementedError. Replace `raise NotImplementedError()` with your code, "
+        "run that cell, then run this one again."
+    )
     first, *rest = textwrap.wrap(text, width=84)
     return [f"{CROSS} {first}"] + [f"  {line}" for line in rest]
 
 
-def _handler(shell: Any, etype: type, value: BaseException, tb: Any,
-             tb_offset: int | None = None) -> list[str]:
+def _handler(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
+) -> list[str]:
     # IPython discards a custom handler's return value when the error happens in a
     # cell: show the one-line "traceback" ourselves (ipykernel sends it to Jupyter as the
     # cell's error output and records it for the execute reply).

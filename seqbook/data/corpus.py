@@ -28,15 +28,29 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["ALPHABET", "help_topics", "raw_topics", "clean_text", "load_corpus",
-           "split_text"]
+__all__ = [
+    "ALPHABET",
+    "help_topics",
+    "raw_topics",
+    "clean_text",
+    "load_corpus",
+    "split_text",
+]
 
 ALPHABET = set("abcdefghijklmnopqrstuvwxyz0123456789 \n.,;:!?'\"()-")
 
 _UNDERLINE = re.compile(r"^\s*([=*\-~^#+])\1{2,}\s*$")
 _TABLE_BORDER = re.compile(r"^[\s=\-+]*[=\-]{2,}[\s=\-+]*$")
-_TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
-                              "\u2013": "-", "\u2014": "-"})
+_TYPOGRAPHIC = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+    }
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,7 +79,11 @@ def clean_text(text: str) -> str:
         raise TypeError(f"clean_text expects a str, got {type(text).__name__}")
     kept = []
     for line in text.splitlines():
-        if _UNDERLINE.match(line) or _TABLE_BORDER.match(line) or line.startswith("   "):
+        if (
+            _UNDERLINE.match(line)
+            or _TABLE_BORDER.match(line)
+            or line.startswith("   ")
+        ):
             continue
         kept.append(line)
     text = "\n".join(kept).translate(_TYPOGRAPHIC).lower()
@@ -81,11 +99,19 @@ def load_corpus() -> str:
     return clean_text(raw_topics())
 
 
-def split_text(text: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[str, str, str]:
+def split_text(
+    text: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> tuple[str, str, str]:
     """Contiguous train / validation / test pieces of ``text`` (no shuffling, so no leakage
     of a sentence across pieces beyond the two cut points)."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+    if (
+        len(fractions) != 3
+        or any(f < 0 for f in fractions)
+        or abs(sum(fractions) - 1) > 1e-9
+    ):
+        raise ValueError(
+            f"fractions must be three non-negative numbers summing to 1, got {fractions}"
+        )
     first = int(len(text) * fractions[0])
     second = first + int(len(text) * fractions[1])
     return text[:first], text[first:second], text[second:]

@@ -34,7 +34,9 @@ def previous_minus_first_batch(
     ``F.cross_entropy(..., ignore_index=IGNORE_INDEX)`` skips.
     """
     if length < 2 or vocab_size < 2:
-        raise ValueError(f"need length >= 2 and vocab_size >= 2, got {length}, {vocab_size}")
+        raise ValueError(
+            f"need length >= 2 and vocab_size >= 2, got {length}, {vocab_size}"
+        )
     tokens = torch.randint(0, vocab_size, (batch_size, length), generator=generator)
     targets = torch.full_like(tokens, IGNORE_INDEX)
     targets[:, 1:] = (tokens[:, :-1] - tokens[:, :1]) % vocab_size  # (B, T - 1)
@@ -49,8 +51,14 @@ class HeadTaskModel(nn.Module):
     weights (B, H, T, T))``: the attention weights of every head, for plotting.
     """
 
-    def __init__(self, vocab_size: int, max_len: int, embed_dim: int, num_heads: int,
-                 hidden: int = 128):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        embed_dim: int,
+        num_heads: int,
+        hidden: int = 128,
+    ):
         super().__init__()
         self.token_embedding = nn.Embedding(vocab_size, embed_dim)
         self.position_embedding = nn.Embedding(max_len, embed_dim)
@@ -71,7 +79,9 @@ class HeadTaskModel(nn.Module):
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         length = tokens.shape[1]
         positions = torch.arange(length, device=tokens.device)
-        x = self.token_embedding(tokens) + self.position_embedding(positions)  # (B, T, D)
+        x = self.token_embedding(tokens) + self.position_embedding(
+            positions
+        )  # (B, T, D)
         mask = causal_mask(length).to(tokens.device)  # (T, T)
         attended, weights = self.attention(x, x, x, mask=mask)
         return self.readout(x + attended), weights  # (B, T, V), (B, H, T, T)

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.train.loop import TrainingLog, train
 from seqbook import runtime
+from seqbook.train.loop import TrainingLog, train
 
 __all__ = [
     "memory_batch",
@@ -71,26 +71,38 @@ class MemoryClassifier(nn.Module):
 
     kinds = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
-    def __init__(self, kind: str, n_symbols: int = 8, embedding_size: int = 16,
-                 hidden_size: int = 32, keep_bias: float | None = None,
-                 recurrent_init: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        n_symbols: int = 8,
+        embedding_size: int = 16,
+        hidden_size: int = 32,
+        keep_bias: float | None = None,
+        recurrent_init: str | None = None,
+    ) -> None:
         super().__init__()
         if kind not in self.kinds:
             raise ValueError(f"kind must be one of {sorted(self.kinds)}, got {kind!r}")
         if keep_bias is not None and kind == "rnn":
             raise ValueError("a plain RNN has no gate: keep_bias needs 'lstm' or 'gru'")
         if recurrent_init is not None and kind != "rnn":
-            raise ValueError("recurrent_init is for the plain RNN ('rnn'); the gated "
-                             "cells are set up with keep_bias")
+            raise ValueError(
+                "recurrent_init is for the plain RNN ('rnn'); the gated "
+                "cells are set up with keep_bias"
+            )
         if recurrent_init not in (None, "identity", "orthogonal"):
-            raise ValueError("recurrent_init must be None, 'identity' or 'orthogonal', "
-                             f"got {recurrent_init!r}")
+            raise ValueError(
+                "recurrent_init must be None, 'identity' or 'orthogonal', "
+                f"got {recurrent_init!r}"
+            )
         self.kind = kind
         self.embedding = nn.Embedding(n_symbols, embedding_size)
         self.recurrent = self.kinds[kind](embedding_size, hidden_size, batch_first=True)
         self.readout = nn.Linear(hidden_size, n_symbols)
         if keep_bias is not None:
-            keep = slice(hidden_size, 2 * hidden_size)  # f of (i, f, g, o); z of (r, z, n)
+            keep = slice(
+                hidden_size, 2 * hidden_size
+            )  # f of (i, f, g, o); z of (r, z, n)
             with torch.no_grad():
                 self.recurrent.bias_ih_l0[keep] = keep_bias
                 self.recurrent.bias_hh_l0[keep] = 0.0
@@ -110,9 +122,14 @@ class MemoryClassifier(nn.Module):
 
 
 @torch.no_grad()
-def memory_accuracy(model: nn.Module, gap: int, n_examples: int = 1000,
-                    n_symbols: int = 8, generator: torch.Generator | None = None,
-                    device: torch.device | str | None = None) -> float:
+def memory_accuracy(
+    model: nn.Module,
+    gap: int,
+    n_examples: int = 1000,
+    n_symbols: int = 8,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> float:
     """Fraction of fresh examples with this ``gap`` whose first token ``model`` names."""
     model.eval()
     tokens, targets = memory_batch(n_examples, gap, n_symbols, generator, device)
@@ -151,8 +168,18 @@ def train_memory_model(
 
     log = TrainingLog()
     while log.steps < max_steps:
-        train(model, next_batch, loss_fn, optimizer, min(check_every, max_steps - log.steps),
-              clip_norm=clip_norm, log=log)
-        if memory_accuracy(model, gap, 256, n_symbols, generator, device) >= target_accuracy:
+        train(
+            model,
+            next_batch,
+            loss_fn,
+            optimizer,
+            min(check_every, max_steps - log.steps),
+            clip_norm=clip_norm,
+            log=log,
+        )
+        if (
+            memory_accuracy(model, gap, 256, n_symbols, generator, device)
+            >= target_accuracy
+        ):
             break
     return log

@@ -60,15 +60,21 @@ def first_token_repeats_batch(
     keys[torch.arange(max_len)[None, :] >= lengths[:, None]] = 3.0  # padding: last
     keys[:, 0] = torch.where(labels == 1, -1.0, 2.0)  # position 0: first, or after all
     order = keys.argsort(dim=1)  # (B, T)
-    tokens = torch.empty(batch_size, max_len, dtype=torch.long).scatter_(1, order, items)
+    tokens = torch.empty(batch_size, max_len, dtype=torch.long).scatter_(
+        1, order, items
+    )
     mask = torch.arange(max_len)[None, :] < lengths[:, None]  # (B, max_len)
     tokens[~mask] = PAD
     return tokens.to(device), mask.to(device), labels.to(device)
 
 
 @torch.no_grad()
-def classification_accuracy(model: torch.nn.Module, tokens: torch.Tensor,
-                            mask: torch.Tensor, labels: torch.Tensor) -> float:
+def classification_accuracy(
+    model: torch.nn.Module,
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    labels: torch.Tensor,
+) -> float:
     """Fraction of sequences that ``model(tokens, mask)`` classifies correctly."""
     was_training = model.training
     model.eval()

@@ -26,8 +26,13 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["scan_examples", "simple_split", "length_split", "interpret",
-           "LENGTH_SPLIT_MAX_ACTIONS"]
+__all__ = [
+    "scan_examples",
+    "simple_split",
+    "length_split",
+    "interpret",
+    "LENGTH_SPLIT_MAX_ACTIONS",
+]
 
 LENGTH_SPLIT_MAX_ACTIONS = 22
 _PRIMITIVES = {"walk": "I_WALK", "look": "I_LOOK", "run": "I_RUN", "jump": "I_JUMP"}
@@ -72,24 +77,27 @@ def interpret(command: str) -> list[str]:
     words = command.split()
     if "and" in words:
         i = words.index("and")
-        return _interpret_sentence(words[:i]) + _interpret_sentence(words[i + 1:])
+        return _interpret_sentence(words[:i]) + _interpret_sentence(words[i + 1 :])
     if "after" in words:  # "x after y" does y first
         i = words.index("after")
-        return _interpret_sentence(words[i + 1:]) + _interpret_sentence(words[:i])
+        return _interpret_sentence(words[i + 1 :]) + _interpret_sentence(words[:i])
     return _interpret_sentence(words)
 
 
 def scan_examples() -> list[tuple[str, str]]:
     """Every SCAN command exactly once, as ``(command, actions)`` string pairs."""
-    sentences = [f"{v} {r}".strip() for v in _verb_phrases() for r in ("", "twice", "thrice")]
+    sentences = [
+        f"{v} {r}".strip() for v in _verb_phrases() for r in ("", "twice", "thrice")
+    ]
     commands = list(sentences)
     for conjunction in ("and", "after"):
         commands.extend(f"{a} {conjunction} {b}" for a in sentences for b in sentences)
     return [(command, " ".join(interpret(command))) for command in commands]
 
 
-def simple_split(test_fraction: float = 0.2, seed: int = 0
-                 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def simple_split(
+    test_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """A random split of all commands: ``(train, test)``."""
     examples = scan_examples()
     random.Random(seed).shuffle(examples)
@@ -97,11 +105,13 @@ def simple_split(test_fraction: float = 0.2, seed: int = 0
     return examples[n_test:], examples[:n_test]
 
 
-def length_split(max_train_actions: int = LENGTH_SPLIT_MAX_ACTIONS
-                 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def length_split(
+    max_train_actions: int = LENGTH_SPLIT_MAX_ACTIONS,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Train on commands with at most ``max_train_actions`` actions, test on the rest."""
     train, test = [], []
     for command, actions in scan_examples():
         (train if len(actions.split()) <= max_train_actions else test).append(
-            (command, actions))
+            (command, actions)
+        )
     return train, test

@@ -24,33 +24,83 @@ import random
 from dataclasses import dataclass
 
 __all__ = [
-    "SentimentExample", "POSITIVE_WORDS", "NEGATIVE_WORDS", "HELD_OUT_POSITIVE",
-    "HELD_OUT_NEGATIVE", "generate_examples", "sentiment_splits", "LABEL_NAMES",
+    "SentimentExample",
+    "POSITIVE_WORDS",
+    "NEGATIVE_WORDS",
+    "HELD_OUT_POSITIVE",
+    "HELD_OUT_NEGATIVE",
+    "generate_examples",
+    "sentiment_splits",
+    "LABEL_NAMES",
 ]
 
 LABEL_NAMES = ("negative", "positive")
 
 SUBJECTS = (
-    "the movie", "the film", "the plot", "the acting", "the soundtrack", "the ending",
-    "the script", "the cast", "the dialogue", "the story", "the camera work", "the pacing",
-    "the direction", "the final scene", "this sequel", "the performance",
+    "the movie",
+    "the film",
+    "the plot",
+    "the acting",
+    "the soundtrack",
+    "the ending",
+    "the script",
+    "the cast",
+    "the dialogue",
+    "the story",
+    "the camera work",
+    "the pacing",
+    "the direction",
+    "the final scene",
+    "this sequel",
+    "the performance",
 )
 COPULAS = ("is", "was", "seemed", "felt")
-NEGATED_COPULAS = ("is", "was")  # "is not good", "was never dull"; "felt not" reads badly
+NEGATED_COPULAS = (
+    "is",
+    "was",
+)  # "is not good", "was never dull"; "felt not" reads badly
 INTENSIFIERS = ("very", "really", "truly", "extremely", "quite", "remarkably")
 
 # Adjectives and verbs seen in training ...
 POSITIVE_WORDS = {
-    "adjectives": ("good", "great", "excellent", "enjoyable", "charming", "brilliant",
-                   "moving", "fun", "clever", "beautiful"),
-    "verbs": (("loved", "love"), ("enjoyed", "enjoy"), ("liked", "like"),
-              ("admired", "admire")),
+    "adjectives": (
+        "good",
+        "great",
+        "excellent",
+        "enjoyable",
+        "charming",
+        "brilliant",
+        "moving",
+        "fun",
+        "clever",
+        "beautiful",
+    ),
+    "verbs": (
+        ("loved", "love"),
+        ("enjoyed", "enjoy"),
+        ("liked", "like"),
+        ("admired", "admire"),
+    ),
 }
 NEGATIVE_WORDS = {
-    "adjectives": ("bad", "boring", "awful", "dull", "terrible", "weak", "clumsy",
-                   "annoying", "predictable", "ugly"),
-    "verbs": (("hated", "hate"), ("disliked", "dislike"), ("regretted", "regret"),
-              ("resented", "resent")),
+    "adjectives": (
+        "bad",
+        "boring",
+        "awful",
+        "dull",
+        "terrible",
+        "weak",
+        "clumsy",
+        "annoying",
+        "predictable",
+        "ugly",
+    ),
+    "verbs": (
+        ("hated", "hate"),
+        ("disliked", "dislike"),
+        ("regretted", "regret"),
+        ("resented", "resent"),
+    ),
 }
 # ... and only in the test split.
 HELD_OUT_POSITIVE = {
@@ -96,9 +146,13 @@ def _clause(rng: random.Random, positive: bool, negated: bool, words: dict) -> s
     return f"i {adverb}{past} {subject}"
 
 
-def generate_examples(count: int, seed: int, held_out_fraction: float = 0.0,
-                      negation_rate: float = 0.3, contrast_rate: float = 0.25
-                      ) -> list[SentimentExample]:
+def generate_examples(
+    count: int,
+    seed: int,
+    held_out_fraction: float = 0.0,
+    negation_rate: float = 0.3,
+    contrast_rate: float = 0.25,
+) -> list[SentimentExample]:
     """``count`` distinct examples, half positive, half negative.
 
     ``held_out_fraction`` of them take their deciding word from the held-out vocabulary
@@ -112,12 +166,15 @@ def generate_examples(count: int, seed: int, held_out_fraction: float = 0.0,
         label = len(examples) % 2  # alternate: balanced labels
         held_out = rng.random() < held_out_fraction
         negated = rng.random() < negation_rate
-        deciding = _clause(rng, bool(label), negated,
-                           held_out_words if held_out else training_words)
+        deciding = _clause(
+            rng, bool(label), negated, held_out_words if held_out else training_words
+        )
         contrast = rng.random() < contrast_rate
         if contrast:
             # The first clause has the opposite polarity; only the order tells which wins.
-            other = _clause(rng, not label, rng.random() < negation_rate, training_words)
+            other = _clause(
+                rng, not label, rng.random() < negation_rate, training_words
+            )
             text = f"{other} but {deciding}"
         else:
             text = deciding
@@ -129,30 +186,41 @@ def generate_examples(count: int, seed: int, held_out_fraction: float = 0.0,
     return examples
 
 
-def sentiment_splits(train_size: int = 2000, validation_size: int = 500,
-                     test_size: int = 1000, seed: int = 0,
-                     test_held_out_fraction: float = 0.3
-                     ) -> dict[str, list[SentimentExample]]:
+def sentiment_splits(
+    train_size: int = 2000,
+    validation_size: int = 500,
+    test_size: int = 1000,
+    seed: int = 0,
+    test_held_out_fraction: float = 0.3,
+) -> dict[str, list[SentimentExample]]:
     """Train, validation and test splits with no sentence in two splits.
 
     Train and validation use the training vocabulary only; ``test_held_out_fraction`` of
     the test examples use a held-out word for the clause that decides their label."""
     train = generate_examples(train_size, seed)
     validation = _excluding(validation_size, seed + 1, 0.0, {e.text for e in train})
-    test = _excluding(test_size, seed + 2, test_held_out_fraction,
-                      {e.text for e in train + validation})
+    test = _excluding(
+        test_size,
+        seed + 2,
+        test_held_out_fraction,
+        {e.text for e in train + validation},
+    )
     return {"train": train, "validation": validation, "test": test}
 
 
-def _excluding(count: int, seed: int, held_out_fraction: float, taken: set[str]
-               ) -> list[SentimentExample]:
+def _excluding(
+    count: int, seed: int, held_out_fraction: float, taken: set[str]
+) -> list[SentimentExample]:
     """``count`` balanced examples whose texts are not in ``taken``."""
     pool = generate_examples(3 * count, seed, held_out_fraction)
     by_label: dict[int, list[SentimentExample]] = {0: [], 1: []}
     for example in pool:
-        if example.text not in taken and len(by_label[example.label]) < count // 2 + count % 2:
+        if (
+            example.text not in taken
+            and len(by_label[example.label]) < count // 2 + count % 2
+        ):
             by_label[example.label].append(example)
-    chosen = by_label[1][:count - count // 2] + by_label[0][:count // 2]
+    chosen = by_label[1][: count - count // 2] + by_label[0][: count // 2]
     if len(chosen) < count:
         raise ValueError(f"could not draw {count} new sentences; ask for fewer")
     random.Random(seed).shuffle(chosen)

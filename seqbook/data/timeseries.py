@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from seqbook import runtime
 
 __all__ = [
@@ -74,12 +75,14 @@ def seasonal_series(
     """
     if length < 1 or period < 2 or second_period <= 0 or noise < 0:
         raise ValueError(
-            "need length >= 1, period >= 2, second_period > 0 and noise >= 0")
+            "need length >= 1, period >= 2, second_period > 0 and noise >= 0"
+        )
     g = runtime.generator(seed)
     phase = float(torch.rand((), generator=g, dtype=torch.float64)) * 2 * math.pi
     t = torch.arange(length, dtype=torch.float64)
     fast = torch.sin(2 * math.pi * t / period) + harmonic * torch.sin(
-        4 * math.pi * t / period + 1.0)
+        4 * math.pi * t / period + 1.0
+    )
     slow = torch.sin(2 * math.pi * t / second_period + phase)
     signal = level + slope * t + amplitude * fast + second_amplitude * slow
     values = signal + noise * torch.randn(length, generator=g, dtype=torch.float64)
@@ -104,7 +107,7 @@ def train_test_split(
             f"got test_size={test_size}, context={context}"
         )
     split = len(series) - test_size
-    return series[:split], series[split - context:]
+    return series[:split], series[split - context :]
 
 
 def sliding_windows(
@@ -132,7 +135,8 @@ def seasonal_naive(inputs: torch.Tensor, period: int, horizon: int) -> torch.Ten
     """
     if inputs.shape[-1] < period:
         raise ValueError(
-            f"the window ({inputs.shape[-1]}) is shorter than the period ({period})")
+            f"the window ({inputs.shape[-1]}) is shorter than the period ({period})"
+        )
     last_season = inputs[..., -period:]  # (..., period)
     repeats = math.ceil(horizon / period)
     return last_season.tile((repeats,))[..., :horizon]  # (..., horizon)

@@ -145,7 +145,9 @@ class MultiHeadAttention(nn.Module):
         k = split_heads(F.linear(key, w_k, b_k), self.num_heads)  # (B, H, T_k, d)
         v = split_heads(F.linear(value, w_v, b_v), self.num_heads)  # (B, H, T_k, d)
         heads, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.out_proj(merge_heads(heads)), weights  # (B, T_q, D), (B, H, T_q, T_k)
+        return self.out_proj(
+            merge_heads(heads)
+        ), weights  # (B, T_q, D), (B, H, T_q, T_k)
 
 
 def project_keys_values(attention: MultiHeadAttention, key, value):
@@ -156,8 +158,10 @@ def project_keys_values(attention: MultiHeadAttention, key, value):
     b_k = b_v = None
     if attention.in_proj_bias is not None:
         _, b_k, b_v = attention.in_proj_bias.chunk(3)  # each (D,)
-    return (split_heads(F.linear(key, w_k, b_k), attention.num_heads),
-            split_heads(F.linear(value, w_v, b_v), attention.num_heads))
+    return (
+        split_heads(F.linear(key, w_k, b_k), attention.num_heads),
+        split_heads(F.linear(value, w_v, b_v), attention.num_heads),
+    )
 
 
 def attend_projected(attention: MultiHeadAttention, query, keys, values, mask=None):
@@ -167,7 +171,9 @@ def attend_projected(attention: MultiHeadAttention, query, keys, values, mask=No
     b_q = None if attention.in_proj_bias is None else attention.in_proj_bias.chunk(3)[0]
     q = split_heads(F.linear(query, w_q, b_q), attention.num_heads)  # (B, H, T_q, d)
     heads, weights = scaled_dot_product_attention(q, keys, values, mask)
-    return attention.out_proj(merge_heads(heads)), weights  # (B, T_q, D), (B, H, T_q, T_k)
+    return attention.out_proj(
+        merge_heads(heads)
+    ), weights  # (B, T_q, D), (B, H, T_q, T_k)
 
 
 # ---------------------------------------------------------------------- positions

@@ -40,8 +40,9 @@ class CausalConv1d(nn.Module):
     own); the input is padded with ``(kernel_size - 1) * dilation`` zeros on the left.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 dilation: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1
+    ) -> None:
         super().__init__()
         self.left_padding = (kernel_size - 1) * dilation
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation)
@@ -80,8 +81,9 @@ def measured_receptive_field(model: nn.Module, length: int, channels: int = 1) -
     model = copy.deepcopy(model).double()  # a float64 copy: the model is untouched
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    x = torch.randn(1, channels, length, dtype=torch.float64, device=device,
-                    requires_grad=True)
+    x = torch.randn(
+        1, channels, length, dtype=torch.float64, device=device, requires_grad=True
+    )
     output = model(x)  # (1, C_out, length)
     (gradient,) = torch.autograd.grad(output[..., -1].sum(), x)
     reached = (gradient[0] != 0).any(dim=0).nonzero()  # time steps that influence
@@ -100,8 +102,13 @@ class DilatedCNNForecaster(nn.Module):
     push inputs out of the range seen in training.
     """
 
-    def __init__(self, horizon: int, channels: int = 32, kernel_size: int = 3,
-                 dilations: Sequence[int] = (1, 2, 4, 8, 16)) -> None:
+    def __init__(
+        self,
+        horizon: int,
+        channels: int = 32,
+        kernel_size: int = 3,
+        dilations: Sequence[int] = (1, 2, 4, 8, 16),
+    ) -> None:
         super().__init__()
         if not dilations:
             raise ValueError("need at least one layer")
@@ -110,7 +117,9 @@ class DilatedCNNForecaster(nn.Module):
             CausalConv1d(channels, channels, kernel_size, d) for d in dilations[1:]
         )
         self.head = nn.Linear(channels, horizon)
-        self.receptive_field = receptive_field([kernel_size] * len(dilations), dilations)
+        self.receptive_field = receptive_field(
+            [kernel_size] * len(dilations), dilations
+        )
 
     def forward(self, window: torch.Tensor) -> torch.Tensor:
         level = window.mean(dim=-1, keepdim=True)  # (B, 1)

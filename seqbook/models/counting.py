@@ -56,8 +56,9 @@ def layer_norm_parameters(dim: int, bias: bool = True) -> int:
     return 2 * dim if bias else dim
 
 
-def transformer_layer_parameters(dim: int, num_heads: int, hidden_dim: int,
-                                 bias: bool = True, decoder: bool = False) -> int:
+def transformer_layer_parameters(
+    dim: int, num_heads: int, hidden_dim: int, bias: bool = True, decoder: bool = False
+) -> int:
     """Parameters of ``nn.TransformerEncoderLayer(dim, num_heads, hidden_dim, bias=bias)``
     or, with ``decoder=True``, of ``nn.TransformerDecoderLayer`` (which adds
     cross-attention and a third layer norm). ``bias=False`` removes the biases of the

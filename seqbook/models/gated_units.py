@@ -101,9 +101,14 @@ class _GatedCell(nn.Module):
 
     n_gates = 1
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.input_size = input_size
@@ -143,8 +148,9 @@ class _GatedCell(nn.Module):
             )
 
     def _zeros(self, input: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(*input.shape[:-1], self.hidden_size,
-                           dtype=input.dtype, device=input.device)
+        return torch.zeros(
+            *input.shape[:-1], self.hidden_size, dtype=input.dtype, device=input.device
+        )
 
 
 class LSTMCell(_GatedCell):
@@ -156,15 +162,16 @@ class LSTMCell(_GatedCell):
 
     n_gates = 4
 
-    def forward(self, input: torch.Tensor,
-                hx: tuple[torch.Tensor, torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_input(input)
         if hx is None:
             hx = (self._zeros(input), self._zeros(input))
         h, c = hx
-        return lstm_cell(input, h, c, self.weight_ih, self.weight_hh,
-                         self.bias_ih, self.bias_hh)
+        return lstm_cell(
+            input, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        )
 
 
 class GRUCell(_GatedCell):
@@ -176,9 +183,12 @@ class GRUCell(_GatedCell):
 
     n_gates = 3
 
-    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input: torch.Tensor, hx: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self._check_input(input)
         if hx is None:
             hx = self._zeros(input)
-        return gru_cell(input, hx, self.weight_ih, self.weight_hh,
-                        self.bias_ih, self.bias_hh)
+        return gru_cell(
+            input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        )

@@ -31,34 +31,41 @@ class NGramModel:
 
     def fit(self, ids: Sequence[int]) -> "NGramModel":
         for end in range(self.n - 1, len(ids)):
-            gram = tuple(ids[end - self.n + 1:end + 1])
+            gram = tuple(ids[end - self.n + 1 : end + 1])
             self.ngram_counts[gram] += 1
             self.context_counts[gram[:-1]] += 1
         return self
 
     def prob(self, context: Sequence[int], token: int) -> float:
         if len(context) < self.n - 1:
-            raise ValueError(f"a {self.n}-gram model needs {self.n - 1} context tokens, "
-                             f"got {len(context)}")
-        context = tuple(context)[len(context) - (self.n - 1):] if self.n > 1 else ()
+            raise ValueError(
+                f"a {self.n}-gram model needs {self.n - 1} context tokens, "
+                f"got {len(context)}"
+            )
+        context = tuple(context)[len(context) - (self.n - 1) :] if self.n > 1 else ()
         numerator = self.ngram_counts[context + (token,)] + self.k
         return numerator / (self.context_counts[context] + self.k * self.vocab_size)
 
     def perplexity(self, ids: Sequence[int]) -> float:
-        log_probs = [math.log(self.prob(ids[end - self.n + 1:end], ids[end]))
-                     for end in range(self.n - 1, len(ids))]
+        log_probs = [
+            math.log(self.prob(ids[end - self.n + 1 : end], ids[end]))
+            for end in range(self.n - 1, len(ids))
+        ]
         if not log_probs:
             raise ValueError(f"need at least {self.n} tokens to measure perplexity")
         return math.exp(-sum(log_probs) / len(log_probs))
 
 
-def bigram_perplexity(train_ids: Sequence[int], test_ids: Sequence[int],
-                      vocab_size: int, k: float = 1.0) -> float:
+def bigram_perplexity(
+    train_ids: Sequence[int], test_ids: Sequence[int], vocab_size: int, k: float = 1.0
+) -> float:
     """Perplexity of an add-k bigram model fitted on ``train_ids``, measured on ``test_ids``."""
     pair_counts = Counter(zip(train_ids[:-1], train_ids[1:]))
     context_counts = Counter(train_ids[:-1])
     total = 0.0
     for previous, current in zip(test_ids[:-1], test_ids[1:]):
-        probability = (pair_counts[(previous, current)] + k) / (context_counts[previous] + k * vocab_size)
+        probability = (pair_counts[(previous, current)] + k) / (
+            context_counts[previous] + k * vocab_size
+        )
         total -= math.log(probability)
     return math.exp(total / (len(test_ids) - 1))

@@ -35,6 +35,7 @@ from typing import Iterator, Sequence
 
 import torch
 from torch import nn
+
 from seqbook import runtime
 
 __all__ = [
@@ -78,9 +79,11 @@ class LoRALinear(nn.Module):
         weight = base.weight
         self.lora_A = nn.Parameter(
             torch.randn(r, base.in_features, dtype=weight.dtype, device=weight.device)
-            / math.sqrt(base.in_features))  # (r, in)
+            / math.sqrt(base.in_features)
+        )  # (r, in)
         self.lora_B = nn.Parameter(
-            torch.zeros(base.out_features, r, dtype=weight.dtype, device=weight.device))
+            torch.zeros(base.out_features, r, dtype=weight.dtype, device=weight.device)
+        )
 
     def forward(self, x):
         out = self.base(x)  # (..., out)
@@ -97,9 +100,13 @@ class LoRALinear(nn.Module):
             self.merged = True
 
 
-def add_lora(model: nn.Module, r: int = 8, alpha: float = 16.0,
-             targets: Sequence[str] = ("query", "value"),
-             trainable: Sequence[str] = ("classifier",)) -> list[str]:
+def add_lora(
+    model: nn.Module,
+    r: int = 8,
+    alpha: float = 16.0,
+    targets: Sequence[str] = ("query", "value"),
+    trainable: Sequence[str] = ("classifier",),
+) -> list[str]:
     """Freeze ``model`` and replace each ``nn.Linear`` whose attribute name is in
     ``targets`` by a :class:`LoRALinear` around it; the parameters of the submodules
     named in ``trainable`` (the new classification head) stay trainable. Returns the
@@ -166,8 +173,9 @@ def mean_pool(last_hidden_state, attention_mask):
 
 
 @torch.no_grad()
-def sentence_embeddings(encoder: nn.Module, tokenizer, texts: Sequence[str],
-                        batch_size: int = 128) -> torch.Tensor:
+def sentence_embeddings(
+    encoder: nn.Module, tokenizer, texts: Sequence[str], batch_size: int = 128
+) -> torch.Tensor:
     """Unit-length sentence embeddings ``(N, D)``: the encoder's last hidden states,
     mean-pooled over the real tokens, then L2-normalised. On the encoder's device."""
     device = next(encoder.parameters()).device
@@ -175,10 +183,12 @@ def sentence_embeddings(encoder: nn.Module, tokenizer, texts: Sequence[str],
     encoder.eval()
     chunks = []
     for start in range(0, len(texts), batch_size):
-        batch = tokenizer(list(texts[start:start + batch_size]), padding=True,
-                          return_tensors="pt").to(device)
-        hidden = encoder(input_ids=batch["input_ids"],
-                         attention_mask=batch["attention_mask"]).last_hidden_state
+        batch = tokenizer(
+            list(texts[start : start + batch_size]), padding=True, return_tensors="pt"
+        ).to(device)
+        hidden = encoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
         pooled = mean_pool(hidden, batch["attention_mask"])  # (b, D)
         chunks.append(torch.nn.functional.normalize(pooled, dim=-1))
     encoder.train(was_training)
@@ -188,20 +198,31 @@ def sentence_embeddings(encoder: nn.Module, tokenizer, texts: Sequence[str],
 # ------------------------------------------------------------- few-shot and zero-shot
 
 
-def nearest_centroid_predict(support: torch.Tensor, support_labels: torch.Tensor,
-                             queries: torch.Tensor, num_classes: int) -> torch.Tensor:
+def nearest_centroid_predict(
+    support: torch.Tensor,
+    support_labels: torch.Tensor,
+    queries: torch.Tensor,
+    num_classes: int,
+) -> torch.Tensor:
     """Label each query ``(N, D)`` with the class whose mean support embedding is the
     most cosine-similar (classes ``0 .. num_classes - 1``)."""
-    centroids = torch.stack([support[support_labels == c].mean(dim=0)
-                             for c in range(num_classes)])  # (C, D)
+    centroids = torch.stack(
+        [support[support_labels == c].mean(dim=0) for c in range(num_classes)]
+    )  # (C, D)
     centroids = torch.nn.functional.normalize(centroids, dim=-1)
     queries = torch.nn.functional.normalize(queries, dim=-1)
     return (queries @ centroids.T).argmax(dim=-1)  # (N,)
 
 
-def few_shot_accuracies(embeddings: torch.Tensor, labels: torch.Tensor,
-                        test_embeddings: torch.Tensor, test_labels: torch.Tensor,
-                        shots: int, draws: int = 20, seed: int = 0) -> list[float]:
+def few_shot_accuracies(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    test_embeddings: torch.Tensor,
+    test_labels: torch.Tensor,
+    shots: int,
+    draws: int = 20,
+    seed: int = 0,
+) -> list[float]:
     """Test accuracy of :func:`nearest_centroid_predict` with ``shots`` examples per
     class drawn from ``embeddings``, for ``draws`` independent draws."""
     g = runtime.generator(seed)
@@ -213,14 +234,16 @@ def few_shot_accuracies(embeddings: torch.Tensor, labels: torch.Tensor,
             pool = (labels == c).nonzero().flatten()
             chosen.append(pool[torch.randperm(len(pool), generator=g)[:shots]])
         chosen = torch.cat(chosen)
-        predicted = nearest_centroid_predict(embeddings[chosen], labels[chosen],
-                                             test_embeddings, num_classes)
+        predicted = nearest_centroid_predict(
+            embeddings[chosen], labels[chosen], test_embeddings, num_classes
+        )
         accuracies.append(float((predicted.cpu() == test_labels.cpu()).float().mean()))
     return accuracies
 
 
-def zero_shot_predict(queries: torch.Tensor, label_embeddings: torch.Tensor
-                      ) -> torch.Tensor:
+def zero_shot_predict(
+    queries: torch.Tensor, label_embeddings: torch.Tensor
+) -> torch.Tensor:
     """Label each query with the label description it is most cosine-similar to."""
     queries = torch.nn.functional.normalize(queries, dim=-1)
     label_embeddings = torch.nn.functional.normalize(label_embeddings, dim=-1)
@@ -231,17 +254,61 @@ def zero_shot_predict(queries: torch.Tensor, label_embeddings: torch.Tensor
 
 TOPICS = ("food", "sport", "travel", "weather")
 _TOPIC_SUBJECTS = {
-    "food": ("the soup", "the pasta", "the dessert", "the bread", "the salad",
-             "the coffee", "the curry", "the pizza"),
-    "sport": ("the match", "the game", "the race", "the tournament", "the final",
-              "the team", "the goalkeeper", "the referee"),
-    "travel": ("the flight", "the hotel", "the train ride", "the trip", "the airport",
-               "the beach resort", "the tour guide", "the cruise"),
-    "weather": ("the weather", "the storm", "the forecast", "the rain", "the heatwave",
-                "the winter", "the sunshine", "the fog"),
+    "food": (
+        "the soup",
+        "the pasta",
+        "the dessert",
+        "the bread",
+        "the salad",
+        "the coffee",
+        "the curry",
+        "the pizza",
+    ),
+    "sport": (
+        "the match",
+        "the game",
+        "the race",
+        "the tournament",
+        "the final",
+        "the team",
+        "the goalkeeper",
+        "the referee",
+    ),
+    "travel": (
+        "the flight",
+        "the hotel",
+        "the train ride",
+        "the trip",
+        "the airport",
+        "the beach resort",
+        "the tour guide",
+        "the cruise",
+    ),
+    "weather": (
+        "the weather",
+        "the storm",
+        "the forecast",
+        "the rain",
+        "the heatwave",
+        "the winter",
+        "the sunshine",
+        "the fog",
+    ),
 }
-_TOPIC_OPINIONS = ("great", "excellent", "fun", "lovely", "bad", "awful", "boring",
-                   "terrible", "fine", "unusual", "long", "short")
+_TOPIC_OPINIONS = (
+    "great",
+    "excellent",
+    "fun",
+    "lovely",
+    "bad",
+    "awful",
+    "boring",
+    "terrible",
+    "fine",
+    "unusual",
+    "long",
+    "short",
+)
 
 
 def topic_examples(count: int = 400, seed: int = 0) -> list[tuple[str, int]]:
@@ -255,7 +322,9 @@ def topic_examples(count: int = 400, seed: int = 0) -> list[tuple[str, int]]:
         topic = len(examples) % len(TOPICS)
         subject = rng.choice(_TOPIC_SUBJECTS[TOPICS[topic]])
         if rng.random() < 0.6:
-            text = f"{subject} {rng.choice(('was', 'is'))} {rng.choice(_TOPIC_OPINIONS)}"
+            text = (
+                f"{subject} {rng.choice(('was', 'is'))} {rng.choice(_TOPIC_OPINIONS)}"
+            )
         else:
             verb = rng.choice(("loved", "hated", "enjoyed", "disliked", "remember"))
             text = f"i {verb} {subject}"

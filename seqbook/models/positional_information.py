@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqbook import runtime
 from seqbook.models.attention import MultiHeadAttention, sinusoidal_positional_encoding
 from seqbook.train.loop import TrainingLog, train
-from seqbook import runtime
 
 __all__ = [
     "shift_matrix",
@@ -113,13 +113,16 @@ def rotary_embedding(x: torch.Tensor, offset: int = 0) -> torch.Tensor:
     length, dim = x.shape[-2], x.shape[-1]
     if dim % 2 != 0:
         raise ValueError(f"rotary embeddings rotate pairs of features: d={dim} is odd")
-    positions = torch.arange(offset, offset + length, dtype=torch.float32,
-                             device=x.device)[:, None]  # (T, 1)
+    positions = torch.arange(
+        offset, offset + length, dtype=torch.float32, device=x.device
+    )[:, None]  # (T, 1)
     even = torch.arange(0, dim, 2, dtype=torch.float32, device=x.device)  # (d / 2,)
     angles = positions / 10000.0 ** (even / dim)  # (T, d / 2)
     cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
     first, second = x[..., 0::2], x[..., 1::2]  # (..., T, d / 2) each
-    rotated = torch.stack((first * cos - second * sin, first * sin + second * cos), dim=-1)
+    rotated = torch.stack(
+        (first * cos - second * sin, first * sin + second * cos), dim=-1
+    )
     return rotated.flatten(-2)  # (..., T, d): pairs interleaved again
 
 
@@ -173,18 +176,30 @@ class OrderClassifier(nn.Module):
 
     kinds = ("none", "sinusoidal", "learned")
 
-    def __init__(self, positions: str, n_tokens: int = 10, dim: int = 32,
-                 num_heads: int = 4, max_positions: int = 32):
+    def __init__(
+        self,
+        positions: str,
+        n_tokens: int = 10,
+        dim: int = 32,
+        num_heads: int = 4,
+        max_positions: int = 32,
+    ):
         super().__init__()
         if positions not in self.kinds:
-            raise ValueError(f"positions must be one of {self.kinds}, got {positions!r}")
+            raise ValueError(
+                f"positions must be one of {self.kinds}, got {positions!r}"
+            )
         self.positions = positions
         self.embedding = nn.Embedding(n_tokens, dim)
-        self.learned = (LearnedPositionalEmbedding(max_positions, dim)
-                        if positions == "learned" else None)
+        self.learned = (
+            LearnedPositionalEmbedding(max_positions, dim)
+            if positions == "learned"
+            else None
+        )
         self.attention = MultiHeadAttention(dim, num_heads)
-        self.feed_forward = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(),
-                                          nn.Linear(2 * dim, dim))
+        self.feed_forward = nn.Sequential(
+            nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim)
+        )
         self.readout = nn.Linear(dim, 2)
 
     def add_positions(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,7 +219,9 @@ class OrderClassifier(nn.Module):
 
 
 @torch.no_grad()
-def order_accuracy(model: nn.Module, tokens: torch.Tensor, targets: torch.Tensor) -> float:
+def order_accuracy(
+    model: nn.Module, tokens: torch.Tensor, targets: torch.Tensor
+) -> float:
     """Fraction of the ``(B, T)`` sequences whose order ``model`` gets right."""
     model.eval()
     return (model(tokens).argmax(dim=-1) == targets).float().mean().item()

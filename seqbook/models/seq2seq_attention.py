@@ -27,16 +27,25 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqbook import runtime
 from seqbook.data.dates import DATE_FORMATS, format_date
 from seqbook.text.vocab import PAD, UNK, Vocabulary
-from seqbook import runtime
 from seqbook.train.checkpoints import checkpoint_path, read_checkpoint
 
 __all__ = [
-    "BOS", "EOS", "date_vocabulary", "encode_pairs",
+    "BOS",
+    "EOS",
+    "date_vocabulary",
+    "encode_pairs",
     "AdditiveAttention",
-    "Encoder", "Decoder", "decode_steps", "Seq2Seq", "train_seq2seq", "translate",
-    "exact_match", "load_checkpoint",
+    "Encoder",
+    "Decoder",
+    "decode_steps",
+    "Seq2Seq",
+    "train_seq2seq",
+    "translate",
+    "exact_match",
+    "load_checkpoint",
 ]
 
 BOS = "<bos>"
@@ -53,15 +62,20 @@ def date_vocabulary() -> Vocabulary:
     return Vocabulary("".join(text), specials=(PAD, UNK, BOS, EOS))
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], vocab: Vocabulary,
-                 device: torch.device | str = "cpu"):
+def encode_pairs(
+    pairs: Sequence[tuple[str, str]],
+    vocab: Vocabulary,
+    device: torch.device | str = "cpu",
+):
     """``(source, lengths, targets)``: padded source ids ``(B, S)``, their lengths ``(B,)``
     and target ids ``(B, T)`` (the ISO characters then ``<eos>``)."""
     sources = [vocab.encode(written) for written, _ in pairs]
     lengths = torch.tensor([len(s) for s in sources])
-    source = torch.full((len(pairs), int(lengths.max())), vocab.pad_id, dtype=torch.long)
+    source = torch.full(
+        (len(pairs), int(lengths.max())), vocab.pad_id, dtype=torch.long
+    )
     for row, ids in enumerate(sources):
-        source[row, :len(ids)] = torch.tensor(ids)
+        source[row, : len(ids)] = torch.tensor(ids)
     targets = torch.tensor([vocab.encode(iso) + [vocab.stoi[EOS]] for _, iso in pairs])
     return source.to(device), lengths.to(device), targets.to(device)
 
@@ -95,11 +109,15 @@ class Encoder(nn.Module):
         self.gru = nn.GRU(embed_dim, hidden_dim, batch_first=True, bidirectional=True)
 
     def forward(self, source: torch.Tensor, lengths: torch.Tensor):
-        packed = pack_padded_sequence(self.embed(source), lengths.cpu(), batch_first=True,
-                                      enforce_sorted=False)
-        outputs, final = self.gru(packed)  # final (2, B, H): last real step per direction
-        keys, _ = pad_packed_sequence(outputs, batch_first=True,
-                                      total_length=source.shape[1])  # (B, S, 2H)
+        packed = pack_padded_sequence(
+            self.embed(source), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        outputs, final = self.gru(
+            packed
+        )  # final (2, B, H): last real step per direction
+        keys, _ = pad_packed_sequence(
+            outputs, batch_first=True, total_length=source.shape[1]
+        )  # (B, S, 2H)
         positions = torch.arange(source.shape[1], device=source.device)
         mask = positions[None, :] < lengths.to(source.device)[:, None]  # (B, S)
         return keys, mask, torch.cat([final[0], final[1]], dim=-1)
@@ -110,18 +128,30 @@ class Decoder(nn.Module):
     only; with attention it is the character and the context vector, and the output layer
     also sees the context."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, key_dim: int,
-                 attention: bool) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        hidden_dim: int,
+        key_dim: int,
+        attention: bool,
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim)
-        self.attention = (AdditiveAttention(hidden_dim, key_dim, hidden_dim)
-                          if attention else None)
+        self.attention = (
+            AdditiveAttention(hidden_dim, key_dim, hidden_dim) if attention else None
+        )
         context_dim = key_dim if attention else 0
         self.cell = nn.GRUCell(embed_dim + context_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim + context_dim, vocab_size)
 
-    def step(self, tokens: torch.Tensor, state: torch.Tensor, keys: torch.Tensor,
-             mask: torch.Tensor):
+    def step(
+        self,
+        tokens: torch.Tensor,
+        state: torch.Tensor,
+        keys: torch.Tensor,
+        mask: torch.Tensor,
+    ):
         """``(logits (B, V), new state (B, H), weights (B, S) or None)``."""
         inputs = self.embed(tokens)  # (B, E)
         if self.attention is None:
@@ -149,22 +179,41 @@ def decode_steps(step, state, targets, bos_id, teacher_forcing):
 class Seq2Seq(nn.Module):
     """Encoder, a bridge from its final states to the decoder's first state, decoder."""
 
-    def __init__(self, vocab_size: int, embed_dim: int = 32, hidden_dim: int = 64,
-                 attention: bool = True, bos_id: int = 2) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 32,
+        hidden_dim: int = 64,
+        attention: bool = True,
+        bos_id: int = 2,
+    ) -> None:
         super().__init__()
-        self.config = dict(vocab_size=vocab_size, embed_dim=embed_dim,
-                           hidden_dim=hidden_dim, attention=attention, bos_id=bos_id)
+        self.config = dict(
+            vocab_size=vocab_size,
+            embed_dim=embed_dim,
+            hidden_dim=hidden_dim,
+            attention=attention,
+            bos_id=bos_id,
+        )
         self.bos_id = bos_id
         self.encoder = Encoder(vocab_size, embed_dim, hidden_dim)
         self.bridge = nn.Linear(2 * hidden_dim, hidden_dim)
-        self.decoder = Decoder(vocab_size, embed_dim, hidden_dim, 2 * hidden_dim, attention)
+        self.decoder = Decoder(
+            vocab_size, embed_dim, hidden_dim, 2 * hidden_dim, attention
+        )
 
     def encode(self, source: torch.Tensor, lengths: torch.Tensor):
         keys, mask, final = self.encoder(source, lengths)
         return keys, mask, torch.tanh(self.bridge(final))  # first decoder state (B, H)
 
-    def forward(self, source: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
-                teacher_forcing: bool = True, record: list | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        source: torch.Tensor,
+        lengths: torch.Tensor,
+        targets: torch.Tensor,
+        teacher_forcing: bool = True,
+        record: list | None = None,
+    ) -> torch.Tensor:
         """Logits ``(B, T, V)`` for the ``T`` target steps; ``record`` collects the
         attention weights ``(B, S)`` of every step when given."""
         keys, mask, state = self.encode(source, lengths)
@@ -178,8 +227,13 @@ class Seq2Seq(nn.Module):
         return decode_steps(step, state, targets, self.bos_id, teacher_forcing)
 
 
-def translate(model: Seq2Seq, pairs: Sequence[tuple[str, str]], vocab: Vocabulary,
-              device: torch.device | str = "cpu", batch_size: int = 500):
+def translate(
+    model: Seq2Seq,
+    pairs: Sequence[tuple[str, str]],
+    vocab: Vocabulary,
+    device: torch.device | str = "cpu",
+    batch_size: int = 500,
+):
     """Greedy decoding: the predicted strings and, with attention, a list of weight
     matrices ``(output characters, source characters)`` per example."""
     eos = vocab.stoi[EOS]
@@ -187,10 +241,12 @@ def translate(model: Seq2Seq, pairs: Sequence[tuple[str, str]], vocab: Vocabular
     model.eval()
     with torch.no_grad():
         for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start:start + batch_size]
+            chunk = pairs[start : start + batch_size]
             source, lengths, targets = encode_pairs(chunk, vocab, device)
             record: list = []
-            logits = model(source, lengths, targets, teacher_forcing=False, record=record)
+            logits = model(
+                source, lengths, targets, teacher_forcing=False, record=record
+            )
             ids = logits.argmax(dim=-1).cpu()  # (B, T)
             for row, (written, _) in enumerate(chunk):
                 chars = []
@@ -201,7 +257,7 @@ def translate(model: Seq2Seq, pairs: Sequence[tuple[str, str]], vocab: Vocabular
                 predictions.append("".join(chars))
                 if record and record[0] is not None:
                     weights = torch.stack([w[row] for w in record])  # (T, S)
-                    alignments.append(weights[:, :len(written)].cpu())
+                    alignments.append(weights[:, : len(written)].cpu())
     return predictions, alignments
 
 
@@ -210,10 +266,18 @@ def exact_match(predictions: Sequence[str], pairs: Sequence[tuple[str, str]]) ->
     return sum(p == iso for p, (_, iso) in zip(predictions, pairs)) / len(pairs)
 
 
-def train_seq2seq(model: Seq2Seq, pairs: Sequence[tuple[str, str]], vocab: Vocabulary,
-                  steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
-                  device: torch.device | str = "cpu", log_every: int = 10,
-                  callback: Callable[[int, float], None] | None = None) -> list[float]:
+def train_seq2seq(
+    model: Seq2Seq,
+    pairs: Sequence[tuple[str, str]],
+    vocab: Vocabulary,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    log_every: int = 10,
+    callback: Callable[[int, float], None] | None = None,
+) -> list[float]:
     """Adam with teacher forcing and cross-entropy for ``steps`` steps (never for a time:
     a step count gives the same run on every machine, busy or not). The batch order is
     seeded with ``runtime.generator(seed)``. Returns the loss of every
@@ -227,7 +291,7 @@ def train_seq2seq(model: Seq2Seq, pairs: Sequence[tuple[str, str]], vocab: Vocab
     while True:
         order = torch.randperm(len(pairs), generator=g).tolist()
         for begin in range(0, len(order) - batch_size + 1, batch_size):
-            batch = [pairs[i] for i in order[begin:begin + batch_size]]
+            batch = [pairs[i] for i in order[begin : begin + batch_size]]
             source, lengths, targets = encode_pairs(batch, vocab, device)
             logits = model(source, lengths, targets)  # (B, T, V)
             loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
@@ -252,7 +316,9 @@ def load_checkpoint(name_or_path: str | Path, device: torch.device | str = "cpu"
     evaluation mode on ``device``. The vocabulary must be :func:`date_vocabulary`'s."""
     data = read_checkpoint(name_or_path, device)
     if data["itos"] != date_vocabulary().itos:
-        raise ValueError(f"{checkpoint_path(name_or_path)} was saved with another vocabulary")
+        raise ValueError(
+            f"{checkpoint_path(name_or_path)} was saved with another vocabulary"
+        )
     model = Seq2Seq(**data["config"])
     model.load_state_dict(data["state_dict"])
     return model.to(device).eval(), data["info"]

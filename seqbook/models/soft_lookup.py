@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from seqbook import runtime
 
 __all__ = [
@@ -57,8 +58,9 @@ class RegressionData:
     noise: float
 
     def to(self, device: torch.device | str) -> "RegressionData":
-        moved = (t.to(device) for t in (self.x_train, self.y_train, self.x_test,
-                                         self.y_test))
+        moved = (
+            t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)
+        )
         return RegressionData(*moved, self.noise)
 
 

@@ -15,7 +15,11 @@ from torch import nn
 from seqbook.models.attention import MultiHeadAttention, causal_mask
 
 __all__ = [
-    "LayerNorm", "FeedForward", "SwiGLUFeedForward", "EncoderBlock", "pre_ln_block",
+    "LayerNorm",
+    "FeedForward",
+    "SwiGLUFeedForward",
+    "EncoderBlock",
+    "pre_ln_block",
     "post_ln_block",
 ]
 
@@ -47,8 +51,9 @@ class FeedForward(nn.Module):
     activations, where ``nn.TransformerEncoderLayer`` puts it.
     """
 
-    def __init__(self, dim: int, hidden_dim: int, activation: str = "relu",
-                 dropout: float = 0.0):
+    def __init__(
+        self, dim: int, hidden_dim: int, activation: str = "relu", dropout: float = 0.0
+    ):
         super().__init__()
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', not {activation!r}")
@@ -131,8 +136,14 @@ class EncoderBlock(nn.Module):
     :func:`pre_ln_block` or :func:`post_ln_block`.
     """
 
-    def __init__(self, dim: int, num_heads: int, hidden_dim: int, dropout: float = 0.0,
-                 norm_first: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        hidden_dim: int,
+        dropout: float = 0.0,
+        norm_first: bool = True,
+    ):
         super().__init__()
         self.norm_first = norm_first
         self.attention = MultiHeadAttention(dim, num_heads)
@@ -169,8 +180,13 @@ class EncoderBlock(nn.Module):
         if not layer.self_attn.batch_first:
             raise ValueError("from_torch expects a layer built with batch_first=True")
         dim = layer.linear1.in_features
-        block = cls(dim, layer.self_attn.num_heads, layer.linear1.out_features,
-                    dropout=layer.dropout.p, norm_first=layer.norm_first)
+        block = cls(
+            dim,
+            layer.self_attn.num_heads,
+            layer.linear1.out_features,
+            dropout=layer.dropout.p,
+            norm_first=layer.norm_first,
+        )
         if layer.norm1.eps != block.norm1.eps:
             block.norm1.eps = block.norm2.eps = layer.norm1.eps
         block.attention.load_state_dict(layer.self_attn.state_dict())

@@ -55,8 +55,11 @@ def causal_lm_loss(
     predictions = logits[:, :-1]  # (B, T-1, V): position t predicts token t+1
     targets = tokens[:, 1:]  # (B, T-1)
     ignore = -100 if pad_id is None else pad_id
-    return F.cross_entropy(predictions.reshape(-1, predictions.size(-1)),
-                           targets.reshape(-1), ignore_index=ignore)
+    return F.cross_entropy(
+        predictions.reshape(-1, predictions.size(-1)),
+        targets.reshape(-1),
+        ignore_index=ignore,
+    )
 
 
 def masked_mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,8 +79,9 @@ class _Embedder(nn.Module):
         super().__init__()
         self.token = nn.Embedding(vocab_size, dim)
         nn.init.normal_(self.token.weight, std=0.5)
-        self.register_buffer("positions", sinusoidal_positional_encoding(max_len, dim),
-                             persistent=False)
+        self.register_buffer(
+            "positions", sinusoidal_positional_encoding(max_len, dim), persistent=False
+        )
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.size(1) > self.positions.size(0):
@@ -96,9 +100,16 @@ class TransformerLanguageModel(nn.Module):
     layer. The logits at position ``t`` depend on tokens ``0..t`` only.
     """
 
-    def __init__(self, vocab_size: int, dim: int = 64, num_heads: int = 4,
-                 num_layers: int = 2, hidden_dim: int = 256, max_len: int = 256,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        hidden_dim: int = 256,
+        max_len: int = 256,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.embed = _Embedder(vocab_size, dim, max_len)
         self.blocks = nn.ModuleList(
@@ -126,8 +137,13 @@ class LSTMLanguageModel(nn.Module):
     state back in continues the sequence, one step at a time when generating.
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int = 32, hidden_size: int = 128,
-                 num_layers: int = 1):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 32,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+    ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True)
@@ -146,9 +162,17 @@ class TransformerClassifier(nn.Module):
     linear head.
     """
 
-    def __init__(self, vocab_size: int, num_classes: int, dim: int = 64,
-                 num_heads: int = 4, num_layers: int = 2, hidden_dim: int = 128,
-                 max_len: int = 64, dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        dim: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        hidden_dim: int = 128,
+        max_len: int = 64,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.embed = _Embedder(vocab_size, dim, max_len)
         self.blocks = nn.ModuleList(
@@ -172,13 +196,18 @@ class BagOfEmbeddings(nn.Module):
     It sees which tokens occur and how often, never where, and no token sees another.
     """
 
-    def __init__(self, vocab_size: int, num_classes: int, dim: int = 64,
-                 hidden_dim: int = 128):
+    def __init__(
+        self, vocab_size: int, num_classes: int, dim: int = 64, hidden_dim: int = 128
+    ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden_dim), nn.ReLU(),
-                                 nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
-                                 nn.Linear(hidden_dim, num_classes))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, num_classes),
+        )
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         pooled = masked_mean_pool(self.embedding(ids), mask)  # (B, D)

@@ -28,19 +28,35 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seqbook.models.attention import (MultiHeadAttention, attend_projected, project_keys_values,
-                               sinusoidal_positional_encoding)
-from seqbook.text.metrics import exact_match
-from seqbook.models.transformer import EncoderBlock, FeedForward, LayerNorm
 from seqbook import runtime
+from seqbook.models.attention import (
+    MultiHeadAttention,
+    attend_projected,
+    project_keys_values,
+    sinusoidal_positional_encoding,
+)
+from seqbook.models.transformer import EncoderBlock, FeedForward, LayerNorm
+from seqbook.text.metrics import exact_match
 from seqbook.train.checkpoints import read_checkpoint
 
 __all__ = [
-    "PAD", "BOS", "EOS", "WordVocabulary", "scan_vocabularies", "encode_pairs",
-    "seq2seq_masks", "label_smoothed_cross_entropy", "DecoderBlock", "DecodingState",
+    "PAD",
+    "BOS",
+    "EOS",
+    "WordVocabulary",
+    "scan_vocabularies",
+    "encode_pairs",
+    "seq2seq_masks",
+    "label_smoothed_cross_entropy",
+    "DecoderBlock",
+    "DecodingState",
     "TransformerSeq2Seq",
-    "greedy_decode", "translate", "evaluate_exact_match", "train_seq2seq",
-    "load_checkpoint", "load_scan_checkpoint",
+    "greedy_decode",
+    "translate",
+    "evaluate_exact_match",
+    "train_seq2seq",
+    "load_checkpoint",
+    "load_scan_checkpoint",
 ]
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
@@ -86,11 +102,15 @@ def _pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
     return torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
 
 
-def encode_pairs(pairs, source_vocab, target_vocab) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_pairs(
+    pairs, source_vocab, target_vocab
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Padded ``(B, S)`` commands and ``(B, T)`` ``<bos> actions <eos>`` targets."""
     source = _pad([source_vocab.encode(c) for c, _ in pairs], source_vocab.pad_id)
-    target = _pad([target_vocab.encode(a, bos=True, eos=True) for _, a in pairs],
-                  target_vocab.pad_id)
+    target = _pad(
+        [target_vocab.encode(a, bos=True, eos=True) for _, a in pairs],
+        target_vocab.pad_id,
+    )
     return source, target
 
 
@@ -184,13 +204,16 @@ class DecoderBlock(nn.Module):
         to ``t + 1`` positions. No causal mask is needed: the new query may see every key.
         """
         h = self.norm1(x)  # (B, 1, dim)
-        keys, values = project_keys_values(self.self_attention, h, h)  # (B, H, 1, d) each
+        keys, values = project_keys_values(
+            self.self_attention, h, h
+        )  # (B, H, 1, d) each
         if cache is not None:
             keys = torch.cat([cache[0], keys], dim=2)  # (B, H, t + 1, d)
             values = torch.cat([cache[1], values], dim=2)
         x = x + attend_projected(self.self_attention, h, keys, values)[0]
-        output, weights = attend_projected(self.cross_attention, self.norm2(x),
-                                           *memory_kv, mask=memory_mask)
+        output, weights = attend_projected(
+            self.cross_attention, self.norm2(x), *memory_kv, mask=memory_mask
+        )
         self.cross_weights = weights  # (B, H, 1, S)
         x = x + output
         return x + self.feed_forward(self.norm3(x)), (keys, values)
@@ -210,16 +233,25 @@ class DecodingState:
 
     def select(self, rows: torch.Tensor) -> "DecodingState":
         """The state of the sentences ``rows`` only (indices or a boolean mask)."""
+
         def pick(pair):
             return None if pair is None else (pair[0][rows], pair[1][rows])
-        return DecodingState([pick(c) for c in self.caches],
-                             [pick(kv) for kv in self.memory_kv],
-                             self.memory_mask[rows], self.position)
+
+        return DecodingState(
+            [pick(c) for c in self.caches],
+            [pick(kv) for kv in self.memory_kv],
+            self.memory_mask[rows],
+            self.position,
+        )
 
     def cache_bytes(self) -> int:
         """Bytes held by the self-attention caches."""
-        return sum(t.numel() * t.element_size() for pair in self.caches
-                   if pair is not None for t in pair)
+        return sum(
+            t.numel() * t.element_size()
+            for pair in self.caches
+            if pair is not None
+            for t in pair
+        )
 
 
 class TransformerSeq2Seq(nn.Module):
@@ -227,24 +259,42 @@ class TransformerSeq2Seq(nn.Module):
     positions, ``num_layers`` pre-LN encoder blocks and decoder blocks, a final layer
     norm on each side, and a linear read-out to the target vocabulary."""
 
-    def __init__(self, source_vocab_size: int, target_vocab_size: int, dim: int = 64,
-                 num_heads: int = 4, hidden_dim: int = 256, num_layers: int = 2,
-                 dropout: float = 0.0, max_len: int = 128, pad_id: int = 0):
+    def __init__(
+        self,
+        source_vocab_size: int,
+        target_vocab_size: int,
+        dim: int = 64,
+        num_heads: int = 4,
+        hidden_dim: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        max_len: int = 128,
+        pad_id: int = 0,
+    ):
         super().__init__()
-        self.config = dict(source_vocab_size=source_vocab_size,
-                           target_vocab_size=target_vocab_size, dim=dim,
-                           num_heads=num_heads, hidden_dim=hidden_dim,
-                           num_layers=num_layers, dropout=dropout, max_len=max_len,
-                           pad_id=pad_id)
+        self.config = dict(
+            source_vocab_size=source_vocab_size,
+            target_vocab_size=target_vocab_size,
+            dim=dim,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            dropout=dropout,
+            max_len=max_len,
+            pad_id=pad_id,
+        )
         self.dim, self.pad_id = dim, pad_id
         self.source_embedding = nn.Embedding(source_vocab_size, dim)
         self.target_embedding = nn.Embedding(target_vocab_size, dim)
-        self.register_buffer("positions", sinusoidal_positional_encoding(max_len, dim),
-                             persistent=False)
+        self.register_buffer(
+            "positions", sinusoidal_positional_encoding(max_len, dim), persistent=False
+        )
         self.encoder = nn.ModuleList(
-            EncoderBlock(dim, num_heads, hidden_dim, dropout) for _ in range(num_layers))
+            EncoderBlock(dim, num_heads, hidden_dim, dropout) for _ in range(num_layers)
+        )
         self.decoder = nn.ModuleList(
-            DecoderBlock(dim, num_heads, hidden_dim, dropout) for _ in range(num_layers))
+            DecoderBlock(dim, num_heads, hidden_dim, dropout) for _ in range(num_layers)
+        )
         self.encoder_norm = LayerNorm(dim)
         self.decoder_norm = LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
@@ -252,11 +302,11 @@ class TransformerSeq2Seq(nn.Module):
         for embedding in (self.source_embedding, self.target_embedding):
             # std 1/sqrt(dim): after the sqrt(dim) scaling the entries have size 1,
             # like the positional encodings (N(0, 1) would drown the positions).
-            nn.init.normal_(embedding.weight, std=dim ** -0.5)
+            nn.init.normal_(embedding.weight, std=dim**-0.5)
 
     def _embed(self, embedding, ids, offset=0):
         x = embedding(ids) * math.sqrt(self.dim)  # (B, T, dim)
-        return self.dropout(x + self.positions[offset:offset + ids.size(1)])
+        return self.dropout(x + self.positions[offset : offset + ids.size(1)])
 
     def encode(self, source, source_mask):
         """``(B, S)`` ids and the ``(B, 1, 1, S)`` source mask -> memory ``(B, S, dim)``."""
@@ -276,9 +326,11 @@ class TransformerSeq2Seq(nn.Module):
         cross-attention keys and values: the state before the first target position."""
         source_mask, _, memory_mask = seq2seq_masks(source, source[:, :1], self.pad_id)
         memory = self.encode(source, source_mask)  # (B, S, dim)
-        return DecodingState([None] * len(self.decoder),
-                             [block.memory_keys_values(memory) for block in self.decoder],
-                             memory_mask)
+        return DecodingState(
+            [None] * len(self.decoder),
+            [block.memory_keys_values(memory) for block in self.decoder],
+            memory_mask,
+        )
 
     def decode_step(self, tokens, state: DecodingState):
         """Log-probabilities ``(B, V)`` of the token after ``tokens`` ``(B,)`` (the ids at
@@ -290,7 +342,8 @@ class TransformerSeq2Seq(nn.Module):
             caches.append(cache)
         logits = self.readout(self.decoder_norm(x[:, 0]))  # (B, V)
         return logits.log_softmax(dim=-1), DecodingState(
-            caches, state.memory_kv, state.memory_mask, state.position + 1)
+            caches, state.memory_kv, state.memory_mask, state.position + 1
+        )
 
     def prefix_log_probs(self, source, prefixes):
         """Without a cache: log-probabilities ``(N, V)`` of the token after each prefix
@@ -302,7 +355,9 @@ class TransformerSeq2Seq(nn.Module):
     def forward(self, source, target):
         """Teacher forcing: logits ``(B, T, V)`` for every position of the decoder's
         input ``target`` ``(B, T)`` (which starts with ``<bos>``)."""
-        source_mask, target_mask, memory_mask = seq2seq_masks(source, target, self.pad_id)
+        source_mask, target_mask, memory_mask = seq2seq_masks(
+            source, target, self.pad_id
+        )
         memory = self.encode(source, source_mask)  # (B, S, dim)
         x = self._embed(self.target_embedding, target)  # (B, T, dim)
         for block in self.decoder:
@@ -324,7 +379,9 @@ def greedy_decode(model, source, bos_id, eos_id, max_len, cache=True):
     was_training = model.training
     model.eval()
     batch = source.size(0)
-    result = torch.full((batch, max_len), eos_id, dtype=torch.long, device=source.device)
+    result = torch.full(
+        (batch, max_len), eos_id, dtype=torch.long, device=source.device
+    )
     alive = torch.arange(batch, device=source.device)  # rows still decoding
     token = torch.full((batch,), bos_id, dtype=torch.long, device=source.device)
     state = model.start_decoding(source) if cache else None
@@ -353,32 +410,47 @@ def greedy_decode(model, source, bos_id, eos_id, max_len, cache=True):
     return result[:, :length]
 
 
-def translate(model, commands, source_vocab, target_vocab, batch_size=1000,
-              max_len=60):
+def translate(model, commands, source_vocab, target_vocab, batch_size=1000, max_len=60):
     """Greedy translations (strings) of a list of commands, in batches."""
     device = next(model.parameters()).device
     outputs = []
     for start in range(0, len(commands), batch_size):
-        chunk = commands[start:start + batch_size]
+        chunk = commands[start : start + batch_size]
         source = _pad([source_vocab.encode(c) for c in chunk], source_vocab.pad_id)
-        ids = greedy_decode(model, source.to(device), target_vocab.bos_id,
-                            target_vocab.eos_id, max_len)
+        ids = greedy_decode(
+            model, source.to(device), target_vocab.bos_id, target_vocab.eos_id, max_len
+        )
         outputs.extend(target_vocab.decode(row) for row in ids.tolist())
     return outputs
 
 
 def evaluate_exact_match(model, pairs, source_vocab, target_vocab, **kwargs):
     """``(accuracy, predictions)``: the percentage of commands translated exactly."""
-    predictions = translate(model, [c for c, _ in pairs], source_vocab, target_vocab,
-                            **kwargs)
+    predictions = translate(
+        model, [c for c, _ in pairs], source_vocab, target_vocab, **kwargs
+    )
     return exact_match(predictions, [a for _, a in pairs]), predictions
 
 
 # ----------------------------------------------------------------------- training
-def train_seq2seq(model, pairs, source_vocab, target_vocab, *, epochs=1, batch_size=64,
-                  lr=1e-3, warmup=200, smoothing=0.1, seed=0,
-                  log_every=None, device=None, on_epoch_end=None, decay=False,
-                  max_steps=None):
+def train_seq2seq(
+    model,
+    pairs,
+    source_vocab,
+    target_vocab,
+    *,
+    epochs=1,
+    batch_size=64,
+    lr=1e-3,
+    warmup=200,
+    smoothing=0.1,
+    seed=0,
+    log_every=None,
+    device=None,
+    on_epoch_end=None,
+    decay=False,
+    max_steps=None,
+):
     """Adam with linear warm-up (and, if ``decay``, a linear decay to 0 at the end of
     the last epoch), teacher forcing and label smoothing.
 
@@ -402,14 +474,17 @@ def train_seq2seq(model, pairs, source_vocab, target_vocab, *, epochs=1, batch_s
     for epoch in range(epochs):
         order = torch.randperm(len(pairs), generator=generator)
         for first in range(0, len(pairs), batch_size):
-            rows = order[first:first + batch_size]
+            rows = order[first : first + batch_size]
             src, tgt = source[rows], target[rows]
             src = src[:, : int((src != source_vocab.pad_id).sum(1).max())].to(device)
             tgt = tgt[:, : int((tgt != target_vocab.pad_id).sum(1).max())].to(device)
             logits = model(src, tgt[:, :-1])  # (B, T - 1, V)
             loss = label_smoothed_cross_entropy(
-                logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1),
-                smoothing, target_vocab.pad_id)
+                logits.reshape(-1, logits.size(-1)),
+                tgt[:, 1:].reshape(-1),
+                smoothing,
+                target_vocab.pad_id,
+            )
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -417,8 +492,11 @@ def train_seq2seq(model, pairs, source_vocab, target_vocab, *, epochs=1, batch_s
             schedule.step()
             losses.append(loss.item())
             if log_every and len(losses) % log_every == 0:
-                print(f"epoch {epoch} step {len(losses):5d}  loss {loss.item():.3f}  "
-                      f"{time.perf_counter() - start:.0f} s", flush=True)
+                print(
+                    f"epoch {epoch} step {len(losses):5d}  loss {loss.item():.3f}  "
+                    f"{time.perf_counter() - start:.0f} s",
+                    flush=True,
+                )
             if max_steps is not None and len(losses) >= max_steps:
                 return losses
         if on_epoch_end is not None:
@@ -434,8 +512,12 @@ def load_checkpoint(name_or_path, device="cpu"):
     model = TransformerSeq2Seq(**data["config"]).to(device)
     model.load_state_dict(data["state_dict"])
     model.eval()
-    return (model, WordVocabulary(data["source_tokens"][3:]),
-            WordVocabulary(data["target_tokens"][3:]), data["info"])
+    return (
+        model,
+        WordVocabulary(data["source_tokens"][3:]),
+        WordVocabulary(data["target_tokens"][3:]),
+        data["info"],
+    )
 
 
 def load_scan_checkpoint(split: str, device="cpu"):

@@ -26,20 +26,31 @@ from typing import Callable, Sequence
 import torch
 
 __all__ = [
-    "Scorer", "greedy_search", "beam_search", "exhaustive_search", "reshape_distribution",
-    "sample", "date_scorer", "scan_scorer", "full_prefix_scorer", "sequence_log_prob",
+    "Scorer",
+    "greedy_search",
+    "beam_search",
+    "exhaustive_search",
+    "reshape_distribution",
+    "sample",
+    "date_scorer",
+    "scan_scorer",
+    "full_prefix_scorer",
+    "sequence_log_prob",
 ]
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 
 
-def greedy_search(next_log_probs: Scorer, bos_id: int, eos_id: int,
-                  max_len: int) -> tuple[list[int], float]:
+def greedy_search(
+    next_log_probs: Scorer, bos_id: int, eos_id: int, max_len: int
+) -> tuple[list[int], float]:
     """``(tokens, log-probability)``: the most probable token at every step."""
     tokens: list[int] = []
     total = 0.0
     while len(tokens) < max_len:
-        log_probs = next_log_probs(torch.tensor([[bos_id] + tokens]))[0].double()  # (V,)
+        log_probs = next_log_probs(torch.tensor([[bos_id] + tokens]))[
+            0
+        ].double()  # (V,)
         token = int(log_probs.argmax())
         tokens.append(token)
         total += float(log_probs[token])
@@ -48,8 +59,14 @@ def greedy_search(next_log_probs: Scorer, bos_id: int, eos_id: int,
     return tokens, total
 
 
-def beam_search(next_log_probs: Scorer, bos_id: int, eos_id: int, beam_size: int,
-                max_len: int, alpha: float = 1.0) -> tuple[list[int], float]:
+def beam_search(
+    next_log_probs: Scorer,
+    bos_id: int,
+    eos_id: int,
+    beam_size: int,
+    max_len: int,
+    alpha: float = 1.0,
+) -> tuple[list[int], float]:
     """``(tokens, score)`` of the best finished hypothesis, where
     ``score = sum of log-probabilities / length ** alpha``.
 
@@ -68,7 +85,7 @@ def beam_search(next_log_probs: Scorer, bos_id: int, eos_id: int, beam_size: int
         scores = torch.tensor([score for _, score in alive], dtype=torch.double)  # (N,)
         totals = (scores[:, None] + log_probs).flatten()  # (N * V,): prefix + token
         ranked = totals.sort(descending=True, stable=True).indices  # ties: first index
-        best = ranked[:beam_size - len(finished)]  # finished ones keep their slots
+        best = ranked[: beam_size - len(finished)]  # finished ones keep their slots
         survivors = []
         for index in best.tolist():
             row, token = divmod(index, vocab_size)
@@ -83,14 +100,17 @@ def beam_search(next_log_probs: Scorer, bos_id: int, eos_id: int, beam_size: int
     return tokens, score
 
 
-def exhaustive_search(next_log_probs: Scorer, bos_id: int, eos_id: int, max_len: int,
-                      alpha: float = 1.0) -> tuple[list[int], float]:
+def exhaustive_search(
+    next_log_probs: Scorer, bos_id: int, eos_id: int, max_len: int, alpha: float = 1.0
+) -> tuple[list[int], float]:
     """The best sequence of all (``V ** max_len`` of them at most), scored as in
     :func:`beam_search`: what beam search finds with an unlimited beam."""
     return beam_search(next_log_probs, bos_id, eos_id, sys.maxsize, max_len, alpha)
 
 
-def sequence_log_prob(next_log_probs: Scorer, bos_id: int, tokens: Sequence[int]) -> float:
+def sequence_log_prob(
+    next_log_probs: Scorer, bos_id: int, tokens: Sequence[int]
+) -> float:
     """The log-probability the model gives to ``tokens`` (without ``<bos>``)."""
     total = 0.0
     for t, token in enumerate(tokens):
@@ -99,9 +119,12 @@ def sequence_log_prob(next_log_probs: Scorer, bos_id: int, tokens: Sequence[int]
     return total
 
 
-def reshape_distribution(log_probs: torch.Tensor, temperature: float = 1.0,
-                         top_k: int | None = None,
-                         top_p: float | None = None) -> torch.Tensor:
+def reshape_distribution(
+    log_probs: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
     """Log-probabilities ``(N, V)`` reshaped for sampling, in this order: divided by
     ``temperature`` and renormalised; only the ``top_k`` most probable tokens kept;
     only the smallest set of most probable tokens whose probability reaches ``top_p``
@@ -120,17 +143,25 @@ def reshape_distribution(log_probs: torch.Tensor, temperature: float = 1.0,
     return log_probs
 
 
-def sample(next_log_probs: Scorer, bos_id: int, eos_id: int, max_len: int,
-           num_samples: int = 1, temperature: float = 1.0, top_k: int | None = None,
-           top_p: float | None = None,
-           generator: torch.Generator | None = None) -> list[list[int]]:
+def sample(
+    next_log_probs: Scorer,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
     """``num_samples`` sequences drawn token by token from the reshaped distribution
     (see :func:`reshape_distribution`), in parallel."""
     prefixes = torch.full((num_samples, 1), bos_id, dtype=torch.long)  # (N, 1)
     done = torch.zeros(num_samples, dtype=torch.bool)
     for _ in range(max_len):
-        log_probs = reshape_distribution(next_log_probs(prefixes).float(), temperature,
-                                         top_k, top_p)  # (N, V)
+        log_probs = reshape_distribution(
+            next_log_probs(prefixes).float(), temperature, top_k, top_p
+        )  # (N, V)
         tokens = torch.multinomial(log_probs.exp(), 1, generator=generator)  # (N, 1)
         tokens[done] = eos_id  # finished rows only pad with <eos>
         prefixes = torch.cat([prefixes, tokens], dim=1)
@@ -139,7 +170,7 @@ def sample(next_log_probs: Scorer, bos_id: int, eos_id: int, max_len: int,
             break
     samples = []
     for row in prefixes[:, 1:].tolist():
-        samples.append(row[:row.index(eos_id) + 1] if eos_id in row else row)
+        samples.append(row[: row.index(eos_id) + 1] if eos_id in row else row)
     return samples
 
 
@@ -174,14 +205,17 @@ def date_scorer(model, written: str, vocab) -> Scorer:
     lengths = torch.tensor([source.size(1)])
     model.eval()
     with torch.no_grad():
-        keys, mask, first_state = model.encode(source, lengths)  # (1,S,2H), (1,S), (1,H)
+        keys, mask, first_state = model.encode(
+            source, lengths
+        )  # (1,S,2H), (1,S), (1,H)
 
     @torch.no_grad()
     def extend(states, tokens, position):
         n = len(states)
         state = torch.stack(states)  # (N, H)
-        logits, state, _ = model.decoder.step(tokens.to(device), state,
-                                              keys.expand(n, -1, -1), mask.expand(n, -1))
+        logits, state, _ = model.decoder.step(
+            tokens.to(device), state, keys.expand(n, -1, -1), mask.expand(n, -1)
+        )
         return logits.log_softmax(dim=-1).cpu(), list(state)  # (N, V), N x (H,)
 
     return _cached_scorer(lambda: first_state[0], extend)
@@ -204,12 +238,19 @@ def scan_scorer(model, command: str, source_vocab) -> Scorer:
         n = len(states)
         batch = start.select(torch.zeros(n, dtype=torch.long, device=device))
         if position > 0:  # each state: per layer, (keys, values) of shape (H, t, d)
-            batch.caches = [(torch.stack([s[i][0] for s in states]),
-                             torch.stack([s[i][1] for s in states])) for i in range(layers)]
+            batch.caches = [
+                (
+                    torch.stack([s[i][0] for s in states]),
+                    torch.stack([s[i][1] for s in states]),
+                )
+                for i in range(layers)
+            ]
         batch.position = position
         log_probs, batch = model.decode_step(tokens.to(device), batch)  # (N, V)
-        rows = [[(batch.caches[i][0][r], batch.caches[i][1][r]) for i in range(layers)]
-                for r in range(n)]
+        rows = [
+            [(batch.caches[i][0][r], batch.caches[i][1][r]) for i in range(layers)]
+            for r in range(n)
+        ]
         return log_probs.cpu(), rows
 
     return _cached_scorer(lambda: None, extend)

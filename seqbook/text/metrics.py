@@ -21,7 +21,9 @@ MAX_ORDER = 4
 def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Percentage of hypotheses equal to their reference after splitting on whitespace."""
     if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+        raise ValueError(
+            f"{len(hypotheses)} hypotheses but {len(references)} references"
+        )
     if not hypotheses:
         raise ValueError("exact match of an empty corpus is undefined")
     hits = sum(h.split() == r.split() for h, r in zip(hypotheses, references))
@@ -30,10 +32,12 @@ def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 
 def ngram_counts(tokens: Sequence[str], order: int) -> Counter:
     """How often each n-gram of length ``order`` occurs in ``tokens``."""
-    return Counter(tuple(tokens[i:i + order]) for i in range(len(tokens) - order + 1))
+    return Counter(tuple(tokens[i : i + order]) for i in range(len(tokens) - order + 1))
 
 
-def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+def corpus_bleu(
+    hypotheses: Sequence[str], references: Sequence[Sequence[str]]
+) -> float:
     """Corpus BLEU on a 0--100 scale.
 
     Args:
@@ -42,21 +46,24 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) 
             number may differ from segment to segment).
     """
     if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} "
-                         "reference lists")
+        raise ValueError(
+            f"{len(hypotheses)} hypotheses but {len(references)} reference lists"
+        )
     matches = [0] * MAX_ORDER  # clipped n-gram matches, per order n = 1..4
     totals = [0] * MAX_ORDER  # n-grams in the hypotheses, per order
     hypothesis_length = reference_length = 0
     for hypothesis, segment_references in zip(hypotheses, references):
         if isinstance(segment_references, str) or not segment_references:
-            raise ValueError("each hypothesis needs a list of one or more reference "
-                             "strings")
+            raise ValueError(
+                "each hypothesis needs a list of one or more reference strings"
+            )
         tokens = hypothesis.split()
         reference_tokens = [reference.split() for reference in segment_references]
         hypothesis_length += len(tokens)
         # The reference length closest to the hypothesis's; the shorter on a tie.
-        reference_length += min((len(r) for r in reference_tokens),
-                                key=lambda r: (abs(r - len(tokens)), r))
+        reference_length += min(
+            (len(r) for r in reference_tokens), key=lambda r: (abs(r - len(tokens)), r)
+        )
         for n in range(1, MAX_ORDER + 1):
             counts = ngram_counts(tokens, n)
             ceiling = Counter()  # the most times any single reference has each n-gram
@@ -73,7 +80,7 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) 
             return 0.0
         if matches[n] == 0:  # "exp" smoothing: the k-th zero becomes 1 / (2^k total)
             zeros += 1
-            log_precision_sum += math.log(1.0 / (2 ** zeros * totals[n]))
+            log_precision_sum += math.log(1.0 / (2**zeros * totals[n]))
         else:
             log_precision_sum += math.log(matches[n] / totals[n])
     brevity = 1.0

@@ -32,8 +32,9 @@ def word_tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+|[.,;:!?()\"-]", text)
 
 
-def build_vocabulary(tokens: Iterable[str], min_freq: int = 1,
-                     specials: Sequence[str] = (PAD, UNK)) -> list[str]:
+def build_vocabulary(
+    tokens: Iterable[str], min_freq: int = 1, specials: Sequence[str] = (PAD, UNK)
+) -> list[str]:
     """The list of vocabulary entries (position = id), following the module's rules."""
     counts = Counter(tokens)
     frequent = [t for t, c in counts.items() if c >= min_freq and t not in specials]
@@ -44,10 +45,16 @@ def build_vocabulary(tokens: Iterable[str], min_freq: int = 1,
 class Vocabulary:
     """Token <-> id lookup built with :func:`build_vocabulary`."""
 
-    def __init__(self, tokens: Iterable[str], min_freq: int = 1,
-                 specials: Sequence[str] = (PAD, UNK)) -> None:
+    def __init__(
+        self,
+        tokens: Iterable[str],
+        min_freq: int = 1,
+        specials: Sequence[str] = (PAD, UNK),
+    ) -> None:
         if UNK not in specials:
-            raise ValueError(f"specials must include {UNK!r} so unknown tokens have an id")
+            raise ValueError(
+                f"specials must include {UNK!r} so unknown tokens have an id"
+            )
         tokens = list(tokens)
         self.counts = Counter(tokens)
         self.itos = build_vocabulary(tokens, min_freq, specials)

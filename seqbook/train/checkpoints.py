@@ -28,21 +28,36 @@ def checkpoint_path(name_or_path: str | Path) -> Path:
     return path if path.suffix else CHECKPOINT_DIR / f"{name_or_path}.pt"
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, info: dict | None = None,
-                    **contents) -> None:
+def save_checkpoint(
+    path: str | Path, model: nn.Module, info: dict | None = None, **contents
+) -> None:
     """Write ``model`` (configuration and float32 weights), ``contents`` (for example
     ``itos=vocab.itos``) and ``info`` to ``path``."""
-    state = {name: value.detach().cpu().float() if value.is_floating_point()
-             else value.detach().cpu() for name, value in model.state_dict().items()}
+    state = {
+        name: value.detach().cpu().float()
+        if value.is_floating_point()
+        else value.detach().cpu()
+        for name, value in model.state_dict().items()
+    }
     reserved = {"config", "state_dict", "info"} & set(contents)
     if reserved:
         raise ValueError(f"{sorted(reserved)} are written by save_checkpoint itself")
-    torch.save({"config": model.config, "state_dict": state,
-                **{name: list(value) for name, value in contents.items()},
-                "info": dict(info or {})}, path)
+    torch.save(
+        {
+            "config": model.config,
+            "state_dict": state,
+            **{name: list(value) for name, value in contents.items()},
+            "info": dict(info or {}),
+        },
+        path,
+    )
 
 
-def read_checkpoint(name_or_path: str | Path, device: torch.device | str = "cpu") -> dict:
+def read_checkpoint(
+    name_or_path: str | Path, device: torch.device | str = "cpu"
+) -> dict:
     """The contents of a checkpoint file (a path, or the name of a shipped one), its
     tensors on ``device``."""
-    return torch.load(checkpoint_path(name_or_path), map_location=device, weights_only=True)
+    return torch.load(
+        checkpoint_path(name_or_path), map_location=device, weights_only=True
+    )

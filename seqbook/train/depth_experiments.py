@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.models.transformer import EncoderBlock, LayerNorm
 from seqbook import runtime
+from seqbook.models.transformer import EncoderBlock, LayerNorm
 
 __all__ = [
     "VARIANTS",
@@ -47,8 +47,14 @@ class BlockStack(nn.Module):
     replaced by the identity, so ``x = x + Attn(x)``, ``x = x + FFN(x)``.
     """
 
-    def __init__(self, depth: int, dim: int, num_heads: int, hidden_dim: int,
-                 variant: str = "pre"):
+    def __init__(
+        self,
+        depth: int,
+        dim: int,
+        num_heads: int,
+        hidden_dim: int,
+        variant: str = "pre",
+    ):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
@@ -72,15 +78,18 @@ class BlockStack(nn.Module):
 
 
 @torch.no_grad()
-def stream_statistics(stack: BlockStack, x: torch.Tensor) -> tuple[list[float], list[float]]:
+def stream_statistics(
+    stack: BlockStack, x: torch.Tensor
+) -> tuple[list[float], list[float]]:
     """Mean and standard deviation of the residual stream: the input, then after each
     block (before any final norm). Statistics are over all entries."""
     _, stream = stack(x, keep_stream=True)
     return ([float(h.mean()) for h in stream], [float(h.std()) for h in stream])
 
 
-def gradient_norms(stack: BlockStack, x: torch.Tensor, num_classes: int = 16,
-                   seed: int = 0) -> dict[str, list[float]]:
+def gradient_norms(
+    stack: BlockStack, x: torch.Tensor, num_classes: int = 16, seed: int = 0
+) -> dict[str, list[float]]:
     """Gradient norms for a cross-entropy loss of a random linear read-out against random
     labels, at the stack's present weights:
 
@@ -101,14 +110,20 @@ def gradient_norms(stack: BlockStack, x: torch.Tensor, num_classes: int = 16,
     F.cross_entropy(logits.flatten(0, 1), labels.flatten().to(x.device)).backward()
     blocks = []
     for block in stack.blocks:
-        squares = [p.grad.square().sum() for p in block.parameters() if p.grad is not None]
+        squares = [
+            p.grad.square().sum() for p in block.parameters() if p.grad is not None
+        ]
         blocks.append(float(torch.stack(squares).sum().sqrt()))
     stack.zero_grad()
     return {"stream": [float(h.grad.norm()) for h in stream], "blocks": blocks}
 
 
-def counting_batch(batch_size: int, length: int, vocab_size: int,
-                   generator: torch.Generator | None = None):
+def counting_batch(
+    batch_size: int,
+    length: int,
+    vocab_size: int,
+    generator: torch.Generator | None = None,
+):
     """Random token sequences ``(B, T)`` and, for each token, how many times it occurs
     in its own sequence minus one, ``(B, T)`` in ``0 .. T-1`` (the classes to predict)."""
     tokens = torch.randint(vocab_size, (batch_size, length), generator=generator)
@@ -121,8 +136,16 @@ class CountingModel(nn.Module):
 
     No positional encoding: counting does not depend on the order of the tokens."""
 
-    def __init__(self, vocab_size: int, length: int, dim: int, num_heads: int,
-                 hidden_dim: int, depth: int, variant: str):
+    def __init__(
+        self,
+        vocab_size: int,
+        length: int,
+        dim: int,
+        num_heads: int,
+        hidden_dim: int,
+        depth: int,
+        variant: str,
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim)
         self.stack = BlockStack(depth, dim, num_heads, hidden_dim, variant)
@@ -141,22 +164,34 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / warmup_steps)
 
 
-def train_counting(variant: str, lr: float, warmup_steps: int, steps: int = 200,
-                   depth: int = 6, dim: int = 32, num_heads: int = 4,
-                   hidden_dim: int = 64, vocab_size: int = 4, length: int = 8,
-                   batch_size: int = 32, seed: int = 0,
-                   device: torch.device | str = "cpu") -> dict[str, list[float]]:
+def train_counting(
+    variant: str,
+    lr: float,
+    warmup_steps: int,
+    steps: int = 200,
+    depth: int = 6,
+    dim: int = 32,
+    num_heads: int = 4,
+    hidden_dim: int = 64,
+    vocab_size: int = 4,
+    length: int = 8,
+    batch_size: int = 32,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[float]]:
     """Train a :class:`CountingModel` with Adam and a linear warm-up; return the loss
     and accuracy of every step (on that step's fresh batch) and the learning rates.
 
     Weights and batches depend only on ``seed``, so runs that differ in ``variant``,
     ``lr`` or ``warmup_steps`` see the same data."""
     torch.manual_seed(runtime.seed_for(seed))
-    model = CountingModel(vocab_size, length, dim, num_heads, hidden_dim, depth,
-                          variant).to(device)
+    model = CountingModel(
+        vocab_size, length, dim, num_heads, hidden_dim, depth, variant
+    ).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: warmup_factor(step, warmup_steps))
+        optimiser, lambda step: warmup_factor(step, warmup_steps)
+    )
     g = runtime.generator(seed + 1)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "lr": []}
     for _ in range(steps):

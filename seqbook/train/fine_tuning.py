@@ -35,12 +35,21 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+
 from seqbook import runtime
 
 __all__ = [
-    "TextClassificationDataset", "PadCollator", "make_loader", "move_to",
-    "train_epoch", "evaluate", "EarlyStopping", "linear_warmup_lambda", "fit",
-    "predict", "count_parameters",
+    "TextClassificationDataset",
+    "PadCollator",
+    "make_loader",
+    "move_to",
+    "train_epoch",
+    "evaluate",
+    "EarlyStopping",
+    "linear_warmup_lambda",
+    "fit",
+    "predict",
+    "count_parameters",
 ]
 
 
@@ -51,8 +60,13 @@ class TextClassificationDataset(Dataset):
     tokenizer's special tokens (``[CLS] ... [SEP]`` for BERT) and are cut to
     ``max_length``. Padding is left to :class:`PadCollator`."""
 
-    def __init__(self, texts: Sequence[str], labels: Sequence[int], tokenizer,
-                 max_length: int = 64):
+    def __init__(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        tokenizer,
+        max_length: int = 64,
+    ):
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
         encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
@@ -80,21 +94,35 @@ class PadCollator:
         attention_mask = torch.zeros((len(items), length), dtype=torch.long)
         for row, item in enumerate(items):
             ids = item["input_ids"]
-            input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, :len(ids)] = 1
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, : len(ids)] = 1
         labels = torch.tensor([item["label"] for item in items], dtype=torch.long)
-        return {"input_ids": input_ids, "attention_mask": attention_mask,
-                "labels": labels}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+        }
 
 
-def make_loader(texts: Sequence[str], labels: Sequence[int], tokenizer,
-                batch_size: int = 32, shuffle: bool = False, seed: int = 0,
-                max_length: int = 64) -> DataLoader:
+def make_loader(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    tokenizer,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int = 0,
+    max_length: int = 64,
+) -> DataLoader:
     """A ``DataLoader`` of padded batches; shuffling is seeded (same order every run)."""
     dataset = TextClassificationDataset(texts, labels, tokenizer, max_length)
     generator = runtime.generator(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                      generator=generator, collate_fn=PadCollator(tokenizer.pad_token_id))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=PadCollator(tokenizer.pad_token_id),
+    )
 
 
 def move_to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
@@ -198,11 +226,20 @@ def linear_warmup_lambda(warmup_steps: int, total_steps: int) -> Callable[[int],
     return factor
 
 
-def fit(model, train_loader, validation_loader, optimizer, scheduler=None,
-        device="cpu", max_epochs: int = 1, eval_every: int | None = None,
-        early_stopping: EarlyStopping | None = None, monitor: str = "loss",
-        progress: Callable[..., Iterable] | None = None, verbose: bool = True
-        ) -> list[dict[str, float]]:
+def fit(
+    model,
+    train_loader,
+    validation_loader,
+    optimizer,
+    scheduler=None,
+    device="cpu",
+    max_epochs: int = 1,
+    eval_every: int | None = None,
+    early_stopping: EarlyStopping | None = None,
+    monitor: str = "loss",
+    progress: Callable[..., Iterable] | None = None,
+    verbose: bool = True,
+) -> list[dict[str, float]]:
     """Train for up to ``max_epochs`` epochs and evaluate on the validation loader every
     ``eval_every`` optimizer steps (and at the end of each epoch; ``None``: once per
     epoch). With ``early_stopping``, which watches the validation ``monitor`` ("loss"
@@ -222,8 +259,11 @@ def fit(model, train_loader, validation_loader, optimizer, scheduler=None,
     history: list[dict[str, float]] = []
     start, step, seen = time.perf_counter(), 0, 0
     for epoch in range(1, max_epochs + 1):
-        batches = train_loader if progress is None else progress(
-            train_loader, desc=f"epoch {epoch}")
+        batches = (
+            train_loader
+            if progress is None
+            else progress(train_loader, desc=f"epoch {epoch}")
+        )
         iterator = iter(batches)
         stop = False
         while not stop:
@@ -233,45 +273,64 @@ def fit(model, train_loader, validation_loader, optimizer, scheduler=None,
             train_loss = train_epoch(model, stretch, optimizer, scheduler, device)
             step += len(stretch)
             seen += sum(batch["labels"].shape[0] for batch in stretch)
-            entry = {"epoch": epoch, "step": step, "examples": seen,
-                     "train_loss": train_loss}
+            entry = {
+                "epoch": epoch,
+                "step": step,
+                "examples": seen,
+                "train_loss": train_loss,
+            }
             report = f"epoch {epoch}, step {step:3d}: train loss {train_loss:.4f}"
             if validation_loader is not None:
                 validation = evaluate(model, validation_loader, device)
                 entry["validation_loss"] = validation["loss"]
                 entry["validation_accuracy"] = validation["accuracy"]
-                report += (f", validation loss {validation['loss']:.4f}, "
-                           f"accuracy {validation['accuracy']:.1%}")
+                report += (
+                    f", validation loss {validation['loss']:.4f}, "
+                    f"accuracy {validation['accuracy']:.1%}"
+                )
             entry["seconds"] = time.perf_counter() - start
             history.append(entry)
             if verbose:
                 print(report)
             stop = early_stopping is not None and early_stopping.step(
-                validation[monitor], model)
+                validation[monitor], model
+            )
         if hasattr(batches, "close"):
             batches.close()  # a progress bar that stopped early
         if stop:
             if verbose:
                 count = early_stopping.patience
-                print(f"early stop after step {step}: no improvement of the validation "
-                      f"{monitor} in {count} evaluation{'s' if count != 1 else ''}")
+                print(
+                    f"early stop after step {step}: no improvement of the validation "
+                    f"{monitor} in {count} evaluation{'s' if count != 1 else ''}"
+                )
             break
     if early_stopping is not None:
         early_stopping.restore(model)
     return history
 
 
-def predict(model, tokenizer, texts: Sequence[str], device="cpu", batch_size: int = 64,
-            max_length: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    device="cpu",
+    batch_size: int = 64,
+    max_length: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted labels (N,) and class probabilities (N, num_labels) for ``texts``,
     on the CPU, computed in eval mode without gradients."""
     model.eval()
     probabilities = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(list(texts[start:start + batch_size]), padding=True,
-                              truncation=True, max_length=max_length,
-                              return_tensors="pt")
+            batch = tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             logits = model(**move_to(dict(batch), device)).logits  # (B, num_labels)
             probabilities.append(torch.softmax(logits, dim=-1).cpu())
     probabilities = torch.cat(probabilities)  # (N, num_labels)
@@ -281,5 +340,6 @@ def predict(model, tokenizer, texts: Sequence[str], device="cpu", batch_size: in
 def count_parameters(model, trainable_only: bool = False) -> int:
     """The number of parameters of ``model``; with ``trainable_only``, only those with
     ``requires_grad``."""
-    return sum(p.numel() for p in model.parameters()
-               if p.requires_grad or not trainable_only)
+    return sum(
+        p.numel() for p in model.parameters() if p.requires_grad or not trainable_only
+    )

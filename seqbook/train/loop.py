@@ -64,11 +64,17 @@ def train(
     return log
 
 
-def language_model_batch(ids: torch.Tensor, batch_size: int, seq_len: int,
-                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def language_model_batch(
+    ids: torch.Tensor,
+    batch_size: int,
+    seq_len: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows of a 1-D token tensor: inputs ``(B, T)`` and targets shifted by one."""
     if ids.dim() != 1 or len(ids) <= seq_len:
-        raise ValueError(f"need a 1-D tensor longer than seq_len={seq_len}, got shape {tuple(ids.shape)}")
+        raise ValueError(
+            f"need a 1-D tensor longer than seq_len={seq_len}, got shape {tuple(ids.shape)}"
+        )
     starts = torch.randint(0, len(ids) - seq_len, (batch_size,), generator=generator)
     offsets = torch.arange(seq_len + 1)
     windows = ids[starts[:, None] + offsets]  # (B, T + 1)

@@ -6,23 +6,23 @@ import base64
 import io
 from pathlib import Path
 
+import figure_alt  # noqa: E402  (the book's Sphinx extension, from _ext/)
 import matplotlib.pyplot as plt
 import nbformat
-import pytest
 from nbclient import NotebookClient
 from PIL import Image
 
-from conftest import REPO
 from seqbook.book import plotting
-
-import figure_alt  # noqa: E402  (the book's Sphinx extension, from _ext/)
 
 
 def test_one_panel_reads_title_and_axes():
     fig, ax = plt.subplots()
     ax.plot([1, 2], [3, 4])
     ax.set(title="Loss while training", xlabel="step", ylabel="cross-entropy")
-    assert plotting.describe_figure(fig) == "Loss while training: cross-entropy against step."
+    assert (
+        plotting.describe_figure(fig)
+        == "Loss while training: cross-entropy against step."
+    )
     plt.close(fig)
 
 
@@ -33,7 +33,8 @@ def test_panels_heat_maps_and_super_title_colour_bar_left_out():
     plotting.attention_heatmap([[0.5, 0.5], [1.0, 0.0]], ax=right, title="Weights")
     fig.suptitle("Two views")
     assert plotting.describe_figure(fig) == (
-        "Two views. Panels: Curve; Weights (heat map): query position against key position.")
+        "Two views. Panels: Curve; Weights (heat map): query position against key position."
+    )
     plt.close(fig)
 
 
@@ -60,20 +61,29 @@ def test_extension_reads_the_description_back(tmp_path: Path):
 
 def test_inline_figures_in_a_kernel_carry_their_description(monkeypatch):
     """In Jupyter the inline backend's PNGs carry the text, even for the first figure."""
-    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel picks its inline backend
+    monkeypatch.delenv(
+        "MPLBACKEND", raising=False
+    )  # the kernel picks its inline backend
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
         nbformat.v4.new_code_cell(
             "import matplotlib.pyplot as plt\nfrom seqbook import plotting\n"
-            "plotting.use_book_style()"),
+            "plotting.use_book_style()"
+        ),
         nbformat.v4.new_code_cell(
             "fig, ax = plt.subplots()\nax.plot([0, 1])\n"
-            "ax.set(title='Error against width', xlabel='width w', ylabel='MSE')"),
+            "ax.set(title='Error against width', xlabel='width w', ylabel='MSE')"
+        ),
     ]
     NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
-    pngs = [output["data"]["image/png"] for output in notebook.cells[1].outputs
-            if "image/png" in output.get("data", {})]
+    pngs = [
+        output["data"]["image/png"]
+        for output in notebook.cells[1].outputs
+        if "image/png" in output.get("data", {})
+    ]
     assert len(pngs) == 1, notebook.cells[1].outputs
     with Image.open(io.BytesIO(base64.b64decode(pngs[0]))) as image:
         image.load()
-        assert image.text.get("Description") == "Error against width: MSE against width w."
+        assert (
+            image.text.get("Description") == "Error against width: MSE against width w."
+        )

@@ -3,19 +3,19 @@ labelled, under a banner); the public build never contains them."""
 
 from __future__ import annotations
 
+import check_public_build
+import instructors_edition
 import nbformat
 import pytest
 import yaml
 from conftest import REPO, solution_notebooks
 
-import check_public_build
-import instructors_edition
-
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
-    return instructors_edition.stage(tmp_path_factory.mktemp("instructors") / "source",
-                                     execute=False)
+    return instructors_edition.stage(
+        tmp_path_factory.mktemp("instructors") / "source", execute=False
+    )
 
 
 def test_every_solution_and_test_cell_is_collapsed_under_a_label(staged):
@@ -29,7 +29,10 @@ def test_every_solution_and_test_cell_is_collapsed_under_a_label(staged):
                 graded += 1
                 assert "hide-input" in cell.metadata.get("tags", []), (source, info)
                 assert instructors_edition.LABEL in before.metadata.get("tags", [])
-                assert info["grade_id"] in before.source and "Instructors only" in before.source
+                assert (
+                    info["grade_id"] in before.source
+                    and "Instructors only" in before.source
+                )
         assert graded >= 4, f"{source}: expected at least two exercises with tests"
         text = staged_path.read_text()
         assert "BEGIN HIDDEN TESTS" in text, f"{source}: the hidden tests must be shown"
@@ -37,9 +40,12 @@ def test_every_solution_and_test_cell_is_collapsed_under_a_label(staged):
 
 def test_every_written_question_shows_its_mark_scheme(staged):
     for source in solution_notebooks():
-        schemes = instructors_edition.marking_sections(source.with_suffix(".marking.md"))
-        cells = nbformat.read(staged / "chapters" / source.parent.name / source.name,
-                              as_version=4).cells
+        schemes = instructors_edition.marking_sections(
+            source.with_suffix(".marking.md")
+        )
+        cells = nbformat.read(
+            staged / "chapters" / source.parent.name / source.name, as_version=4
+        ).cells
         for cell, after in zip(cells, cells[1:]):
             info = cell.metadata.get("nbgrader", {})
             if cell.cell_type == "markdown" and info.get("grade"):
@@ -64,7 +70,9 @@ def test_public_build_check_finds_planted_leaks(tmp_path):
     page.parent.mkdir()
     page.write_text("<pre>### BEGIN HIDDEN TESTS\ncheck(f, hidden=True)</pre>")
     found = check_public_build.leaks(tmp_path)
-    assert any("BEGIN HIDDEN TESTS" in f for f in found) and any("hidden=True" in f for f in found)
+    assert any("BEGIN HIDDEN TESTS" in f for f in found) and any(
+        "hidden=True" in f for f in found
+    )
     notebook = tmp_path / "_sources" / "chapters" / "part" / "x.ipynb"
     notebook.parent.mkdir(parents=True)
     notebook.write_text('{"source": "### BEGIN SOLUTION"}')

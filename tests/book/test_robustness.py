@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 import robustness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,29 +25,67 @@ def test_the_sampled_plan_covers_every_seed_kernel_and_thread_count_per_notebook
         assert len(mine) == 6
         assert {r["seed_shift"] for r in mine} == set(robustness.SEED_SHIFTS)
         assert {(r["kernel"], r["threads"]) for r in mine} == {
-            (k, t) for k in kernels for t in robustness.THREADS}
+            (k, t) for k in kernels for t in robustness.THREADS
+        }
     cells = {(r["seed_shift"], r["kernel"], r["threads"]) for r in runs}
     assert len(cells) == 3 * 3 * 2  # the book as a whole meets every configuration
     assert len(robustness.plan(sections, kernels, full=True)) == 17 * 18
 
 
 def test_the_page_shows_margins_and_flags_failures():
-    result = {"section": "attention/mha", "seed_shift": 0, "kernel": "default",
-              "threads": 1, "seconds": 3.0, "errors": [], "claims": [
-                  {"name": "two heads solve it", "value": 0.99, "comparison": ">",
-                   "threshold": 0.97, "holds": True},
-                  {"name": "one head stays near chance", "value": 0.55, "comparison": "<",
-                   "threshold": 0.6, "holds": True}]}
-    worse = {**result, "seed_shift": 1, "claims": [
-        {**result["claims"][0], "value": 0.96, "holds": False},
-        {**result["claims"][1], "value": 0.58}]}
-    meta = {"cpu": "a CPU", "cores": 2, "native_kernel": "avx2", "python": "3.11",
-            "torch": "2.13", "date": "2026-12-02", "seed_shifts": [0, 1, 2],
-            "kernels": ["default", "avx2"], "threads": [1, 2], "plan": "sample",
-            "wall_minutes": 1.0}
+    result = {
+        "section": "attention/mha",
+        "seed_shift": 0,
+        "kernel": "default",
+        "threads": 1,
+        "seconds": 3.0,
+        "errors": [],
+        "claims": [
+            {
+                "name": "two heads solve it",
+                "value": 0.99,
+                "comparison": ">",
+                "threshold": 0.97,
+                "holds": True,
+            },
+            {
+                "name": "one head stays near chance",
+                "value": 0.55,
+                "comparison": "<",
+                "threshold": 0.6,
+                "holds": True,
+            },
+        ],
+    }
+    worse = {
+        **result,
+        "seed_shift": 1,
+        "claims": [
+            {**result["claims"][0], "value": 0.96, "holds": False},
+            {**result["claims"][1], "value": 0.58},
+        ],
+    }
+    meta = {
+        "cpu": "a CPU",
+        "cores": 2,
+        "native_kernel": "avx2",
+        "python": "3.11",
+        "torch": "2.13",
+        "date": "2026-12-02",
+        "seed_shifts": [0, 1, 2],
+        "kernels": ["default", "avx2"],
+        "threads": [1, 2],
+        "plan": "sample",
+        "wall_minutes": 1.0,
+    }
     page = robustness.render({"meta": meta, "results": [result, worse]})
-    assert "| two heads solve it | > 0.97 | 0.96 | 0.99 | -0.01 (-1%) | 1/2 **failed** |" in page
-    assert "| one head stays near chance | < 0.6 | 0.55 | 0.58 | 0.02 (3%) | 2/2 |" in page
+    assert (
+        "| two heads solve it | > 0.97 | 0.96 | 0.99 | -0.01 (-1%) | 1/2 **failed** |"
+        in page
+    )
+    assert (
+        "| one head stays near chance | < 0.6 | 0.55 | 0.58 | 0.02 (3%) | 2/2 |" in page
+    )
     assert "1 claims failed" in page
     page = robustness.render({"meta": meta, "results": [result]})
     assert "Every claim held in every run (2 checks)" in page
@@ -61,8 +98,12 @@ def test_the_page_is_generated_from_the_records():
 def test_every_claim_held_in_every_recorded_run_without_errors():
     results = _records()["results"]
     assert not [r for r in results if r["errors"]]
-    failed = [(r["section"], c["name"], r["seed_shift"], r["kernel"], r["threads"])
-              for r in results for c in r["claims"] if not c["holds"]]
+    failed = [
+        (r["section"], c["name"], r["seed_shift"], r["kernel"], r["threads"])
+        for r in results
+        for c in r["claims"]
+        if not c["holds"]
+    ]
     assert not failed
 
 
@@ -95,4 +136,5 @@ def test_each_section_lists_its_claims_ranges_from_the_records():
     import claim_notes
 
     assert not claim_notes.stale_notebooks(), (
-        "run `python tools/claim_notes.py`, then `make chapters`")
+        "run `python tools/claim_notes.py`, then `make chapters`"
+    )

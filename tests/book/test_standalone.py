@@ -20,35 +20,70 @@ def installed_seqbook(tmp_path_factory):
     build = tmp_path_factory.mktemp("build")
     # Build from a copy so no build artefacts land in the checkout.
     source = build / "src"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".venv", "_build", ".git", "*.egg-info", "__pycache__", "chapters", "solutions"))
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            "_build",
+            ".git",
+            "*.egg-info",
+            "__pycache__",
+            "chapters",
+            "solutions",
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
         check=True,
     )
     return site
 
 
 @pytest.mark.parametrize("notebook_path", chapter_notebooks(), ids=lambda p: p.stem)
-def test_student_notebook_runs_alone(notebook_path, installed_seqbook, tmp_path, monkeypatch):
+def test_student_notebook_runs_alone(
+    notebook_path, installed_seqbook, tmp_path, monkeypatch
+):
     alone = tmp_path / "alone"
     alone.mkdir()
     copy = alone / notebook_path.name
     shutil.copy(notebook_path, copy)
     notebook = nbformat.read(copy, as_version=4)
-    notebook.cells.append(nbformat.v4.new_code_cell("import seqbook; print(seqbook.__file__)"))
+    notebook.cells.append(
+        nbformat.v4.new_code_cell("import seqbook; print(seqbook.__file__)")
+    )
     # The kernel sees only the installed copy of seqbook, before the editable install.
     monkeypatch.setenv("PYTHONPATH", str(installed_seqbook))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.chdir(alone)
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(alone)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(alone)}},
+    ).execute()
     # Only the exercise and test cells (tagged raises-exception) may fail.
     for cell in notebook.cells:
-        if cell.cell_type == "code" and "raises-exception" not in cell.metadata.get("tags", []):
+        if cell.cell_type == "code" and "raises-exception" not in cell.metadata.get(
+            "tags", []
+        ):
             errors = [o for o in cell.outputs if o.output_type == "error"]
-            assert not errors, f"{cell.source[:60]!r} raised {errors[0].ename}: {errors[0].evalue}"
+            assert not errors, (
+                f"{cell.source[:60]!r} raised {errors[0].ename}: {errors[0].evalue}"
+            )
     location = notebook.cells[-1].outputs[0]["text"].strip()
-    assert location.startswith(str(installed_seqbook)), f"seqbook was imported from {location}"
+    assert location.startswith(str(installed_seqbook)), (
+        f"seqbook was imported from {location}"
+    )
     assert not location.startswith(str(REPO))

@@ -33,16 +33,24 @@ import pytest
 import yaml
 
 if os.environ.get("BOOK_BROWSER_TESTS") != "1":
-    pytest.skip("browser tests: run `make browser-test` after `make book`",
-                allow_module_level=True)
+    pytest.skip(
+        "browser tests: run `make browser-test` after `make book`",
+        allow_module_level=True,
+    )
 
 REPO = Path(__file__).resolve().parents[2]
 HTML = Path(os.environ.get("BOOK_HTML", REPO / "_build" / "html")).resolve()
 SCREENSHOTS = HTML.parent / "screenshots"
 CHROMIUM = os.environ.get("BOOK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -177,7 +185,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def site():
     """Serve the built book on a free localhost port; yields its base URL."""
     if not (HTML / "index.html").is_file():
-        pytest.fail(f"No built book in {HTML}: run `make book` first (or set BOOK_HTML).")
+        pytest.fail(
+            f"No built book in {HTML}: run `make book` first (or set BOOK_HTML)."
+        )
     handler = functools.partial(_QuietHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -193,11 +203,15 @@ def browser(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (or set BOOK_CHROMIUM).")
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get install chromium (or set BOOK_CHROMIUM)."
+        )
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
             viewport=DESKTOP,
         )
         try:
@@ -220,13 +234,32 @@ def _open(context, url: str, report: PageReport):
             route_.abort()
 
     page.route("**/*", route)
-    page.on("console", lambda msg: msg.type == "error" and report.console_errors.append(
-        f"{msg.text} ({msg.location.get('url', '')})"))
-    page.on("pageerror", lambda error: report.console_errors.append(f"uncaught: {error}"))
-    page.on("requestfailed", lambda request: request.url.startswith(origin)
-            and report.failed_requests.append(f"{request.url}: {request.failure}"))
-    page.on("response", lambda response: response.status >= 400
-            and report.failed_requests.append(f"{response.url}: HTTP {response.status}"))
+    page.on(
+        "console",
+        lambda msg: (
+            msg.type == "error"
+            and report.console_errors.append(
+                f"{msg.text} ({msg.location.get('url', '')})"
+            )
+        ),
+    )
+    page.on(
+        "pageerror", lambda error: report.console_errors.append(f"uncaught: {error}")
+    )
+    page.on(
+        "requestfailed",
+        lambda request: (
+            request.url.startswith(origin)
+            and report.failed_requests.append(f"{request.url}: {request.failure}")
+        ),
+    )
+    page.on(
+        "response",
+        lambda response: (
+            response.status >= 400
+            and report.failed_requests.append(f"{response.url}: HTTP {response.status}")
+        ),
+    )
     page.goto(url, wait_until="load")
     return page
 
@@ -241,7 +274,9 @@ def reports(site, browser) -> dict[str, PageReport]:
         report.survey = page.evaluate(SURVEY_JS)
         page.set_viewport_size(PHONE)
         page.reload(wait_until="load")
-        page.evaluate("async () => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate(
+            "async () => window.MathJax && MathJax.startup && MathJax.startup.promise"
+        )
         report.overflow = page.evaluate(OVERFLOW_JS)
         page.close()
     return result
@@ -278,19 +313,27 @@ def _anchors(path: Path) -> frozenset[str]:
 @pytest.mark.parametrize("name", PAGES)
 def test_page_loads_without_errors(reports, name):
     report = reports[name]
-    problems = report.console_errors + report.failed_requests + [
-        f"fetched from another host: {url}" for url in report.external_requests]
+    problems = (
+        report.console_errors
+        + report.failed_requests
+        + [f"fetched from another host: {url}" for url in report.external_requests]
+    )
     assert not problems, f"{name}.html:\n  " + "\n  ".join(problems)
 
 
 @pytest.mark.parametrize("name", PAGES)
 def test_formulas_are_typeset(reports, name):
     survey = reports[name].survey
-    assert not survey["rawTex"], f"raw TeX left in the text of {name}.html: {survey['rawTex'][:5]}"
+    assert not survey["rawTex"], (
+        f"raw TeX left in the text of {name}.html: {survey['rawTex'][:5]}"
+    )
     assert not survey["untypeset"], (
         f"{len(survey['untypeset'])} of {survey['mathCount']} formulas on {name}.html were not "
-        f"typeset by MathJax, e.g. {survey['untypeset'][:3]}")
-    assert not survey["mathErrors"], f"MathJax errors on {name}.html: {survey['mathErrors'][:5]}"
+        f"typeset by MathJax, e.g. {survey['untypeset'][:3]}"
+    )
+    assert not survey["mathErrors"], (
+        f"MathJax errors on {name}.html: {survey['mathErrors'][:5]}"
+    )
 
 
 def test_the_book_has_formulas(reports):
@@ -307,7 +350,12 @@ def images_without_alt(images: list[dict]) -> list[str]:
     bad = []
     for image in images:
         alt = (image["alt"] or "").strip()
-        if not alt or IMAGE_PATH.search(alt) or "_images/" in alt or alt == image["src"]:
+        if (
+            not alt
+            or IMAGE_PATH.search(alt)
+            or "_images/" in alt
+            or alt == image["src"]
+        ):
             bad.append(f"{image['src']} has alt {image['alt']!r}")
     return bad
 
@@ -315,20 +363,27 @@ def images_without_alt(images: list[dict]) -> list[str]:
 @pytest.mark.parametrize("name", PAGES)
 def test_images_have_alt_text(reports, name):
     bad = images_without_alt(reports[name].survey["images"])
-    assert not bad, (f"{name}.html: images without a text alternative (a figure needs a title: "
-                     "seqbook.book.plotting turns titles and axis labels into alt text):\n  "
-                     + "\n  ".join(bad))
+    assert not bad, (
+        f"{name}.html: images without a text alternative (a figure needs a title: "
+        "seqbook.book.plotting turns titles and axis labels into alt text):\n  "
+        + "\n  ".join(bad)
+    )
 
 
 @pytest.mark.parametrize("name", SECTIONS)
 def test_code_cells_fit_the_column_on_a_desktop(reports, name):
     # Code lines are at most 88 characters (tests/book/test_config.py); _static/book.css sizes
     # the code font so that 88 fit at the desktop size. The Colab install line is longer.
-    scrolling = [line for line in reports[name].survey["scrollingCode"]
-                 if not line.lstrip().startswith("%pip install")]
-    assert not scrolling, (f"{name}.html: code cells scroll sideways at "
-                           f"{DESKTOP['width']} px; their longest lines:\n  "
-                           + "\n  ".join(scrolling))
+    scrolling = [
+        line
+        for line in reports[name].survey["scrollingCode"]
+        if not line.lstrip().startswith("%pip install")
+    ]
+    assert not scrolling, (
+        f"{name}.html: code cells scroll sideways at "
+        f"{DESKTOP['width']} px; their longest lines:\n  " + "\n  ".join(scrolling)
+    )
+
 
 def broken_links(links: list[dict], site: str) -> list[str]:
     """The links to this site whose file, or whose #anchor in that file, does not exist."""
@@ -341,7 +396,9 @@ def broken_links(links: list[dict], site: str) -> list[str]:
         if not target.is_file():
             broken.append(f"{link['raw']}: no such file {target.relative_to(HTML)}")
         elif fragment and target.suffix == ".html" and fragment not in _anchors(target):
-            broken.append(f"{link['raw']}: no anchor #{fragment} in {target.relative_to(HTML)}")
+            broken.append(
+                f"{link['raw']}: no anchor #{fragment} in {target.relative_to(HTML)}"
+            )
     return sorted(set(broken))
 
 
@@ -357,7 +414,8 @@ def test_no_sideways_scrolling_on_a_phone(reports, name):
     assert overflow["innerWidth"] == PHONE["width"]
     assert overflow["scrollWidth"] <= overflow["innerWidth"] + 1, (
         f"{name}.html is {overflow['scrollWidth']} px wide in a {overflow['innerWidth']} px "
-        f"window; sticking out: {overflow['culprits']}")
+        f"window; sticking out: {overflow['culprits']}"
+    )
 
 
 def _repository() -> tuple[str, str]:
@@ -372,7 +430,9 @@ def _repository() -> tuple[str, str]:
 def test_launch_buttons_open_this_notebook(reports, name):
     repo, branch = _repository()
     notebook = f"{name}.ipynb"
-    assert (REPO / notebook).is_file(), f"the page's notebook {notebook} is not in the repository"
+    assert (REPO / notebook).is_file(), (
+        f"the page's notebook {notebook} is not in the repository"
+    )
     urls = [link["url"] for link in reports[name].survey["links"]]
     colab_host = CONFIG["launch_buttons"]["colab_url"].rstrip("/")
     binder_host = CONFIG["launch_buttons"]["binderhub_url"].rstrip("/")
@@ -382,8 +442,9 @@ def test_launch_buttons_open_this_notebook(reports, name):
     assert len(binder) == 1, f"{name}.html has {len(binder)} Binder buttons"
     parts = urlsplit(binder[0])
     assert parts.path == f"/v2/gh/{repo}/{branch}", binder[0]
-    assert re.fullmatch(rf"urlpath=(lab/tree|tree)/{re.escape(notebook)}", unquote(parts.query)), \
-        binder[0]
+    assert re.fullmatch(
+        rf"urlpath=(lab/tree|tree)/{re.escape(notebook)}", unquote(parts.query)
+    ), binder[0]
 
 
 STUDENT_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
@@ -391,7 +452,9 @@ STUDENT_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
 
 @pytest.mark.parametrize("name", SECTIONS)
 def test_download_button_serves_the_student_notebook(reports, site, name):
-    downloads = [link["url"] for link in reports[name].survey["links"] if link["download"]]
+    downloads = [
+        link["url"] for link in reports[name].survey["links"] if link["download"]
+    ]
     notebooks = [url for url in downloads if url.endswith(".ipynb")]
     assert notebooks == [f"{site}_sources/{name}.ipynb"], downloads
     with urlopen(notebooks[0]) as response:
@@ -399,24 +462,33 @@ def test_download_button_serves_the_student_notebook(reports, site, name):
     student = json.loads((REPO / f"{name}.ipynb").read_text(encoding="utf-8"))
     served_sources = ["".join(cell["source"]) for cell in served["cells"]]
     assert served_sources == ["".join(cell["source"]) for cell in student["cells"]], (
-        f"the download of {name}.html is not the student notebook {name}.ipynb")
-    leaked = [marker for marker in STUDENT_MARKERS if any(marker in s for s in served_sources)]
+        f"the download of {name}.html is not the student notebook {name}.ipynb"
+    )
+    leaked = [
+        marker for marker in STUDENT_MARKERS if any(marker in s for s in served_sources)
+    ]
     assert not leaked, f"the download of {name}.html contains {leaked}"
 
 
-@pytest.mark.parametrize("term, expected", [
-    ("attention", "chapters/attention/scaled_dot_product_attention.html"),
-    ("LSTM", "chapters/sequence_models/gated_units.html"),
-])
+@pytest.mark.parametrize(
+    "term, expected",
+    [
+        ("attention", "chapters/attention/scaled_dot_product_attention.html"),
+        ("LSTM", "chapters/sequence_models/gated_units.html"),
+    ],
+)
 def test_search_finds(site, browser, term, expected):
     report = PageReport(url=f"{site}search.html?q={term}")
     page = _open(browser, report.url, report)
     try:
         page.wait_for_function(
             "() => { const h = document.querySelector('#search-results h2');"
-            " return h && h.textContent.startsWith('Search Results'); }", timeout=30_000)
-        hits = page.eval_on_selector_all("#search-results ul.search li a",
-                                         "links => links.map(a => a.href)")
+            " return h && h.textContent.startsWith('Search Results'); }",
+            timeout=30_000,
+        )
+        hits = page.eval_on_selector_all(
+            "#search-results ul.search li a", "links => links.map(a => a.href)"
+        )
     finally:
         page.close()
     assert not report.console_errors + report.failed_requests, report
@@ -433,7 +505,9 @@ def test_screenshots(site, browser):
         report = PageReport(url=site + name + ".html")
         page = _open(browser, report.url, report)
         page.set_viewport_size(viewport)
-        page.evaluate("async () => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate(
+            "async () => window.MathJax && MathJax.startup && MathJax.startup.promise"
+        )
         figure = page.query_selector("main img[src*='_images/']")
         if figure is not None and viewport is DESKTOP:
             figure.evaluate("el => el.scrollIntoView({block: 'center'})")
@@ -470,12 +544,17 @@ def test_the_detectors_find_planted_defects(browser, site):
     assert len(survey["rawTex"]) == 2 and "q^" in survey["rawTex"][0], survey["rawTex"]
     assert not any("HOME" in text for text in survey["rawTex"]), survey["rawTex"]
     assert survey["untypeset"] == ["\\(y\\)"], survey["untypeset"]
-    assert [entry.split(" has")[0] for entry in images_without_alt(survey["images"])] == [
-        "../_images/abc.png", "b.png"]
-    links = [{"raw": href, "url": site + href} for href in
-             ("intro.html#no-such-anchor", "no-such-page.html", "intro.html")]
+    assert [
+        entry.split(" has")[0] for entry in images_without_alt(survey["images"])
+    ] == ["../_images/abc.png", "b.png"]
+    links = [
+        {"raw": href, "url": site + href}
+        for href in ("intro.html#no-such-anchor", "no-such-page.html", "intro.html")
+    ]
     links.append({"raw": "https://example.org/", "url": "https://example.org/"})
     assert [entry.split(":")[0] for entry in broken_links(links, site)] == [
-        "intro.html#no-such-anchor", "no-such-page.html"]
+        "intro.html#no-such-anchor",
+        "no-such-page.html",
+    ]
     assert overflow["scrollWidth"] > PHONE["width"] + 1
     assert overflow["culprits"] == ["div (right edge 608 px)"], overflow["culprits"]

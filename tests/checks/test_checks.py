@@ -9,15 +9,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook.models import attention as reference
 from seqbook import checks
 from seqbook.checks import CheckFailure, ForbiddenCall, IntegrityError, forbid_calls
-
+from seqbook.models import attention as reference
 
 # ------------------------------------------------------------------ wrong answers
 
-def attention_variant(scale=True, dim=-1, invert=False, after_softmax=False, zero_fill=False,
-                      nan_rows=False, swap=False):
+
+def attention_variant(
+    scale=True,
+    dim=-1,
+    invert=False,
+    after_softmax=False,
+    zero_fill=False,
+    nan_rows=False,
+    swap=False,
+):
     def attend(query, key, value, mask=None):
         scores = query @ key.transpose(-2, -1)
         if scale:
@@ -31,6 +38,7 @@ def attention_variant(scale=True, dim=-1, invert=False, after_softmax=False, zer
             weights = weights.masked_fill(~mask, 0.0)
         output = weights @ value
         return (weights, output) if swap else (output, weights)
+
     return attend
 
 
@@ -65,17 +73,22 @@ def test_submitting_the_reference_itself_is_refused():
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("variant, message", [
-    (dict(scale=False), "not divided by sqrt"),
-    (dict(dim=-2), "over the queries"),
-    (dict(invert=True), "inverted"),
-    (dict(after_softmax=True), "after the softmax"),
-    (dict(zero_fill=True), "exp(0) = 1"),
-    (dict(nan_rows=True), "NaN"),
-    (dict(swap=True), "in that order"),
-])
+@pytest.mark.parametrize(
+    "variant, message",
+    [
+        (dict(scale=False), "not divided by sqrt"),
+        (dict(dim=-2), "over the queries"),
+        (dict(invert=True), "inverted"),
+        (dict(after_softmax=True), "after the softmax"),
+        (dict(zero_fill=True), "exp(0) = 1"),
+        (dict(nan_rows=True), "NaN"),
+        (dict(swap=True), "in that order"),
+    ],
+)
 def test_attention_mistakes_are_named(variant, message, hidden):
-    with pytest.raises(CheckFailure, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        CheckFailure, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
         checks.check_attention(attention_variant(**variant), hidden=hidden)
 
 
@@ -86,6 +99,7 @@ def test_large_negative_fill_is_named():
             scores = scores.masked_fill(~mask, -1e9)
         w = torch.softmax(scores, -1)
         return w @ v, w
+
     with pytest.raises(CheckFailure, match="uniform weights"):
         checks.check_attention(attend)
 
@@ -94,7 +108,9 @@ def other_correct_implementations():
     def prescaled_einsum(q, k, v, mask=None):
         scores = torch.einsum("...qd,...kd->...qk", q / math.sqrt(q.shape[-1]), k)
         if mask is not None:
-            scores = torch.where(mask, scores, torch.tensor(float("-inf"), dtype=scores.dtype))
+            scores = torch.where(
+                mask, scores, torch.tensor(float("-inf"), dtype=scores.dtype)
+            )
         w = torch.softmax(scores, dim=-1).nan_to_num(0.0)
         return torch.einsum("...qk,...kd->...qd", w, v), w
 
@@ -110,8 +126,9 @@ def other_correct_implementations():
     return [prescaled_einsum, manual_softmax]
 
 
-@pytest.mark.parametrize("implementation", other_correct_implementations(),
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "implementation", other_correct_implementations(), ids=lambda f: f.__name__
+)
 def test_other_correct_implementations_pass_repeatedly(implementation):
     for _ in range(30):  # hidden inputs are fresh every time: no flaky verdicts
         checks.check_attention(implementation, hidden=True)
@@ -126,6 +143,7 @@ def test_attention_scaled_by_dk_is_named():
         if mask is not None:
             w = w.masked_fill(~mask, 0.0)
         return w @ v, w
+
     with pytest.raises(CheckFailure, match=r"divided by d_k instead of sqrt\(d_k\)"):
         checks.check_attention(attend, hidden=True)
 
@@ -134,19 +152,24 @@ def test_hidden_attention_checks_gradients_and_dtype():
     def detached(q, k, v, mask=None):
         out, w = correct_attention(q.detach(), k.detach(), v.detach(), mask)
         return out, w
+
     with pytest.raises(CheckFailure, match="gradients do not flow"):
         checks.check_attention(detached, hidden=True)
 
     def single_precision(q, k, v, mask=None):
         out, w = correct_attention(q.float(), k.float(), v.float(), mask)
         return out, w
-    with pytest.raises(CheckFailure, match="dtype torch.float32, expected torch.float64"):
+
+    with pytest.raises(
+        CheckFailure, match="dtype torch.float32, expected torch.float64"
+    ):
         checks.check_attention(single_precision, hidden=True)
 
 
 def test_hidden_attention_rejects_only_2d_support():
     def two_dims_only(q, k, v, mask=None):
         return correct_attention(q, k.t(), v, mask)  # .t() fails beyond 2-D
+
     with pytest.raises(CheckFailure, match="raised"):
         checks.check_attention(two_dims_only, hidden=True)
 
@@ -156,33 +179,55 @@ def test_in_place_modification_is_reported():
         q /= math.sqrt(q.size(-1))
         out, w = correct_attention(q * math.sqrt(q.size(-1)), k, v, mask)
         return out, w
+
     with pytest.raises(CheckFailure, match="modified its query argument in place"):
         checks.check_attention(in_place)
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("answer, message", [
-    (lambda n: torch.ones(n, n, dtype=torch.bool).triu(), "above the diagonal"),
-    (lambda n: torch.ones(n, n, dtype=torch.bool).tril(-1), "False on the diagonal"),
-    (lambda n: ~torch.ones(n, n, dtype=torch.bool).tril(), "inverted"),
-    (lambda n: torch.ones(n, n).tril(), "dtype torch.float32"),
-    (lambda n: torch.ones(n, dtype=torch.bool), "shape"),
-    (lambda n: None, "None: did you forget a `return`"),
-    (lambda n: [[True]], "should be a torch.Tensor, got a list"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (lambda n: torch.ones(n, n, dtype=torch.bool).triu(), "above the diagonal"),
+        (
+            lambda n: torch.ones(n, n, dtype=torch.bool).tril(-1),
+            "False on the diagonal",
+        ),
+        (lambda n: ~torch.ones(n, n, dtype=torch.bool).tril(), "inverted"),
+        (lambda n: torch.ones(n, n).tril(), "dtype torch.float32"),
+        (lambda n: torch.ones(n, dtype=torch.bool), "shape"),
+        (lambda n: None, "None: did you forget a `return`"),
+        (lambda n: [[True]], "should be a torch.Tensor, got a list"),
+    ],
+)
 def test_causal_mask_mistakes_are_named(answer, message, hidden):
     with pytest.raises(CheckFailure, match=message.replace("(", r"\(")):
         checks.check_causal_mask(answer, hidden=hidden)
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("answer, message", [
-    (lambda lengths, t: (torch.arange(t) < lengths[:, None]), "add an axis for the queries"),
-    (lambda lengths, t: (torch.arange(t) < lengths[:, None])[:, :, None], "masks queries"),
-    (lambda lengths, t: (torch.arange(t) <= lengths[:, None])[:, None], "off by one"),
-    (lambda lengths, t: (torch.arange(t) >= lengths[:, None])[:, None], "inverted"),
-    (lambda lengths, t: (torch.arange(t) < lengths[:, None])[:, None].float(), "dtype"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (
+            lambda lengths, t: torch.arange(t) < lengths[:, None],
+            "add an axis for the queries",
+        ),
+        (
+            lambda lengths, t: (torch.arange(t) < lengths[:, None])[:, :, None],
+            "masks queries",
+        ),
+        (
+            lambda lengths, t: (torch.arange(t) <= lengths[:, None])[:, None],
+            "off by one",
+        ),
+        (lambda lengths, t: (torch.arange(t) >= lengths[:, None])[:, None], "inverted"),
+        (
+            lambda lengths, t: (torch.arange(t) < lengths[:, None])[:, None].float(),
+            "dtype",
+        ),
+    ],
+)
 def test_padding_mask_mistakes_are_named(answer, message, hidden):
     with pytest.raises(CheckFailure, match=message):
         checks.check_padding_mask(answer, hidden=hidden)
@@ -191,7 +236,12 @@ def test_padding_mask_mistakes_are_named(answer, message, hidden):
 def test_stub_gets_a_friendly_message():
     def stub(*args, **kwargs):
         raise NotImplementedError()
-    for check in (checks.check_attention, checks.check_causal_mask, checks.check_padding_mask):
+
+    for check in (
+        checks.check_attention,
+        checks.check_causal_mask,
+        checks.check_padding_mask,
+    ):
         with pytest.raises(CheckFailure, match="still raises NotImplementedError"):
             check(stub)
 
@@ -206,6 +256,7 @@ def test_a_warning_does_not_fail_a_correct_answer():
     def noisy(q, k, v, mask=None):
         warnings.warn("this is only a warning", UserWarning)
         return correct_attention(q, k, v, mask)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         checks.check_attention(noisy, hidden=True)
@@ -213,10 +264,12 @@ def test_a_warning_does_not_fail_a_correct_answer():
 
 # ------------------------------------------------------------------ forbidden calls
 
+
 def test_builtin_is_forbidden_by_path():
     def uses_builtin(q, k, v, mask=None):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return out, torch.zeros(*out.shape[:-1], k.shape[-2])
+
     with pytest.raises(CheckFailure, match="not allowed here"):
         checks.check_attention(uses_builtin)
 
@@ -235,7 +288,9 @@ def test_builtin_is_forbidden_through_an_alias():
 
 def test_reference_is_forbidden_through_an_alias():
     captured = reference.scaled_dot_product_attention
-    with pytest.raises(ForbiddenCall, match="seqbook.models.attention.scaled_dot_product_attention"):
+    with pytest.raises(
+        ForbiddenCall, match="seqbook.models.attention.scaled_dot_product_attention"
+    ):
         checks.check_attention(lambda q, k, v, mask=None: captured(q, k, v, mask))
 
 
@@ -252,24 +307,41 @@ def test_switching_off_the_guard_is_reported():
     def sneaky(q, k, v, mask=None):
         sys.setprofile(None)
         return reference_alias(q, k, v, mask)
+
     reference_alias = correct_attention
     with pytest.raises(ForbiddenCall, match="switched off the grading guard"):
         checks.check_attention(sneaky)
 
 
 def test_guard_restores_everything_afterwards():
-    before = (F.scaled_dot_product_attention, reference.scaled_dot_product_attention, sys.getprofile())
+    before = (
+        F.scaled_dot_product_attention,
+        reference.scaled_dot_product_attention,
+        sys.getprofile(),
+    )
     with pytest.raises(CheckFailure):
-        checks.check_attention(lambda q, k, v, mask=None: F.scaled_dot_product_attention(q, k, v))
-    assert (F.scaled_dot_product_attention, reference.scaled_dot_product_attention,
-            sys.getprofile()) == before
+        checks.check_attention(
+            lambda q, k, v, mask=None: F.scaled_dot_product_attention(q, k, v)
+        )
+    assert (
+        F.scaled_dot_product_attention,
+        reference.scaled_dot_product_attention,
+        sys.getprofile(),
+    ) == before
 
 
 # ------------------------------------------------------------------ tampering
 
-@pytest.mark.parametrize("module, name", [
-    (torch, "allclose"), (torch, "equal"), (torch.testing, "assert_close"), (torch, "abs"),
-])
+
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        (torch, "allclose"),
+        (torch, "equal"),
+        (torch.testing, "assert_close"),
+        (torch, "abs"),
+    ],
+)
 def test_replaced_comparison_is_detected_and_restored(module, name, monkeypatch):
     import io
 
@@ -299,7 +371,9 @@ def test_patched_check_helper_is_detected():
 
     original = core.expect_close
     core.expect_close = lambda *args, **kwargs: None
-    with pytest.raises(IntegrityError, match="seqbook.checks.core.expect_close` was replaced"):
+    with pytest.raises(
+        IntegrityError, match="seqbook.checks.core.expect_close` was replaced"
+    ):
         checks.check_causal_mask(correct_causal_mask)
     assert core.expect_close is original
 
@@ -372,7 +446,9 @@ def test_static_and_class_methods_are_restored_as_they_were():
     with pytest.raises(ForbiddenCall, match="compute_bleu"):
         with forbid_calls("sacrebleu.metrics.bleu.BLEU.compute_bleu"):
             bleu.compute_bleu([1, 1, 1, 1], [1, 1, 1, 1], 4, 4)
-    assert vars(bleu)["compute_bleu"] is raw  # still a staticmethod, not a plain function
+    assert (
+        vars(bleu)["compute_bleu"] is raw
+    )  # still a staticmethod, not a plain function
     # Callable on an instance again without a stray `self`.
     score = bleu(tokenize="none").corpus_score(["a b c d"], [["a b c d"]]).score
     assert score == pytest.approx(100.0)
@@ -381,6 +457,11 @@ def test_static_and_class_methods_are_restored_as_they_were():
 def test_existing_paths_keeps_only_what_this_pytorch_has():
     from seqbook.checks.guard import existing_paths
 
-    assert existing_paths(("torch.nn.functional.relu", "torch.nn.LayerNorm.forward",
-                           "torch.no_such_function", "no_such_module.f")) == (
-        "torch.nn.functional.relu", "torch.nn.LayerNorm.forward")
+    assert existing_paths(
+        (
+            "torch.nn.functional.relu",
+            "torch.nn.LayerNorm.forward",
+            "torch.no_such_function",
+            "no_such_module.f",
+        )
+    ) == ("torch.nn.functional.relu", "torch.nn.LayerNorm.forward")

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.models import convolutions as reference
 from seqbook.checks import CheckFailure, ForbiddenCall
 from seqbook.checks import convolutions as conv_checks
+from seqbook.models import convolutions as reference
 
 # ------------------------------------------------------------- CausalConv1d answers
 
@@ -25,23 +25,35 @@ def layer_variant(kind="correct"):
         def __init__(self, in_channels, out_channels, kernel_size, dilation=1):
             super().__init__()
             self.k, self.d = kernel_size, dilation
-            padding = {"same": "same", "crop_first": (kernel_size - 1) * dilation,
-                       "crop": (kernel_size - 1) * dilation}.get(kind, 0)
+            padding = {
+                "same": "same",
+                "crop_first": (kernel_size - 1) * dilation,
+                "crop": (kernel_size - 1) * dilation,
+            }.get(kind, 0)
             conv_dilation = 1 if kind == "conv_without_dilation" else dilation
-            self.conv = nn.Conv1d(in_channels, out_channels, kernel_size,
-                                  dilation=conv_dilation, padding=padding)
+            self.conv = nn.Conv1d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                dilation=conv_dilation,
+                padding=padding,
+            )
 
         def forward(self, x):
             total = (self.k - 1) * self.d
             if kind in ("correct", "conv_without_dilation"):
                 return self.conv(F.pad(x, (total, 0)))
             if kind == "crop":  # correct: pad both sides, keep the first T
-                return self.conv(x)[..., :x.shape[-1]]
+                return self.conv(x)[..., : x.shape[-1]]
             if kind == "crop_first":
                 return self.conv(x)[..., total:]
             if kind == "crop_minus_zero":  # x[..., :-0] is empty when k = 1
-                y = F.conv1d(F.pad(x, (total, total)), self.conv.weight, self.conv.bias,
-                             dilation=self.d)
+                y = F.conv1d(
+                    F.pad(x, (total, total)),
+                    self.conv.weight,
+                    self.conv.bias,
+                    dilation=self.d,
+                )
                 return y[..., :-total]
             if kind == "no_padding":
                 return self.conv(x)
@@ -77,7 +89,7 @@ class FromTheWeights(nn.Module):
         length = x.shape[-1]
         out = self.conv.bias[None, :, None]
         for j in range(self.k):
-            tap = padded[..., j * self.d: j * self.d + length]  # (B, C_in, T)
+            tap = padded[..., j * self.d : j * self.d + length]  # (B, C_in, T)
             out = out + torch.einsum("oc,bct->bot", self.conv.weight[:, :, j], tap)
         return out
 
@@ -103,32 +115,41 @@ class StubLayer(nn.Module):
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("layer", [layer_variant("correct"), layer_variant("crop"),
-                                   FromTheWeights], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [layer_variant("correct"), layer_variant("crop"), FromTheWeights],
+    ids=lambda c: c.__name__,
+)
 def test_correct_layers_pass(layer, hidden, capsys):
     conv_checks.check_causal_conv1d(layer, hidden=hidden)
     assert "✔" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("layer", [layer_variant("correct"), layer_variant("crop"),
-                                   FromTheWeights], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [layer_variant("correct"), layer_variant("crop"), FromTheWeights],
+    ids=lambda c: c.__name__,
+)
 def test_correct_layers_pass_repeatedly_on_fresh_hidden_inputs(layer):
     for _ in range(15):
         conv_checks.check_causal_conv1d(layer, hidden=True)
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("kind, message", [
-    ("symmetric", "symmetric padding leaks the future"),
-    ("same", "symmetric padding leaks the future"),
-    ("no_padding", "output shorter than input (no padding)"),
-    ("right", "padded on the wrong side"),
-    ("crop_first", "the wrong end is cropped"),
-    ("ignores_dilation", "padding ignores dilation"),
-    ("conv_without_dilation", "ignores `dilation`"),
-    ("detached", "cut off from autograd"),
-    ("in_place", "modified its input in place"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("symmetric", "symmetric padding leaks the future"),
+        ("same", "symmetric padding leaks the future"),
+        ("no_padding", "output shorter than input (no padding)"),
+        ("right", "padded on the wrong side"),
+        ("crop_first", "the wrong end is cropped"),
+        ("ignores_dilation", "padding ignores dilation"),
+        ("conv_without_dilation", "ignores `dilation`"),
+        ("detached", "cut off from autograd"),
+        ("in_place", "modified its input in place"),
+    ],
+)
 def test_layer_mistakes_are_named(kind, message, hidden):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # padding="same", even kernels
@@ -154,7 +175,9 @@ class Peeking(nn.Module):
 
     def forward(self, x):
         y = self.conv(F.pad(x, (self.left, 0)))
-        return torch.cat([y[..., :-2], y[..., -2:-1] + x[:, :1, -1:], y[..., -1:]], dim=-1)
+        return torch.cat(
+            [y[..., :-2], y[..., -2:-1] + x[:, :1, -1:], y[..., -1:]], dim=-1
+        )
 
 
 @pytest.mark.parametrize("hidden", [False, True])
@@ -163,14 +186,19 @@ def test_any_peeking_is_reported(hidden):
         conv_checks.check_causal_conv1d(Peeking, hidden=hidden)
 
 
-@pytest.mark.parametrize("answer, message", [
-    (NotAModule, "should create a torch.nn.Module"),
-    (NoConv, "nn.Conv1d stored as `self.conv`"),
-    (StubLayer, "still raises NotImplementedError"),
-    (None, "expected a function"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (NotAModule, "should create a torch.nn.Module"),
+        (NoConv, "nn.Conv1d stored as `self.conv`"),
+        (StubLayer, "still raises NotImplementedError"),
+        (None, "expected a function"),
+    ],
+)
 def test_bad_layers_get_clear_messages(answer, message):
-    with pytest.raises(CheckFailure, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        CheckFailure, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
         conv_checks.check_causal_conv1d(answer)
 
 
@@ -222,26 +250,34 @@ def strict(formula):
         if len(kernel_sizes) != len(dilations):
             raise ValueError("lengths differ")
         return formula(kernel_sizes, dilations)
+
     return receptive_field
 
 
 FIELD_MISTAKES = {
     "forgets the + 1": strict(lambda ks, ds: sum((k - 1) * d for k, d in zip(ks, ds))),
     "multiplies the layers' contributions": strict(
-        lambda ks, ds: 1 + math.prod((k - 1) * d for k, d in zip(ks, ds))),
+        lambda ks, ds: 1 + math.prod((k - 1) * d for k, d in zip(ks, ds))
+    ),
     "uses k * d instead of (k - 1) * d": strict(
-        lambda ks, ds: 1 + sum(k * d for k, d in zip(ks, ds))),
+        lambda ks, ds: 1 + sum(k * d for k, d in zip(ks, ds))
+    ),
     "ignores the dilations": strict(lambda ks, ds: 1 + sum(k - 1 for k in ks)),
     "ignores the first layer's dilation": strict(
-        lambda ks, ds: ks[0] + sum((k - 1) * d for k, d in zip(ks[1:], ds[1:])) if ks else 1),
+        lambda ks, ds: (
+            ks[0] + sum((k - 1) * d for k, d in zip(ks[1:], ds[1:])) if ks else 1
+        )
+    ),
     "mismatched lengths not reported": (
-        lambda ks, ds: 1 + sum((k - 1) * d for k, d in zip(ks, ds))),
+        lambda ks, ds: 1 + sum((k - 1) * d for k, d in zip(ks, ds))
+    ),
 }
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("answer", [correct_receptive_field, loop_receptive_field],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "answer", [correct_receptive_field, loop_receptive_field], ids=lambda f: f.__name__
+)
 def test_correct_receptive_fields_pass(answer, hidden, capsys):
     conv_checks.check_receptive_field(answer, hidden=hidden)
     assert "✔" in capsys.readouterr().out
@@ -273,14 +309,24 @@ def test_wrong_single_layer_is_named():
         conv_checks.check_receptive_field(single_layer_bug)
 
 
-@pytest.mark.parametrize("answer, message", [
-    (lambda ks, ds: torch.tensor(correct_receptive_field(ks, ds)), "returned a tensor"),
-    (lambda ks, ds: float(correct_receptive_field(ks, ds)), "return an int"),
-    (lambda ks, ds: None, "forget a `return`"),
-    (lambda ks, ds: [1 + sum((k - 1) * d for k, d in zip(ks, ds))
-                     for _ in [ks[len(ds) - 1], ds[len(ks) - 1]]][0],  # IndexError
-     "should raise ValueError"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (
+            lambda ks, ds: torch.tensor(correct_receptive_field(ks, ds)),
+            "returned a tensor",
+        ),
+        (lambda ks, ds: float(correct_receptive_field(ks, ds)), "return an int"),
+        (lambda ks, ds: None, "forget a `return`"),
+        (
+            lambda ks, ds: [
+                1 + sum((k - 1) * d for k, d in zip(ks, ds))
+                for _ in [ks[len(ds) - 1], ds[len(ks) - 1]]
+            ][0],  # IndexError
+            "should raise ValueError",
+        ),
+    ],
+)
 def test_bad_receptive_field_answers_get_clear_messages(answer, message):
     with pytest.raises(CheckFailure, match=message.replace("(", r"\(")):
         conv_checks.check_receptive_field(answer)

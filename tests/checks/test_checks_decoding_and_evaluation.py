@@ -11,11 +11,10 @@ from collections import Counter
 import pytest
 import torch
 
-from seqbook.text import decoding
-from seqbook.text import metrics
 from seqbook.checks import decoding_and_evaluation as dec_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
+from seqbook.text import decoding, metrics
 
 sacrebleu = pytest.importorskip("sacrebleu")
 
@@ -34,7 +33,11 @@ def make_beam(mistake=None):
             cands = []
             for r, (s, t) in enumerate(beam):
                 for v in range(lp.shape[1]):
-                    key = float(lp[r, v]) if mistake == "no prefix" else s + float(lp[r, v])
+                    key = (
+                        float(lp[r, v])
+                        if mistake == "no prefix"
+                        else s + float(lp[r, v])
+                    )
                     cands.append((key, -r, -v, s + float(lp[r, v]), t + [v]))
             if mistake == "greedy paths" and step > 1:
                 chosen = [max(c for c in cands if c[1] == -r) for r in range(len(beam))]
@@ -43,12 +46,16 @@ def make_beam(mistake=None):
                 chosen = heapq.nlargest(k, cands)
             beam = []
             for _, _, _, total, tokens in chosen:
-                if mistake != "extend" and (tokens[-1] == eos_id or len(tokens) == max_len):
+                if mistake != "extend" and (
+                    tokens[-1] == eos_id or len(tokens) == max_len
+                ):
                     n = len(tokens) + (1 if mistake == "bos length" else 0)
                     a = 0.0 if mistake == "no norm" else alpha
-                    done.append((total / n ** a, -len(done), tokens, step))
+                    done.append((total / n**a, -len(done), tokens, step))
                 elif mistake == "extend" and len(tokens) == max_len:
-                    done.append((total / len(tokens) ** alpha, -len(done), tokens, step))
+                    done.append(
+                        (total / len(tokens) ** alpha, -len(done), tokens, step)
+                    )
                 else:
                     beam.append((total, tokens))
         if mistake == "first finished":
@@ -60,6 +67,7 @@ def make_beam(mistake=None):
         if mistake == "no norm score":  # right search, raw score returned
             return best[2], best[0] * len(best[2]) ** alpha
         return best[2], best[0]
+
     return beam_search
 
 
@@ -78,7 +86,7 @@ def beam_vectorised(next_log_probs, bos_id, eos_id, beam_size, max_len, alpha=1.
         ended = (tokens == eos_id) | (new.size(1) - 1 == max_len)
         for seq, value in zip(new[ended], values[ended]):
             n = seq.numel() - 1
-            finished.append((float(value) / n ** alpha, seq[1:].tolist()))
+            finished.append((float(value) / n**alpha, seq[1:].tolist()))
         prefixes, scores = new[~ended], values[~ended]
     score, tokens = max(finished, key=lambda f: f[0])
     return tokens, score
@@ -91,17 +99,20 @@ def test_correct_beam_search_passes_visible_and_hidden(answer):
         dec_checks.check_beam_search(answer, hidden=True)
 
 
-@pytest.mark.parametrize("mistake, words", [
-    ("greedy paths", "separate greedy searches"),
-    ("no prefix", "prefix's score"),
-    ("no norm", "no length normalisation"),
-    ("no norm score", "no length normalisation"),
-    ("bos length", "counts <bos>"),
-    ("first finished", "first hypothesis that finished"),
-    ("last step", "best of ALL finished"),
-    ("refill", "does not shrink"),
-    ("extend", "after <eos>"),
-])
+@pytest.mark.parametrize(
+    "mistake, words",
+    [
+        ("greedy paths", "separate greedy searches"),
+        ("no prefix", "prefix's score"),
+        ("no norm", "no length normalisation"),
+        ("no norm score", "no length normalisation"),
+        ("bos length", "counts <bos>"),
+        ("first finished", "first hypothesis that finished"),
+        ("last step", "best of ALL finished"),
+        ("refill", "does not shrink"),
+        ("extend", "after <eos>"),
+    ],
+)
 def test_beam_mistakes_are_named(mistake, words):
     for hidden in (False, True, True, True):
         with pytest.raises(CheckFailure, match=words):
@@ -118,15 +129,21 @@ def test_beam_stub_bad_returns_and_forbidden_reference():
         dec_checks.check_beam_search(lambda *a, **k: None)
     with pytest.raises(CheckFailure, match="starts with <bos>"):
         dec_checks.check_beam_search(
-            lambda f, b, e, k, n, alpha=1.0: ([b] + make_beam()(f, b, e, k, n, alpha)[0], 0))
+            lambda f, b, e, k, n, alpha=1.0: (
+                [b] + make_beam()(f, b, e, k, n, alpha)[0],
+                0,
+            )
+        )
     with pytest.raises(CheckFailure, match="score"):
         dec_checks.check_beam_search(
-            lambda f, b, e, k, n, alpha=1.0: (make_beam()(f, b, e, k, n, alpha)[0], 0.0))
+            lambda f, b, e, k, n, alpha=1.0: (make_beam()(f, b, e, k, n, alpha)[0], 0.0)
+        )
     with pytest.raises(CheckFailure, match="does not start with <bos>"):
-        dec_checks.check_beam_search(lambda f, b, e, k, n, alpha=1.0: f(torch.tensor([[e]])))
-    with pytest.raises(ForbiddenCall):
         dec_checks.check_beam_search(
-            lambda *a, **k: decoding.beam_search(*a, **k))
+            lambda f, b, e, k, n, alpha=1.0: f(torch.tensor([[e]]))
+        )
+    with pytest.raises(ForbiddenCall):
+        dec_checks.check_beam_search(lambda *a, **k: decoding.beam_search(*a, **k))
 
 
 def test_table_scorer_is_independent_of_query_order():
@@ -152,8 +169,9 @@ def make_bleu(mistake=None):
                 closest = min(lens, key=lambda x: (abs(x - len(ht)), x))
             stats["c"] += len(ht)
             stats["r"] += closest
-            per_sentence_bp.append(1.0 if len(ht) >= closest
-                                   else math.exp(1 - closest / max(len(ht), 1)))
+            per_sentence_bp.append(
+                1.0 if len(ht) >= closest else math.exp(1 - closest / max(len(ht), 1))
+            )
             for n in range(1, 5):
                 grams = Counter(zip(*[ht[i:] for i in range(n)]))
                 best = Counter()
@@ -175,13 +193,21 @@ def make_bleu(mistake=None):
                 logs.append(math.log(1 / (k * stats[f"t{n}"])))
             else:
                 logs.append(math.log(stats[f"m{n}"] / stats[f"t{n}"]))
-        mean = (sum(math.exp(x) for x in logs) / 4 if mistake == "arithmetic"
-                else math.exp(sum(logs) / 4))
+        mean = (
+            sum(math.exp(x) for x in logs) / 4
+            if mistake == "arithmetic"
+            else math.exp(sum(logs) / 4)
+        )
         if mistake == "per sentence":
             bp = sum(per_sentence_bp) / len(per_sentence_bp)
         else:
-            bp = 1.0 if stats["c"] >= stats["r"] else math.exp(1 - stats["r"] / stats["c"])
+            bp = (
+                1.0
+                if stats["c"] >= stats["r"]
+                else math.exp(1 - stats["r"] / stats["c"])
+            )
         return 100 * bp * mean
+
     return corpus_bleu
 
 
@@ -196,13 +222,16 @@ def test_correct_bleu_passes_visible_and_hidden():
         dec_checks.check_corpus_bleu(make_bleu(), hidden=True)
 
 
-@pytest.mark.parametrize("answer, words", [
-    (sentence_average, "averages sentence-level"),
-    (make_bleu("unclipped"), "not clipped"),
-    (make_bleu("per sentence"), "per sentence"),
-    (make_bleu("longest"), "longest reference"),
-    (make_bleu("arithmetic"), "arithmetically"),
-])
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        (sentence_average, "averages sentence-level"),
+        (make_bleu("unclipped"), "not clipped"),
+        (make_bleu("per sentence"), "per sentence"),
+        (make_bleu("longest"), "longest reference"),
+        (make_bleu("arithmetic"), "arithmetically"),
+    ],
+)
 def test_bleu_mistakes_are_named(answer, words):
     for hidden in (False, True, True):
         with pytest.raises(CheckFailure, match=words):
@@ -213,12 +242,17 @@ def test_bleu_scale_stub_and_forbidden():
     with pytest.raises(CheckFailure, match="0-100 scale"):
         dec_checks.check_corpus_bleu(lambda h, r: make_bleu()(h, r) / 100)
     with pytest.raises(CheckFailure, match="NotImplementedError"):
-        dec_checks.check_corpus_bleu(lambda h, r: (_ for _ in ()).throw(NotImplementedError()))
+        dec_checks.check_corpus_bleu(
+            lambda h, r: (_ for _ in ()).throw(NotImplementedError())
+        )
     with pytest.raises(ForbiddenCall):
         dec_checks.check_corpus_bleu(lambda h, r: metrics.corpus_bleu(h, r))
     with pytest.raises(ForbiddenCall):
         dec_checks.check_corpus_bleu(
-            lambda h, r: sacrebleu.corpus_bleu(h, [[x[0] for x in r]], tokenize="none").score)
+            lambda h, r: (
+                sacrebleu.corpus_bleu(h, [[x[0] for x in r]], tokenize="none").score
+            )
+        )
     # the guard leaves sacrebleu working afterwards
     score = sacrebleu.corpus_bleu(["a b c d"], [["a b c d"]], tokenize="none").score
     assert score == pytest.approx(100.0)
@@ -230,14 +264,21 @@ def test_every_bleu_mistake_is_named_in_hidden_mode(mistake):
     for _ in range(4):
         with pytest.raises(CheckFailure) as failure:
             dec_checks.check_corpus_bleu(
-                lambda h, r: dec_checks._bleu_variant(h, r, mistake), hidden=True)
+                lambda h, r: dec_checks._bleu_variant(h, r, mistake), hidden=True
+            )
         assert message in str(failure.value)
 
 
 # The two wrong lengths rarely change the chosen tokens; their scores are diagnosed
 # instead (test_beam_mistakes_are_named, "bos length").
-@pytest.mark.parametrize("mistake", [m for m in dec_checks._BEAM_MISTAKES
-                                     if m not in ("length with bos", "length without eos")])
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        m
+        for m in dec_checks._BEAM_MISTAKES
+        if m not in ("length with bos", "length without eos")
+    ],
+)
 def test_every_beam_mistake_is_named_in_hidden_mode(mistake):
     def answer(f, b, e, k, n, alpha=1.0):
         return dec_checks._beam_variant(f, b, e, k, n, alpha, mistake), 0.0

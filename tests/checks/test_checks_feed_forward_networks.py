@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
-from seqbook.models import transformer as reference
 from seqbook.checks import CheckFailure, ForbiddenCall
 from seqbook.checks import feed_forward_networks as ffn_checks
+from seqbook.models import transformer as reference
 
 check_feed_forward = ffn_checks.check_feed_forward
 check_layer_parameters = ffn_checks.check_transformer_layer_parameters
@@ -23,10 +23,19 @@ check_layer_parameters = ffn_checks.check_transformer_layer_parameters
 # Written out independently of seqbook.models.transformer.
 
 
-def ffn_variant(order="up-act-drop-down", activation_of=None, gelu="exact",
-                swap=False, bias=True, dropout_train_only=True, use_dropout_module=True,
-                extra_parameter=False, dropout_attribute=True, stub=False,
-                return_none=False):
+def ffn_variant(
+    order="up-act-drop-down",
+    activation_of=None,
+    gelu="exact",
+    swap=False,
+    bias=True,
+    dropout_train_only=True,
+    use_dropout_module=True,
+    extra_parameter=False,
+    dropout_attribute=True,
+    stub=False,
+    return_none=False,
+):
     class FeedForward(nn.Module):
         def __init__(self, dim, hidden_dim, activation="relu", dropout=0.0):
             super().__init__()
@@ -88,7 +97,9 @@ def ffn_variant(order="up-act-drop-down", activation_of=None, gelu="exact",
             if order == "no-up-bias":
                 return self.down(self.act(x @ self.up.weight.T))
             if order == "mix-positions":
-                return self.down(self.drop(self.act(self.up(x - x.mean(dim=-2, keepdim=True)))))
+                return self.down(
+                    self.drop(self.act(self.up(x - x.mean(dim=-2, keepdim=True))))
+                )
             raise ValueError(order)
 
     return FeedForward
@@ -121,8 +132,13 @@ class UnscaledDropoutFeedForward(OwnDropoutFeedForward):
         return self.down(h)
 
 
-CORRECT_FFNS = [ffn_variant(), ffn_variant(order="manual"), ffn_variant(gelu="erf"),
-                ffn_variant(use_dropout_module=False), OwnDropoutFeedForward]
+CORRECT_FFNS = [
+    ffn_variant(),
+    ffn_variant(order="manual"),
+    ffn_variant(gelu="erf"),
+    ffn_variant(use_dropout_module=False),
+    OwnDropoutFeedForward,
+]
 
 
 @pytest.mark.parametrize("answer", CORRECT_FFNS)
@@ -155,15 +171,19 @@ FFN_MISTAKES = [
     (ffn_variant(order="drop-before-act"), "before the activation"),
     (ffn_variant(order="drop-input"), "applied to the input"),
     (ffn_variant(order="no-dropout"), "no hidden activation was dropped"),
-    (ffn_variant(use_dropout_module=False, dropout_train_only=False), "evaluation mode"),
+    (
+        ffn_variant(use_dropout_module=False, dropout_train_only=False),
+        "evaluation mode",
+    ),
     (UnscaledDropoutFeedForward, "not scaled by 1 / (1 - p)"),
     (ffn_variant(stub=True), "NotImplementedError"),
     (ffn_variant(return_none=True), "is None"),
 ]
 
 
-@pytest.mark.parametrize("answer, message", FFN_MISTAKES,
-                         ids=[m for _, m in FFN_MISTAKES])
+@pytest.mark.parametrize(
+    "answer, message", FFN_MISTAKES, ids=[m for _, m in FFN_MISTAKES]
+)
 def test_feed_forward_mistakes_are_named(answer, message):
     with pytest.raises(CheckFailure, match=re.escape(message)):
         check_feed_forward(answer)
@@ -205,7 +225,9 @@ def test_not_a_class_is_explained():
 
 
 def count_variant(mistake=None):
-    def transformer_layer_parameters(dim, num_heads, hidden_dim, bias=True, decoder=False):
+    def transformer_layer_parameters(
+        dim, num_heads, hidden_dim, bias=True, decoder=False
+    ):
         b = 1 if bias else 0
         attention = 4 * dim * dim + 4 * dim * b
         ffn = 2 * dim * hidden_dim + (hidden_dim + dim) * b
@@ -222,7 +244,10 @@ def count_variant(mistake=None):
         elif mistake == "layer norm bias kept":
             norm = 2 * dim
         elif mistake == "linear biases kept":
-            attention, ffn = 4 * dim * dim + 4 * dim, 2 * dim * hidden_dim + hidden_dim + dim
+            attention, ffn = (
+                4 * dim * dim + 4 * dim,
+                2 * dim * hidden_dim + hidden_dim + dim,
+            )
         elif mistake == "heads":
             attention = num_heads * attention
         elif mistake == "heads weights":
@@ -241,6 +266,7 @@ def count_variant(mistake=None):
         if mistake == "tensor":
             return torch.tensor(total)
         return total
+
     return transformer_layer_parameters
 
 
@@ -260,13 +286,17 @@ LinearAlias = nn.Linear  # captured before the guard starts
 
 
 def counting_by_alias(dim, num_heads, hidden_dim, bias=True, decoder=False):
-    return sum(p.numel() for p in LinearAlias(dim, hidden_dim, device="meta").parameters())
+    return sum(
+        p.numel() for p in LinearAlias(dim, hidden_dim, device="meta").parameters()
+    )
 
 
 def counting_by_reference(dim, num_heads, hidden_dim, bias=True, decoder=False):
     from seqbook.models import counting
 
-    return counting.transformer_layer_parameters(dim, num_heads, hidden_dim, bias, decoder)
+    return counting.transformer_layer_parameters(
+        dim, num_heads, hidden_dim, bias, decoder
+    )
 
 
 @pytest.mark.parametrize("answer", [count_variant(), count_variant("float")])
@@ -294,7 +324,9 @@ COUNT_MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize("mistake, message", COUNT_MISTAKES, ids=[m for m, _ in COUNT_MISTAKES])
+@pytest.mark.parametrize(
+    "mistake, message", COUNT_MISTAKES, ids=[m for m, _ in COUNT_MISTAKES]
+)
 def test_count_mistakes_are_named(mistake, message):
     answer = count_variant(mistake)
     with pytest.raises(CheckFailure, match=message):
@@ -304,8 +336,15 @@ def test_count_mistakes_are_named(mistake, message):
             check_layer_parameters(answer, hidden=True)
 
 
-@pytest.mark.parametrize("answer", [counting_by_building, counting_by_linears,
-                                    counting_by_alias, counting_by_reference])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        counting_by_building,
+        counting_by_linears,
+        counting_by_alias,
+        counting_by_reference,
+    ],
+)
 def test_building_layers_or_calling_the_reference_is_forbidden(answer):
     for hidden in (False, True):
         with pytest.raises(ForbiddenCall, match="own formula"):
@@ -333,7 +372,10 @@ def test_count_variants_never_match_the_right_answer():
     for dim, heads, hidden in [(16, 4, 64), (24, 3, 7), (64, 8, 256)]:
         for bias in (True, False):
             for decoder in (True, False):
-                truth = counting.transformer_layer_parameters(dim, heads, hidden, bias, decoder)
+                truth = counting.transformer_layer_parameters(
+                    dim, heads, hidden, bias, decoder
+                )
                 variants = ffn_checks._count_variants(dim, heads, hidden, bias, decoder)
-                assert all(v != truth for k, v in variants.items()
-                           if not k.startswith("heads")), (dim, heads, hidden, bias, decoder)
+                assert all(
+                    v != truth for k, v in variants.items() if not k.startswith("heads")
+                ), (dim, heads, hidden, bias, decoder)

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
-from seqbook.train import fine_tuning as reference
 from seqbook.checks import CheckFailure, ForbiddenCall, IntegrityError
 from seqbook.checks import fine_tuning as ft_checks
+from seqbook.train import fine_tuning as reference
 
 # Some wrong answers step the scheduler first, as students do; PyTorch warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:Detected call of")
@@ -41,8 +41,11 @@ def train_variant(kind="correct"):
                 optimizer.step()
             if kind == "correct_zero_at_end":
                 optimizer.zero_grad()
-            if scheduler is not None and kind not in ("scheduler_first", "no_scheduler",
-                                                      "scheduler_per_epoch"):
+            if scheduler is not None and kind not in (
+                "scheduler_first",
+                "no_scheduler",
+                "scheduler_per_epoch",
+            ):
                 scheduler.step()
             size = batch["labels"].shape[0]
             losses.append(output.loss.item())
@@ -72,20 +75,23 @@ def test_correct_train_epoch_passes_repeatedly(kind):
         ft_checks.check_train_epoch(train_variant(kind), hidden=True)
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("no_zero_grad", "zero_grad"),
-    ("no_train", "model.train()"),
-    ("scheduler_first", "before optimizer.step()"),
-    ("no_scheduler", "never stepped"),
-    ("scheduler_per_epoch", "once per epoch"),
-    ("batch_mean", "mean of the batch losses"),
-    ("last", "last batch"),
-    ("tensor", "Python float"),
-    ("none", "None"),
-    ("not_moved", "move every tensor"),
-    ("no_mask", "attention_mask"),
-    ("no_step", "did not change"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("no_zero_grad", "zero_grad"),
+        ("no_train", "model.train()"),
+        ("scheduler_first", "before optimizer.step()"),
+        ("no_scheduler", "never stepped"),
+        ("scheduler_per_epoch", "once per epoch"),
+        ("batch_mean", "mean of the batch losses"),
+        ("last", "last batch"),
+        ("tensor", "Python float"),
+        ("none", "None"),
+        ("not_moved", "move every tensor"),
+        ("no_mask", "attention_mask"),
+        ("no_step", "did not change"),
+    ],
+)
 def test_train_epoch_mistakes_are_named(kind, words):
     for hidden in (False, True, True):
         with pytest.raises(CheckFailure) as info:
@@ -151,7 +157,9 @@ def evaluate_variant(kind="correct"):
                 correct += (output.logits.argmax(-1) == batch["labels"]).sum().item()
                 count += size
         if kind == "extra_call":
-            model(**{k: v.to(device) for k, v in next(iter(loader)).items()}).loss.backward()
+            model(
+                **{k: v.to(device) for k, v in next(iter(loader)).items()}
+            ).loss.backward()
         accuracy = correct / count
         if kind == "percent":
             accuracy *= 100
@@ -178,19 +186,22 @@ def test_correct_evaluate_passes_repeatedly(kind):
         ft_checks.check_evaluate(evaluate_variant(kind), hidden=True)
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("no_eval", "model.eval()"),
-    ("no_no_grad", "torch.no_grad()"),
-    ("not_moved", "move every tensor"),
-    ("no_mask", "attention_mask"),
-    ("percent", "percentage"),
-    ("batch_mean", "mean of the batch losses"),
-    ("total", "total over the examples"),
-    ("tensor", "Python float"),
-    ("tuple", "expected a dict"),
-    ("missing_key", "'accuracy'"),
-    ("extra_call", "once per batch"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("no_eval", "model.eval()"),
+        ("no_no_grad", "torch.no_grad()"),
+        ("not_moved", "move every tensor"),
+        ("no_mask", "attention_mask"),
+        ("percent", "percentage"),
+        ("batch_mean", "mean of the batch losses"),
+        ("total", "total over the examples"),
+        ("tensor", "Python float"),
+        ("tuple", "expected a dict"),
+        ("missing_key", "'accuracy'"),
+        ("extra_call", "once per batch"),
+    ],
+)
 def test_evaluate_mistakes_are_named(kind, words):
     for hidden in (False, True, True):
         with pytest.raises(CheckFailure) as info:
@@ -212,8 +223,11 @@ def stopping_variant(kind="correct"):
             if self.best_score is None:
                 improved = True
             elif self.mode == "max" or kind == "mode":
-                improved = (score >= self.best_score + self.min_delta if kind == "tie"
-                            else score > self.best_score + self.min_delta)
+                improved = (
+                    score >= self.best_score + self.min_delta
+                    if kind == "tie"
+                    else score > self.best_score + self.min_delta
+                )
             else:
                 improved = score < self.best_score - self.min_delta
             if kind == "every":
@@ -225,8 +239,9 @@ def stopping_variant(kind="correct"):
                 elif kind == "shallow":
                     self.best_state = dict(model.state_dict())
                 elif kind == "clone":
-                    self.best_state = {k: v.detach().clone()
-                                       for k, v in model.state_dict().items()}
+                    self.best_state = {
+                        k: v.detach().clone() for k, v in model.state_dict().items()
+                    }
                 elif kind != "every":
                     self.best_state = copy.deepcopy(model.state_dict())
                 if kind != "no_reset":
@@ -251,16 +266,19 @@ def test_correct_early_stopping_passes_repeatedly(kind):
         ft_checks.check_early_stopping(stopping_variant(kind), hidden=True)
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("reference", "share memory"),
-    ("shallow", "share memory"),
-    ("every", "only when the score improves"),
-    ("late", "off by one"),
-    ("no_reset", "not reset"),
-    ("mode", "mode='min' is ignored"),
-    ("tie", "equal to the best"),
-    ("tensor", "True (stop) or False"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("reference", "share memory"),
+        ("shallow", "share memory"),
+        ("every", "only when the score improves"),
+        ("late", "off by one"),
+        ("no_reset", "not reset"),
+        ("mode", "mode='min' is ignored"),
+        ("tie", "equal to the best"),
+        ("tensor", "True (stop) or False"),
+    ],
+)
 def test_early_stopping_mistakes_are_named(kind, words):
     for hidden in (False,) + (True,) * 5:
         with pytest.raises(CheckFailure) as info:

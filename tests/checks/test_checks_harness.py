@@ -68,7 +68,8 @@ def test_a_check_prints_the_message_its_body_returns(capsys):
 
 
 def test_tampering_before_a_check_is_caught_before_the_student_code_runs(
-        notebook_stderr):
+    notebook_stderr,
+):
     calls = []
     original = torch.allclose
     torch.allclose = lambda *args, **kwargs: True
@@ -78,7 +79,8 @@ def test_tampering_before_a_check_is_caught_before_the_student_code_runs(
 
 
 def test_tampering_by_the_student_code_is_caught_before_the_pass_is_printed(
-        capsys, notebook_stderr):
+    capsys, notebook_stderr
+):
     original = torch.equal
 
     def tamper():
@@ -92,7 +94,8 @@ def test_tampering_by_the_student_code_is_caught_before_the_pass_is_printed(
 
 
 def test_a_failing_check_fails_at_once_and_the_next_check_catches_tampering(
-        notebook_stderr):
+    notebook_stderr,
+):
     original = torch.isclose
 
     def tamper_and_fail():
@@ -116,8 +119,9 @@ def test_also_runs_after_each_verification(capsys):
 def test_replacing_a_harness_helper_is_detected(notebook_stderr):
     original = harness.close_tensors
     harness.close_tensors = lambda *args, **kwargs: True
-    with pytest.raises(IntegrityError,
-                       match="seqbook.checks._harness.close_tensors` was replaced"):
+    with pytest.raises(
+        IntegrityError, match="seqbook.checks._harness.close_tensors` was replaced"
+    ):
         checks.check_causal_mask(correct_causal_mask)
     assert harness.close_tensors is original
 
@@ -136,8 +140,14 @@ def test_guarded_call_names_aliases_by_their_public_paths():
         return _alias_of_relu(t)
 
     with pytest.raises(ForbiddenCall, match=r"`torch\.nn\.functional\.relu` is not"):
-        harness.guarded_call((here,), "no.", answer, x, what="f(x)",
-                             aliases={here: "torch.nn.functional.relu"})
+        harness.guarded_call(
+            (here,),
+            "no.",
+            answer,
+            x,
+            what="f(x)",
+            aliases={here: "torch.nn.functional.relu"},
+        )
     with pytest.raises(ForbiddenCall, match="_alias_of_relu` is not allowed here: no."):
         harness.guarded_call((here,), "no.", answer, x, what="f(x)")
     result = harness.guarded_call((here,), "no.", torch.tanh, x, what="f(x)")
@@ -176,30 +186,42 @@ def test_restore_class_puts_methods_back_and_reports_them(monkeypatch):
 
 
 def test_a_seqbook_guard_path_that_does_not_resolve_is_an_error_naming_it():
-    for path in ("seqbook.models.attention.no_such_function",
-                 "seqbook.no_such_module.function",
-                 "seqbook.checks.guard.ForbiddenCall.no_such_method"):
+    for path in (
+        "seqbook.models.attention.no_such_function",
+        "seqbook.no_such_module.function",
+        "seqbook.checks.guard.ForbiddenCall.no_such_method",
+    ):
         with pytest.raises(GuardPathError, match=path.replace(".", r"\.")):
             existing_paths(("torch.nn.functional.relu", path))
     assert issubclass(GuardPathError, ImportError)
 
 
 def test_a_missing_path_of_another_library_is_left_out():
-    assert existing_paths((
-        "torch.nn.functional.relu", "torch.no_such_private_function",
-        "seqbook.checks.guard.forbid_calls", "no_such_library.models.Pooling.forward",
-        "torch.nn.LayerNorm.no_such_method",
-    )) == ("torch.nn.functional.relu", "seqbook.checks.guard.forbid_calls")
+    assert existing_paths(
+        (
+            "torch.nn.functional.relu",
+            "torch.no_such_private_function",
+            "seqbook.checks.guard.forbid_calls",
+            "no_such_library.models.Pooling.forward",
+            "torch.nn.LayerNorm.no_such_method",
+        )
+    ) == ("torch.nn.functional.relu", "seqbook.checks.guard.forbid_calls")
 
 
 def test_a_renamed_reference_fails_the_import_of_its_check_module():
     # A fresh interpreter: the reference loses a function a check forbids, as a rename
     # would, before the checks are imported.
-    code = ("import seqbook.models.soft_lookup as reference\n"
-            "del reference.fit_width\n"
-            "import seqbook.checks\n")
-    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code],
-                            capture_output=True, text=True, check=False)
+    code = (
+        "import seqbook.models.soft_lookup as reference\n"
+        "del reference.fit_width\n"
+        "import seqbook.checks\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0
     assert "GuardPathError" in result.stderr
     assert "fit_width' does not resolve" in result.stderr

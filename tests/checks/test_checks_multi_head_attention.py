@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.models import attention as reference
 from seqbook.checks import multi_head_attention as mha_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
+from seqbook.models import attention as reference
 
 check_split_merge = mha_checks.check_split_merge
 check_multi_head_attention = mha_checks.check_multi_head_attention
@@ -83,8 +83,9 @@ def stub(*args, **kwargs):
     raise NotImplementedError()
 
 
-@pytest.mark.parametrize("split, merge", [(split_ok, merge_ok),
-                                          (split_permute, merge_contiguous_view)])
+@pytest.mark.parametrize(
+    "split, merge", [(split_ok, merge_ok), (split_permute, merge_contiguous_view)]
+)
 def test_correct_split_merge_pass_repeatedly(split, merge, capsys):
     check_split_merge(split, merge)
     for _ in range(30):
@@ -93,18 +94,21 @@ def test_correct_split_merge_pass_repeatedly(split, merge, capsys):
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("split, merge, message", [
-    (split_straight, merge_ok, "heads mix positions"),
-    (split_interleaved, merge_ok, "every H-th"),
-    (split_no_transpose, merge_ok, "transpose"),
-    (split_wrong_axes, merge_ok, "swapped"),
-    (split_ok, merge_view_after_transpose, "reshape"),
-    (split_ok, merge_straight, "not the inverse"),
-    (split_ok, merge_interleaved, "interleaves"),
-    (stub, merge_ok, "NotImplementedError"),
-    (split_ok, stub, "NotImplementedError"),
-    (lambda x, h: None, merge_ok, "None"),
-])
+@pytest.mark.parametrize(
+    "split, merge, message",
+    [
+        (split_straight, merge_ok, "heads mix positions"),
+        (split_interleaved, merge_ok, "every H-th"),
+        (split_no_transpose, merge_ok, "transpose"),
+        (split_wrong_axes, merge_ok, "swapped"),
+        (split_ok, merge_view_after_transpose, "reshape"),
+        (split_ok, merge_straight, "not the inverse"),
+        (split_ok, merge_interleaved, "interleaves"),
+        (stub, merge_ok, "NotImplementedError"),
+        (split_ok, stub, "NotImplementedError"),
+        (lambda x, h: None, merge_ok, "None"),
+    ],
+)
 def test_split_merge_mistakes_are_named(split, merge, message, hidden):
     for _ in range(5 if hidden else 1):
         with pytest.raises(CheckFailure, match=message):
@@ -136,9 +140,20 @@ def attend_ok(q, k, v, mask=None):
     return weights @ v, weights
 
 
-def make_mha(scale="head", out_proj=True, split="ok", average=False, invert=False,
-             order=(0, 1, 2), in_bias=True, swap=False, names="ok", use_mask=True,
-             use_book_attention=False, init="xavier"):
+def make_mha(
+    scale="head",
+    out_proj=True,
+    split="ok",
+    average=False,
+    invert=False,
+    order=(0, 1, 2),
+    in_bias=True,
+    swap=False,
+    names="ok",
+    use_mask=True,
+    use_book_attention=False,
+    init="xavier",
+):
     """A student's MultiHeadAttention class, with the named mistake switched on."""
 
     class MultiHeadAttention(nn.Module):
@@ -147,7 +162,9 @@ def make_mha(scale="head", out_proj=True, split="ok", average=False, invert=Fals
             self.embed_dim, self.num_heads = embed_dim, num_heads
             self.head_dim = embed_dim // num_heads
             weight_name = "qkv_weight" if names == "renamed" else "in_proj_weight"
-            setattr(self, weight_name, nn.Parameter(torch.empty(3 * embed_dim, embed_dim)))
+            setattr(
+                self, weight_name, nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+            )
             if bias:
                 self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim))
             elif names == "bias_kept":
@@ -164,8 +181,11 @@ def make_mha(scale="head", out_proj=True, split="ok", average=False, invert=Fals
             b, t_q, d_model = query.shape
             h, d = self.num_heads, self.head_dim
             weights = self.in_proj_weight.chunk(3)
-            biases = (self.in_proj_bias.chunk(3) if self.in_proj_bias is not None
-                      and in_bias else (None,) * 3)
+            biases = (
+                self.in_proj_bias.chunk(3)
+                if self.in_proj_bias is not None and in_bias
+                else (None,) * 3
+            )
             weights = [weights[i] for i in order]
             biases = [biases[i] for i in order]
 
@@ -175,8 +195,10 @@ def make_mha(scale="head", out_proj=True, split="ok", average=False, invert=Fals
                     return y.reshape(x.shape[0], h, x.shape[1], d)
                 return y.reshape(x.shape[0], x.shape[1], h, d).transpose(1, 2)
 
-            q, k, v = (project(x, w, bb) for x, w, bb in zip((query, key, value),
-                                                               weights, biases))
+            q, k, v = (
+                project(x, w, bb)
+                for x, w, bb in zip((query, key, value), weights, biases)
+            )
             if scale == "model":
                 q = q * math.sqrt(d) / math.sqrt(d_model)
             m = None if mask is None or not use_mask else (~mask if invert else mask)
@@ -193,8 +215,11 @@ def make_mha(scale="head", out_proj=True, split="ok", average=False, invert=Fals
     return MultiHeadAttention
 
 
-@pytest.mark.parametrize("variant", [{}, {"use_book_attention": True}],
-                         ids=["own attention", "book's scaled_dot_product_attention"])
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"use_book_attention": True}],
+    ids=["own attention", "book's scaled_dot_product_attention"],
+)
 def test_correct_module_passes_repeatedly(variant, capsys):
     module_class = make_mha(**variant)
     check_multi_head_attention(module_class)
@@ -204,21 +229,24 @@ def test_correct_module_passes_repeatedly(variant, capsys):
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("variant, message", [
-    (dict(scale="model"), r"sqrt\(D\) \(the model width\)"),
-    (dict(out_proj=False), "output projection out_proj is not applied"),
-    (dict(split="straight"), "mixes positions"),
-    (dict(average=True), "averaged"),
-    (dict(invert=True), "other way round"),
-    (dict(order=(1, 0, 2)), "wrong order"),
-    (dict(order=(0, 2, 1)), "wrong order"),
-    (dict(in_bias=False), "in_proj_bias is not added"),
-    (dict(swap=True), "in that order"),
-    (dict(use_mask=False), "mask is not used"),
-    (dict(names="renamed"), r"Missing: \['in_proj_weight'\]"),
-    (dict(names="bias_kept"), "register in_proj_bias as None"),
-    (dict(init="zeros"), "initialise it"),
-])
+@pytest.mark.parametrize(
+    "variant, message",
+    [
+        (dict(scale="model"), r"sqrt\(D\) \(the model width\)"),
+        (dict(out_proj=False), "output projection out_proj is not applied"),
+        (dict(split="straight"), "mixes positions"),
+        (dict(average=True), "averaged"),
+        (dict(invert=True), "other way round"),
+        (dict(order=(1, 0, 2)), "wrong order"),
+        (dict(order=(0, 2, 1)), "wrong order"),
+        (dict(in_bias=False), "in_proj_bias is not added"),
+        (dict(swap=True), "in that order"),
+        (dict(use_mask=False), "mask is not used"),
+        (dict(names="renamed"), r"Missing: \['in_proj_weight'\]"),
+        (dict(names="bias_kept"), "register in_proj_bias as None"),
+        (dict(init="zeros"), "initialise it"),
+    ],
+)
 def test_module_mistakes_are_named(variant, message, hidden):
     for _ in range(3 if hidden else 1):
         with pytest.raises(CheckFailure, match=message):
@@ -241,14 +269,28 @@ def test_pytorchs_module_and_the_reference_are_refused():
         def forward(self, query, key, value, mask=None):
             q, k, v = (t.transpose(0, 1) for t in (query, key, value))
             out, w = F.multi_head_attention_forward(
-                q, k, v, self.embed_dim, self.num_heads, self.in_proj_weight,
-                self.in_proj_bias, None, None, False, 0.0, self.out_proj.weight,
-                self.out_proj.bias, average_attn_weights=False)
+                q,
+                k,
+                v,
+                self.embed_dim,
+                self.num_heads,
+                self.in_proj_weight,
+                self.in_proj_bias,
+                None,
+                None,
+                False,
+                0.0,
+                self.out_proj.weight,
+                self.out_proj.bias,
+                average_attn_weights=False,
+            )
             return out.transpose(0, 1), w
 
     with pytest.raises(ForbiddenCall, match="multi_head_attention_forward"):
         check_multi_head_attention(Functional)
-    with pytest.raises(ForbiddenCall, match="seqbook.models.attention.MultiHeadAttention"):
+    with pytest.raises(
+        ForbiddenCall, match="seqbook.models.attention.MultiHeadAttention"
+    ):
         check_multi_head_attention(reference.MultiHeadAttention)
 
     captured = reference.MultiHeadAttention.forward  # an alias taken before the guard
@@ -262,13 +304,20 @@ def test_pytorchs_module_and_the_reference_are_refused():
 
 
 def test_guard_restores_everything():
-    before = (nn.MultiheadAttention.forward, reference.MultiHeadAttention.forward,
-              F.multi_head_attention_forward)
+    before = (
+        nn.MultiheadAttention.forward,
+        reference.MultiHeadAttention.forward,
+        F.multi_head_attention_forward,
+    )
     with pytest.raises(ForbiddenCall):
         check_multi_head_attention(reference.MultiHeadAttention)
-    assert (nn.MultiheadAttention.forward, reference.MultiHeadAttention.forward,
-            F.multi_head_attention_forward) == before
+    assert (
+        nn.MultiheadAttention.forward,
+        reference.MultiHeadAttention.forward,
+        F.multi_head_attention_forward,
+    ) == before
     import sys
+
     assert sys.getprofile() is None
 
 

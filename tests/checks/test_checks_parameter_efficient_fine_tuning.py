@@ -13,22 +13,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbook.models import parameter_efficient_fine_tuning as reference
 from seqbook.checks import parameter_efficient_fine_tuning as lora_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
+from seqbook.models import parameter_efficient_fine_tuning as reference
 
 # ----------------------------------------------------------------- LoRALinear answers
 # Written out independently of seqbook.models.parameter_efficient_fine_tuning (forbidden while answers run).
 
 
-def lora_answer(scaling="alpha/r", b_start="zeros", a_start="randn", freeze=True,
-                guard_forward=True, guard_merge=True, product="right", merge_sign=1.0,
-                merge_product="BA", copy_base=False, a_shape="r,in",
-                scaling_attribute=None):
-    factors = {"alpha/r": lambda a, r: a / r, "alpha": lambda a, r: a,
-               "1/r": lambda a, r: 1 / r, "alpha*r": lambda a, r: a * r,
-               "none": lambda a, r: 1.0}
+def lora_answer(
+    scaling="alpha/r",
+    b_start="zeros",
+    a_start="randn",
+    freeze=True,
+    guard_forward=True,
+    guard_merge=True,
+    product="right",
+    merge_sign=1.0,
+    merge_product="BA",
+    copy_base=False,
+    a_shape="r,in",
+    scaling_attribute=None,
+):
+    factors = {
+        "alpha/r": lambda a, r: a / r,
+        "alpha": lambda a, r: a,
+        "1/r": lambda a, r: 1 / r,
+        "alpha*r": lambda a, r: a * r,
+        "none": lambda a, r: 1.0,
+    }
 
     class LoRALinear(nn.Module):
         def __init__(self, base, r=8, alpha=16.0):
@@ -43,8 +57,12 @@ def lora_answer(scaling="alpha/r", b_start="zeros", a_start="randn", freeze=True
             if freeze:
                 for p in self.base.parameters():
                     p.requires_grad_(False)
-            shape = (r, base.in_features) if a_shape == "r,in" else (base.in_features, r)
-            a = torch.randn(*shape, dtype=base.weight.dtype) / math.sqrt(base.in_features)
+            shape = (
+                (r, base.in_features) if a_shape == "r,in" else (base.in_features, r)
+            )
+            a = torch.randn(*shape, dtype=base.weight.dtype) / math.sqrt(
+                base.in_features
+            )
             if a_start == "zeros":
                 a = torch.zeros_like(a)
             self.lora_A = nn.Parameter(a)
@@ -85,9 +103,12 @@ class LoRAFunctional(nn.Module):
         base.requires_grad_(False)
         self.scaling = alpha / r
         self.merged = False
-        self.lora_A = nn.Parameter(torch.randn(r, base.in_features, dtype=base.weight.dtype))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r,
-                                               dtype=base.weight.dtype))
+        self.lora_A = nn.Parameter(
+            torch.randn(r, base.in_features, dtype=base.weight.dtype)
+        )
+        self.lora_B = nn.Parameter(
+            torch.zeros(base.out_features, r, dtype=base.weight.dtype)
+        )
 
     def forward(self, x):
         weight = self.base.weight + self.scaling * self.lora_B @ self.lora_A
@@ -97,7 +118,9 @@ class LoRAFunctional(nn.Module):
 
     def merge(self):
         if not self.merged:
-            self.base.weight.data.add_(self.scaling * self.lora_B.data @ self.lora_A.data)
+            self.base.weight.data.add_(
+                self.scaling * self.lora_B.data @ self.lora_A.data
+            )
             self.merged = True
 
 
@@ -117,15 +140,22 @@ class LoRACallsReference(nn.Module):
         self.inner = reference.LoRALinear(base, r, alpha)
 
 
-@pytest.mark.parametrize("answer", [lora_answer(), LoRAFunctional, reference.LoRALinear],
-                         ids=["plain", "functional", "reference-source"])
+@pytest.mark.parametrize(
+    "answer",
+    [lora_answer(), LoRAFunctional, reference.LoRALinear],
+    ids=["plain", "functional", "reference-source"],
+)
 def test_correct_lora_passes_visible_and_hidden(answer, capsys):
     if answer is reference.LoRALinear:
         # The reference's own code, redefined outside seqbook (the solution cell).
         namespace = {}
         import inspect
-        exec(inspect.getsource(reference.LoRALinear),
-             {"nn": nn, "torch": torch, "math": math}, namespace)
+
+        exec(
+            inspect.getsource(reference.LoRALinear),
+            {"nn": nn, "torch": torch, "math": math},
+            namespace,
+        )
         answer = namespace["LoRALinear"]
     lora_checks.check_lora_linear(answer)
     for _ in range(25):
@@ -133,25 +163,30 @@ def test_correct_lora_passes_visible_and_hidden(answer, capsys):
     assert "✔" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("answer, words", [
-    (lora_answer(b_start="randn"), "lora_B is not zero at initialisation"),
-    (lora_answer(a_start="zeros"), "lora_A is all zeros"),
-    (lora_answer(scaling="alpha"), "alpha alone"),
-    (lora_answer(scaling="1/r"), "1 / r"),
-    (lora_answer(scaling="alpha*r"), "alpha * r"),
-    (lora_answer(scaling="alpha", scaling_attribute="alpha/r"), "alpha alone"),
-    (lora_answer(freeze=False), "not frozen"),
-    (lora_answer(guard_forward=False), "added twice"),
-    (lora_answer(guard_merge=False), "merge() twice"),
-    (lora_answer(copy_base=True), "same object"),
-    (lora_answer(a_shape="in,r"), "(transposed)"),
-    (lora_answer(merge_sign=0.0), "did not change base.weight"),
-])
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        (lora_answer(b_start="randn"), "lora_B is not zero at initialisation"),
+        (lora_answer(a_start="zeros"), "lora_A is all zeros"),
+        (lora_answer(scaling="alpha"), "alpha alone"),
+        (lora_answer(scaling="1/r"), "1 / r"),
+        (lora_answer(scaling="alpha*r"), "alpha * r"),
+        (lora_answer(scaling="alpha", scaling_attribute="alpha/r"), "alpha alone"),
+        (lora_answer(freeze=False), "not frozen"),
+        (lora_answer(guard_forward=False), "added twice"),
+        (lora_answer(guard_merge=False), "merge() twice"),
+        (lora_answer(copy_base=True), "same object"),
+        (lora_answer(a_shape="in,r"), "(transposed)"),
+        (lora_answer(merge_sign=0.0), "did not change base.weight"),
+    ],
+)
 @pytest.mark.parametrize("hidden", [False, True])
 def test_lora_mistakes_are_named(answer, words, hidden):
     for _ in range(5 if hidden else 1):
-        with pytest.raises(CheckFailure, match=words.replace("(", r"\(").replace(
-                ")", r"\)").replace("*", r"\*")):
+        with pytest.raises(
+            CheckFailure,
+            match=words.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*"),
+        ):
             lora_checks.check_lora_linear(answer, hidden=hidden)
 
 
@@ -161,12 +196,17 @@ def test_transposed_products_are_named(hidden):
     with pytest.raises(CheckFailure, match="the product is transposed"):
         lora_checks.check_lora_linear(lora_answer(product="transposed"), hidden=hidden)
     with pytest.raises(CheckFailure, match="not its transpose"):
-        lora_checks.check_lora_linear(lora_answer(merge_product="(BA)^T"), hidden=hidden)
+        lora_checks.check_lora_linear(
+            lora_answer(merge_product="(BA)^T"), hidden=hidden
+        )
 
 
 def test_transposed_product_variant_on_square_inputs():
     x = torch.randn(3, 5, dtype=torch.float64)
-    a, b = torch.randn(2, 5, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    a, b = (
+        torch.randn(2, 5, dtype=torch.float64),
+        torch.randn(5, 2, dtype=torch.float64),
+    )
     variants = lora_checks._update_variants(x, a, b, 2, 8.0)
     assert any("transposed" in name for name in variants)
 
@@ -183,7 +223,9 @@ def test_lora_stub_and_bad_input_give_clear_messages():
 def test_lora_reference_is_forbidden():
     with pytest.raises(ForbiddenCall):
         lora_checks.check_lora_linear(LoRASubclass)
-    with pytest.raises(ForbiddenCall, match="seqbook.models.parameter_efficient_fine_tuning.LoRALinear"):
+    with pytest.raises(
+        ForbiddenCall, match="seqbook.models.parameter_efficient_fine_tuning.LoRALinear"
+    ):
         lora_checks.check_lora_linear(LoRACallsReference)
 
 
@@ -206,14 +248,17 @@ def pool_masked_fill(hidden, mask):
     return total / real.sum(dim=1).to(hidden.dtype)
 
 
-@pytest.mark.parametrize("answer", [pool_plain, pool_einsum, pool_masked_fill,
-                                    reference.mean_pool])
+@pytest.mark.parametrize(
+    "answer", [pool_plain, pool_einsum, pool_masked_fill, reference.mean_pool]
+)
 def test_correct_mean_pool_passes(answer, capsys):
     if answer is reference.mean_pool:  # its code under another name (not forbidden)
+
         def answer(hidden, mask):
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             total = (hidden * weights).sum(dim=1)
             return total / weights.sum(dim=1).clamp(min=1e-9)
+
     lora_checks.check_mean_pool(answer)
     for _ in range(25):
         lora_checks.check_mean_pool(answer, hidden=True)
@@ -224,17 +269,26 @@ def _weights(hidden, mask):
     return mask.unsqueeze(-1).to(hidden.dtype)
 
 
-@pytest.mark.parametrize("answer, words", [
-    (lambda h, m: h.mean(dim=1), "padding is averaged in"),
-    (lambda h, m: (h * _weights(h, m)).sum(1) / h.shape[1], "padded length T"),
-    (lambda h, m: h[:, 0], r"\[CLS\]"),
-    (lambda h, m: (h * _weights(h, m)).sum(1), "not divided"),
-    (lambda h, m: F.normalize(pool_plain(h, m), dim=-1), "L2-normalised"),
-    (lambda h, m: (h * _weights(h, m)).mean(dim=-1), "averaged over the features"),
-    (lambda h, m: pool_plain(h, m).float() if h.dtype == torch.float64
-     else pool_plain(h, m).double(), "dtype"),
-    (lambda h, m: h.masked_fill(_weights(h, m) == 0, -1e9).amax(dim=1), "max"),
-])
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        (lambda h, m: h.mean(dim=1), "padding is averaged in"),
+        (lambda h, m: (h * _weights(h, m)).sum(1) / h.shape[1], "padded length T"),
+        (lambda h, m: h[:, 0], r"\[CLS\]"),
+        (lambda h, m: (h * _weights(h, m)).sum(1), "not divided"),
+        (lambda h, m: F.normalize(pool_plain(h, m), dim=-1), "L2-normalised"),
+        (lambda h, m: (h * _weights(h, m)).mean(dim=-1), "averaged over the features"),
+        (
+            lambda h, m: (
+                pool_plain(h, m).float()
+                if h.dtype == torch.float64
+                else pool_plain(h, m).double()
+            ),
+            "dtype",
+        ),
+        (lambda h, m: h.masked_fill(_weights(h, m) == 0, -1e9).amax(dim=1), "max"),
+    ],
+)
 @pytest.mark.parametrize("hidden", [False, True])
 def test_mean_pool_mistakes_are_named(answer, words, hidden):
     for _ in range(5 if hidden else 1):

@@ -19,8 +19,9 @@ check_shift = pre_checks.check_causal_lm_inputs_and_labels
 # Written independently of seqbook.models.pretraining_objectives (forbidden while answers run).
 
 
-def mask_bernoulli(ids, mask_id, vocab_size, special_ids, probability=0.15,
-                   generator=None):
+def mask_bernoulli(
+    ids, mask_id, vocab_size, special_ids, probability=0.15, generator=None
+):
     special = torch.zeros(ids.shape, dtype=torch.bool)
     for s in special_ids:
         special |= ids == s
@@ -32,19 +33,23 @@ def mask_bernoulli(ids, mask_id, vocab_size, special_ids, probability=0.15,
     inputs[selected & (u < 0.8)] = mask_id
     ordinary = [i for i in range(vocab_size) if i not in set(special_ids)]
     random_positions = selected & (u >= 0.8) & (u < 0.9)
-    picks = torch.randint(len(ordinary), (int(random_positions.sum()),),
-                          generator=generator)
+    picks = torch.randint(
+        len(ordinary), (int(random_positions.sum()),), generator=generator
+    )
     inputs[random_positions] = torch.tensor(ordinary)[picks]
     return inputs, labels
 
 
-def mask_exact_share(ids, mask_id, vocab_size, special_ids, probability=0.15,
-                     generator=None):
+def mask_exact_share(
+    ids, mask_id, vocab_size, special_ids, probability=0.15, generator=None
+):
     """Selects round(p * n) ordinary tokens of every row, then three nested draws."""
     inputs, labels = ids.clone(), torch.full_like(ids, -100)
     ordinary = torch.tensor([i for i in range(vocab_size) if i not in special_ids])
     for row in range(ids.size(0)):
-        candidates = [t for t in range(ids.size(1)) if int(ids[row, t]) not in special_ids]
+        candidates = [
+            t for t in range(ids.size(1)) if int(ids[row, t]) not in special_ids
+        ]
         k = round(probability * len(candidates))
         order = torch.randperm(len(candidates), generator=generator)[:k]
         for j in order.tolist():
@@ -54,14 +59,16 @@ def mask_exact_share(ids, mask_id, vocab_size, special_ids, probability=0.15,
             if u < 0.8:
                 inputs[row, t] = mask_id
             elif u < 0.9:
-                inputs[row, t] = ordinary[torch.randint(len(ordinary), (1,),
-                                                        generator=generator)]
+                inputs[row, t] = ordinary[
+                    torch.randint(len(ordinary), (1,), generator=generator)
+                ]
     return inputs, labels
 
 
 def mask_mistake(kind):
-    def mask_tokens(ids, mask_id, vocab_size, special_ids, probability=0.15,
-                    generator=None):
+    def mask_tokens(
+        ids, mask_id, vocab_size, special_ids, probability=0.15, generator=None
+    ):
         special = torch.isin(ids, torch.tensor(list(special_ids)))
         p = 0.15 if kind == "hard_coded_p" else probability
         draw = torch.rand(ids.shape, generator=generator)
@@ -72,27 +79,35 @@ def mask_mistake(kind):
         if kind == "ignores_generator":
             u = torch.rand(ids.shape)
         vocab = torch.arange(vocab_size)
-        ordinary = vocab if kind == "random_special" else vocab[~torch.isin(
-            vocab, torch.tensor(list(special_ids)))]
+        ordinary = (
+            vocab
+            if kind == "random_special"
+            else vocab[~torch.isin(vocab, torch.tensor(list(special_ids)))]
+        )
         pick = ordinary[torch.randint(len(ordinary), ids.shape, generator=generator)]
         target = ids if kind == "in_place" else ids.clone()
         target[selected & (u < 0.8)] = mask_id
         randomised = selected & (u >= 0.8) & (u < 0.9)
         if kind == "wrong_split":  # "10 %" drawn again among the rest: 2 % random
-            randomised = selected & (u >= 0.8) & (torch.rand(ids.shape,
-                                                             generator=generator) < 0.1)
+            randomised = (
+                selected
+                & (u >= 0.8)
+                & (torch.rand(ids.shape, generator=generator) < 0.1)
+            )
         target[randomised] = pick[randomised]
         if kind == "in_place":
-            labels = torch.where(selected, torch.full_like(ids, 0), torch.full_like(ids,
-                                                                                    -100))
+            labels = torch.where(
+                selected, torch.full_like(ids, 0), torch.full_like(ids, -100)
+            )
             return target.clone(), labels
         if kind == "labels_everywhere":
             return target, ids.clone()
         if kind == "labels_zero":
             return target, torch.where(selected, ids, torch.zeros_like(ids))
         if kind == "kept_unlabelled":
-            return target, torch.where(selected & (target != ids), ids,
-                                       torch.full_like(ids, -100))
+            return target, torch.where(
+                selected & (target != ids), ids, torch.full_like(ids, -100)
+            )
         if kind == "float_labels":
             return target, torch.where(selected, ids, -100).float()
         if kind == "stub":
@@ -100,6 +115,7 @@ def mask_mistake(kind):
         if kind == "one_tensor":
             return target
         return target, torch.where(selected, ids, torch.full_like(ids, -100))
+
     return mask_tokens
 
 
@@ -112,21 +128,24 @@ def test_correct_masking_passes_repeatedly(capsys):
     assert "✔" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("specials_selected", "special token"),
-    ("all_mask", "80/10/10"),
-    ("labels_everywhere", "at every position"),
-    ("in_place", "in place"),
-    ("random_special", "ordinary ids only"),
-    ("hard_coded_p", "fraction of ordinary tokens selected"),
-    ("wrong_split", "80 % become mask_id"),
-    ("kept_unlabelled", "kept its own id"),
-    ("labels_zero", "not 0"),
-    ("ignores_generator", "generator"),
-    ("float_labels", "torch.long"),
-    ("one_tensor", "pair"),
-    ("stub", "NotImplementedError"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("specials_selected", "special token"),
+        ("all_mask", "80/10/10"),
+        ("labels_everywhere", "at every position"),
+        ("in_place", "in place"),
+        ("random_special", "ordinary ids only"),
+        ("hard_coded_p", "fraction of ordinary tokens selected"),
+        ("wrong_split", "80 % become mask_id"),
+        ("kept_unlabelled", "kept its own id"),
+        ("labels_zero", "not 0"),
+        ("ignores_generator", "generator"),
+        ("float_labels", "torch.long"),
+        ("one_tensor", "pair"),
+        ("stub", "NotImplementedError"),
+    ],
+)
 def test_masking_mistakes_are_named(kind, words):
     for hidden in (False, True, True, True):
         if kind == "hard_coded_p" and not hidden:
@@ -153,6 +172,7 @@ def test_masking_reference_is_forbidden():
 def test_z_limit_gives_a_tiny_false_alarm_rate():
     # Two-sided normal tail beyond 6 sd, times a generous 30 comparisons per check.
     import math
+
     tail = math.erfc(pre_checks.Z_LIMIT / math.sqrt(2))
     assert 30 * tail < 1e-7
 
@@ -206,6 +226,7 @@ def shift_mistake(kind):
         if kind == "stub":
             raise NotImplementedError()
         raise ValueError(kind)
+
     return causal_lm_inputs_and_labels
 
 
@@ -217,17 +238,20 @@ def test_correct_shifts_pass_repeatedly(capsys):
     assert "✔" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("no_shift", "no shift"),
-    ("full_length", "T - 1"),
-    ("wrong_direction", "wrong way"),
-    ("padding_not_ignored", "padding labels are not ignored"),
-    ("pad_by_input", "by the \\*input\\*"),
-    ("in_place", "in place"),
-    ("inputs_ignored", "inputs\\* contain -100"),
-    ("swapped", "wrong order"),
-    ("stub", "NotImplementedError"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("no_shift", "no shift"),
+        ("full_length", "T - 1"),
+        ("wrong_direction", "wrong way"),
+        ("padding_not_ignored", "padding labels are not ignored"),
+        ("pad_by_input", "by the \\*input\\*"),
+        ("in_place", "in place"),
+        ("inputs_ignored", "inputs\\* contain -100"),
+        ("swapped", "wrong order"),
+        ("stub", "NotImplementedError"),
+    ],
+)
 def test_shift_mistakes_are_named(kind, words):
     for hidden in (False, True, True, True):
         with pytest.raises(CheckFailure, match=words):

@@ -9,17 +9,24 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook.models import transformer as reference
 from seqbook.checks import residual_connections_and_layer_norm as ln_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
+from seqbook.models import transformer as reference
 
 # ------------------------------------------------------------- layer norm answers
 # Written out independently of seqbook.models.transformer (forbidden while answers run).
 
 
-def layer_norm_answer(variance="biased", epsilon="inside", axis=-1, affine="w*x+b",
-                      names=("weight", "bias"), use_given_eps=True, start=(1.0, 0.0)):
+def layer_norm_answer(
+    variance="biased",
+    epsilon="inside",
+    axis=-1,
+    affine="w*x+b",
+    names=("weight", "bias"),
+    use_given_eps=True,
+    start=(1.0, 0.0),
+):
     class LayerNorm(nn.Module):
         def __init__(self, dim, eps=1e-5):
             super().__init__()
@@ -73,8 +80,9 @@ class LayerNormBuiltin(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x):
-        return torch.nn.functional.layer_norm(x, x.shape[-1:], self.weight, self.bias,
-                                              self.eps)
+        return torch.nn.functional.layer_norm(
+            x, x.shape[-1:], self.weight, self.bias, self.eps
+        )
 
 
 class LayerNormStub(nn.Module):
@@ -92,18 +100,21 @@ def test_correct_layer_norms_pass_repeatedly(answer, capsys):
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("answer, words", [
-    (layer_norm_answer(variance="unbiased"), "unbiased"),
-    (layer_norm_answer(epsilon="outside"), "inside the square root"),
-    (layer_norm_answer(use_given_eps=False), "ignored"),
-    (layer_norm_answer(axis=0), "batch axis"),
-    (layer_norm_answer(axis=-2), "time axis"),
-    (layer_norm_answer(affine="none"), "not applied"),
-    (layer_norm_answer(affine="b first"), "bias is added before"),
-    (layer_norm_answer(names=()), "no parameters"),
-    (layer_norm_answer(names=("gamma", "beta")), "['beta', 'gamma']"),
-    (layer_norm_answer(start=(0.0, 0.0)), "should start at 1"),
-])
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        (layer_norm_answer(variance="unbiased"), "unbiased"),
+        (layer_norm_answer(epsilon="outside"), "inside the square root"),
+        (layer_norm_answer(use_given_eps=False), "ignored"),
+        (layer_norm_answer(axis=0), "batch axis"),
+        (layer_norm_answer(axis=-2), "time axis"),
+        (layer_norm_answer(affine="none"), "not applied"),
+        (layer_norm_answer(affine="b first"), "bias is added before"),
+        (layer_norm_answer(names=()), "no parameters"),
+        (layer_norm_answer(names=("gamma", "beta")), "['beta', 'gamma']"),
+        (layer_norm_answer(start=(0.0, 0.0)), "should start at 1"),
+    ],
+)
 def test_layer_norm_mistakes_are_named(answer, words, hidden):
     for _ in range(5 if hidden else 1):
         with pytest.raises(CheckFailure, match=None) as info:
@@ -115,7 +126,9 @@ def test_layer_norm_without_eps_is_caught():
     with pytest.raises(CheckFailure) as info:
         ln_checks.check_layer_norm(layer_norm_answer(epsilon="none"), hidden=True)
     message = str(info.value)
-    assert "eps" in message and ("inside the square root" in message or "NaN" in message)
+    assert "eps" in message and (
+        "inside the square root" in message or "NaN" in message
+    )
 
 
 def test_layer_norm_builtins_and_reference_are_refused():
@@ -197,6 +210,7 @@ def block_answer(kind="pre"):
             x = x + feed_forward(norm2(x))
             return x + self_attention(norm1(x))
         raise NotImplementedError()
+
     return pre_ln_block
 
 
@@ -208,19 +222,22 @@ def test_correct_block_passes_repeatedly(capsys):
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("kind, words", [
-    ("post", "post-LN wiring"),
-    ("sum", "residual counted twice"),
-    ("parallel", "in sequence"),
-    ("normalised-residual", "adds the normalised input"),
-    ("no-attention-residual", "attention step has no residual"),
-    ("no-ffn-residual", "feed-forward step has no residual"),
-    ("final-ln", "applied again"),
-    ("ln-again", "applied again"),
-    ("swapped-norms", "swapped"),
-    ("ffn-first", "runs before the attention"),
-    ("pre-inplace", "in place"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("post", "post-LN wiring"),
+        ("sum", "residual counted twice"),
+        ("parallel", "in sequence"),
+        ("normalised-residual", "adds the normalised input"),
+        ("no-attention-residual", "attention step has no residual"),
+        ("no-ffn-residual", "feed-forward step has no residual"),
+        ("final-ln", "applied again"),
+        ("ln-again", "applied again"),
+        ("swapped-norms", "swapped"),
+        ("ffn-first", "runs before the attention"),
+        ("pre-inplace", "in place"),
+    ],
+)
 def test_block_mistakes_are_named(kind, words, hidden):
     for _ in range(5 if hidden else 1):
         with pytest.raises(CheckFailure) as info:
@@ -250,11 +267,17 @@ def test_rounding_in_a_correct_answer_is_never_named_a_mistake():
     for _ in range(300):
         x = torch.randn(3, 3, 4, generator=generator) * 8 - 5
         x[0, 0] = -5 + 1e-3 * torch.randn(4, generator=generator)
-        weight, bias = torch.randn(4, generator=generator), torch.randn(4, generator=generator)
+        weight, bias = (
+            torch.randn(4, generator=generator),
+            torch.randn(4, generator=generator),
+        )
         layer = Reference(4)
         with torch.no_grad():
             layer.weight.copy_(weight)
             layer.bias.copy_(bias)
-        assert module._diagnose_layer_norm(layer(x).detach(), x, weight, bias, 1e-5) is None
+        assert (
+            module._diagnose_layer_norm(layer(x).detach(), x, weight, bias, 1e-5)
+            is None
+        )
     spread = module._well_conditioned(torch.zeros(5, 2)).std(dim=-1, unbiased=False)
     assert bool((spread >= 0.3).all())

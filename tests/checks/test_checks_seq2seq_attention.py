@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
-from seqbook.models import seq2seq_attention as reference
 from seqbook.checks import CheckFailure, ForbiddenCall
 from seqbook.checks import seq2seq_attention as s2s_checks
+from seqbook.models import seq2seq_attention as reference
 
 ATTENTION_SOURCE = inspect.getsource(reference.AdditiveAttention)
 DECODE_SOURCE = inspect.getsource(reference.decode_steps)
@@ -51,8 +51,11 @@ def test_correct_attention_passes_repeatedly(capsys):
 
 def test_attention_with_bmm_and_large_negative_fill_for_real_rows_passes():
     answer = attention(
-        ("context = (weights[:, :, None] * keys).sum(dim=1)",
-         "context = torch.bmm(weights[:, None, :], keys)[:, 0]"))
+        (
+            "context = (weights[:, :, None] * keys).sum(dim=1)",
+            "context = torch.bmm(weights[:, None, :], keys)[:, 0]",
+        )
+    )
     for _ in range(5):
         s2s_checks.check_additive_attention(answer, hidden=True)
 
@@ -85,21 +88,32 @@ def test_decoding_written_differently_passes():
 ATTENTION_MISTAKES = {
     "batch axis": (("torch.softmax(scores, dim=-1)", "torch.softmax(scores, dim=0)"),),
     "after the softmax": (
-        ("scores = scores.masked_fill(~mask, float(\"-inf\"))", "pass"),),
-    "ignored": (("scores = scores.masked_fill(~mask, float(\"-inf\"))", "pass"),
-                ("weights = weights.masked_fill(~mask, 0.0)", "pass")),
-    "exp(0) = 1": (("float(\"-inf\"))", "0.0)"),),
-    "inverted": (("scores.masked_fill(~mask", "scores.masked_fill(mask"),
-                 ("weights.masked_fill(~mask", "weights.masked_fill(mask")),
+        ('scores = scores.masked_fill(~mask, float("-inf"))', "pass"),
+    ),
+    "ignored": (
+        ('scores = scores.masked_fill(~mask, float("-inf"))', "pass"),
+        ("weights = weights.masked_fill(~mask, 0.0)", "pass"),
+    ),
+    "exp(0) = 1": (('float("-inf"))', "0.0)"),),
+    "inverted": (
+        ("scores.masked_fill(~mask", "scores.masked_fill(mask"),
+        ("weights.masked_fill(~mask", "weights.masked_fill(mask"),
+    ),
     "tanh is missing": (("torch.tanh(q + k)", "(q + k)"),),
     "dot product": (("torch.tanh(q + k) @ self.score", "(q * k).sum(-1)"),),
     "projected": (("(weights[:, :, None] * keys)", "(weights[:, :, None] * k)"),),
     "NaN": (("weights = weights.masked_fill(~mask, 0.0)", "pass"),),
     "sum to 1": (("torch.softmax(scores, dim=-1)", "torch.sigmoid(scores)"),),
     "query_proj must have no bias": (
-        ("nn.Linear(query_dim, hidden_dim, bias=False)", "nn.Linear(query_dim, hidden_dim)"),),
-    "no parameter 'score'": (("self.score = nn.Parameter", "self.v = nn.Parameter"),
-                             ("@ self.score", "@ self.v")),
+        (
+            "nn.Linear(query_dim, hidden_dim, bias=False)",
+            "nn.Linear(query_dim, hidden_dim)",
+        ),
+    ),
+    "no parameter 'score'": (
+        ("self.score = nn.Parameter", "self.v = nn.Parameter"),
+        ("@ self.score", "@ self.v"),
+    ),
 }
 
 
@@ -111,15 +125,25 @@ def test_attention_mistakes_are_named(words):
             s2s_checks.check_additive_attention(answer, hidden=True)
 
 
-@pytest.mark.parametrize("words", ["batch axis", "after the softmax", "tanh is missing",
-                                   "dot product", "query_proj must have no bias"])
+@pytest.mark.parametrize(
+    "words",
+    [
+        "batch axis",
+        "after the softmax",
+        "tanh is missing",
+        "dot product",
+        "query_proj must have no bias",
+    ],
+)
 def test_visible_attention_check_names_mistakes(words):
     with pytest.raises(CheckFailure, match=re.escape(words)):
         s2s_checks.check_additive_attention(attention(*ATTENTION_MISTAKES[words]))
 
 
 def test_attention_stub_and_reference_are_refused():
-    stub = attention(("super().__init__()", "super().__init__(); raise NotImplementedError()"))
+    stub = attention(
+        ("super().__init__()", "super().__init__(); raise NotImplementedError()")
+    )
     with pytest.raises(CheckFailure, match="NotImplementedError"):
         s2s_checks.check_additive_attention(stub)
 
@@ -134,22 +158,33 @@ def test_attention_stub_and_reference_are_refused():
 
 DECODE_MISTAKES = {
     "y_t, the very token": (
-        ("logits, state = step(tokens, state)",
-         "logits, state = step(targets[:, t], state)"),),
-    "should read bos_id": (("tokens = targets[:, t]", "tokens = targets[:, t]"),
-                           ("tokens = torch.full((batch,), bos_id,",
-                            "tokens = torch.full((batch,), bos_id + 1,")),
+        (
+            "logits, state = step(tokens, state)",
+            "logits, state = step(targets[:, t], state)",
+        ),
+    ),
+    "should read bos_id": (
+        ("tokens = targets[:, t]", "tokens = targets[:, t]"),
+        (
+            "tokens = torch.full((batch,), bos_id,",
+            "tokens = torch.full((batch,), bos_id + 1,",
+        ),
+    ),
     "fed its own predictions": (("if teacher_forcing:", "if False:"),),
     "was fed the gold tokens": (("if teacher_forcing:", "if True:"),),
     "argmax over the vocabulary": (("logits.argmax(dim=-1)", "logits.argmax(dim=0)"),),
-    "pass each step's new state": (("logits, state = step(tokens, state)",
-                                    "logits, _ = step(tokens, state)"),),
-    "no gradient": (("torch.stack(all_logits, dim=1)",
-                     "torch.stack(all_logits, dim=1).detach()"),),
-    "stack the steps along dim=1": (("torch.stack(all_logits, dim=1)",
-                                     "torch.stack(all_logits, dim=0)"),),
-    "token ids (torch.long)": (("logits.argmax(dim=-1).detach()",
-                                "logits.softmax(dim=-1).detach()"),),
+    "pass each step's new state": (
+        ("logits, state = step(tokens, state)", "logits, _ = step(tokens, state)"),
+    ),
+    "no gradient": (
+        ("torch.stack(all_logits, dim=1)", "torch.stack(all_logits, dim=1).detach()"),
+    ),
+    "stack the steps along dim=1": (
+        ("torch.stack(all_logits, dim=1)", "torch.stack(all_logits, dim=0)"),
+    ),
+    "token ids (torch.long)": (
+        ("logits.argmax(dim=-1).detach()", "logits.softmax(dim=-1).detach()"),
+    ),
 }
 
 
@@ -166,7 +201,9 @@ def test_wrapped_shift_reads_the_last_target_first():
         outputs, tokens = [], targets[:, -1]
         for t in range(targets.shape[1]):
             if t > 0:
-                tokens = targets[:, t - 1] if teacher_forcing else outputs[-1].argmax(-1)
+                tokens = (
+                    targets[:, t - 1] if teacher_forcing else outputs[-1].argmax(-1)
+                )
             logits, state = step(tokens, state)
             outputs.append(logits)
         return torch.stack(outputs, dim=1)
@@ -177,7 +214,8 @@ def test_wrapped_shift_reads_the_last_target_first():
 
 def test_decoding_stub_and_reference_are_refused():
     with pytest.raises(CheckFailure, match="NotImplementedError"):
-        s2s_checks.check_decode_steps(decode(("batch, steps = targets.shape",
-                                              "raise NotImplementedError()")))
+        s2s_checks.check_decode_steps(
+            decode(("batch, steps = targets.shape", "raise NotImplementedError()"))
+        )
     with pytest.raises(ForbiddenCall):
         s2s_checks.check_decode_steps(reference.decode_steps)

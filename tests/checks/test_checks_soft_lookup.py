@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import seqbook.checks  # noqa: F401 - records the integrity baseline first
-from seqbook.models import soft_lookup as reference
 from seqbook.checks import CheckFailure, ForbiddenCall, IntegrityError
 from seqbook.checks import soft_lookup as lookup_checks
+from seqbook.models import soft_lookup as reference
 
 # --------------------------------------------------------------- pooling answers
 
@@ -29,10 +29,16 @@ def pooling_variant(kind="correct"):
             scores = diff**2 / (2 * width**2)
         else:
             scores = -(diff**2) / (2 * width**2)
-        if mask is not None and kind not in ("mask_ignored", "mask_after", "mask_zero",
-                                             "unnormalised", "naive"):
-            scores = scores.masked_fill(~mask if kind != "mask_inverted" else mask,
-                                        float("-inf"))
+        if mask is not None and kind not in (
+            "mask_ignored",
+            "mask_after",
+            "mask_zero",
+            "unnormalised",
+            "naive",
+        ):
+            scores = scores.masked_fill(
+                ~mask if kind != "mask_inverted" else mask, float("-inf")
+            )
         if mask is not None and kind == "mask_zero":
             scores = scores.masked_fill(~mask, 0.0)
         if kind == "unnormalised":
@@ -62,7 +68,9 @@ def pooling_with_einsum(queries, keys, values, width, mask=None):
     scores = -torch.einsum("i,j->ij", queries, torch.ones_like(keys))
     scores = -((scores + keys) ** 2) / 2 / width / width
     if mask is not None:
-        scores = torch.where(mask, scores, torch.tensor(float("-inf"), dtype=scores.dtype))
+        scores = torch.where(
+            mask, scores, torch.tensor(float("-inf"), dtype=scores.dtype)
+        )
     weights = F.softmax(scores, dim=1)
     return torch.einsum("ij,j->i", weights, values), weights
 
@@ -76,8 +84,9 @@ def pooling_with_logsumexp(queries, keys, values, width, mask=None):
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("answer", [pooling_variant(), pooling_with_einsum,
-                                    pooling_with_logsumexp])
+@pytest.mark.parametrize(
+    "answer", [pooling_variant(), pooling_with_einsum, pooling_with_logsumexp]
+)
 def test_correct_pooling_passes(hidden, answer, capsys):
     for _ in range(20 if hidden else 1):
         lookup_checks.check_gaussian_attention_pooling(answer, hidden=hidden)
@@ -109,7 +118,9 @@ POOLING_MISTAKES = {
 def test_each_pooling_mistake_is_named(kind, phrase, hidden):
     for _ in range(10 if hidden else 1):
         with pytest.raises(CheckFailure) as error:
-            lookup_checks.check_gaussian_attention_pooling(pooling_variant(kind), hidden)
+            lookup_checks.check_gaussian_attention_pooling(
+                pooling_variant(kind), hidden
+            )
         assert phrase in str(error.value), str(error.value)
 
 
@@ -120,16 +131,22 @@ def test_pooling_stubs_and_bad_returns_get_clear_messages():
     with pytest.raises(CheckFailure, match="NotImplementedError"):
         lookup_checks.check_gaussian_attention_pooling(stub)
     with pytest.raises(CheckFailure, match="pair"):
-        lookup_checks.check_gaussian_attention_pooling(lambda q, k, v, w, mask=None: None)
+        lookup_checks.check_gaussian_attention_pooling(
+            lambda q, k, v, w, mask=None: None
+        )
     with pytest.raises(CheckFailure, match="dtype"):
         lookup_checks.check_gaussian_attention_pooling(
             lambda q, k, v, w, mask=None: tuple(
-                t.double() for t in pooling_variant()(q, k, v, w, mask)))
+                t.double() for t in pooling_variant()(q, k, v, w, mask)
+            )
+        )
 
 
 def test_pooling_may_not_call_the_reference():
     with pytest.raises(ForbiddenCall):
-        lookup_checks.check_gaussian_attention_pooling(reference.gaussian_attention_pooling)
+        lookup_checks.check_gaussian_attention_pooling(
+            reference.gaussian_attention_pooling
+        )
     alias = reference.gaussian_attention_pooling
 
     def through_alias(queries, keys, values, width, mask=None):
@@ -158,7 +175,9 @@ def step_variant(kind="correct"):
     def training_step(model, optimizer, queries, keys, values, targets, mask=None):
         if kind not in ("no_zero_grad", "step_first_no_zero"):
             optimizer.zero_grad()
-        predictions = model(queries, keys, values, None if kind == "mask_ignored" else mask)
+        predictions = model(
+            queries, keys, values, None if kind == "mask_ignored" else mask
+        )
         if kind == "sum_loss":
             loss = ((predictions - targets) ** 2).sum()
         else:
@@ -187,10 +206,13 @@ def step_variant(kind="correct"):
     return training_step
 
 
-def step_with_set_to_none_false(model, optimizer, queries, keys, values, targets,
-                                mask=None):
+def step_with_set_to_none_false(
+    model, optimizer, queries, keys, values, targets, mask=None
+):
     model.zero_grad(set_to_none=False)
-    loss = F.mse_loss(model(queries, keys, values, mask=mask), targets, reduction="mean")
+    loss = F.mse_loss(
+        model(queries, keys, values, mask=mask), targets, reduction="mean"
+    )
     loss.backward()
     optimizer.step()
     return float(loss)

@@ -22,23 +22,33 @@ check_pool = tfm_checks.check_masked_mean_pool
 
 def loss_flatten(logits, tokens, pad_id=None):
     vocab = logits.size(-1)
-    return F.cross_entropy(logits[:, :-1].reshape(-1, vocab), tokens[:, 1:].reshape(-1),
-                           ignore_index=-100 if pad_id is None else pad_id)
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, vocab),
+        tokens[:, 1:].reshape(-1),
+        ignore_index=-100 if pad_id is None else pad_id,
+    )
 
 
 def loss_transpose(logits, tokens, pad_id=None):
-    losses = F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:],
-                             reduction="none")  # (B, T-1)
-    keep = torch.ones_like(losses, dtype=torch.bool) if pad_id is None \
+    losses = F.cross_entropy(
+        logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none"
+    )  # (B, T-1)
+    keep = (
+        torch.ones_like(losses, dtype=torch.bool)
+        if pad_id is None
         else tokens[:, 1:] != pad_id
+    )
     return losses[keep].mean()
 
 
 def loss_by_hand(logits, tokens, pad_id=None):
     log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
     picked = log_probs.gather(-1, tokens[:, 1:, None]).squeeze(-1)
-    keep = torch.ones_like(picked) if pad_id is None \
+    keep = (
+        torch.ones_like(picked)
+        if pad_id is None
         else (tokens[:, 1:] != pad_id).to(picked.dtype)
+    )
     return -(picked * keep).sum() / keep.sum()
 
 
@@ -47,31 +57,46 @@ def loss_mistake(kind):
         vocab = logits.size(-1)
         ignore = -100 if pad_id is None else pad_id
         if kind == "no_shift":
-            return F.cross_entropy(logits.reshape(-1, vocab), tokens.reshape(-1),
-                                   ignore_index=ignore)
+            return F.cross_entropy(
+                logits.reshape(-1, vocab), tokens.reshape(-1), ignore_index=ignore
+            )
         if kind == "wrong_direction":
-            return F.cross_entropy(logits[:, 1:].reshape(-1, vocab),
-                                   tokens[:, :-1].reshape(-1), ignore_index=ignore)
+            return F.cross_entropy(
+                logits[:, 1:].reshape(-1, vocab),
+                tokens[:, :-1].reshape(-1),
+                ignore_index=ignore,
+            )
         if kind == "unflattened":
             return F.cross_entropy(logits[:, :-1], tokens[:, 1:], ignore_index=ignore)
         if kind == "sum":
-            return F.cross_entropy(logits[:, :-1].reshape(-1, vocab),
-                                   tokens[:, 1:].reshape(-1), ignore_index=ignore,
-                                   reduction="sum")
+            return F.cross_entropy(
+                logits[:, :-1].reshape(-1, vocab),
+                tokens[:, 1:].reshape(-1),
+                ignore_index=ignore,
+                reduction="sum",
+            )
         if kind == "pads_counted":
-            return F.cross_entropy(logits[:, :-1].reshape(-1, vocab),
-                                   tokens[:, 1:].reshape(-1))
+            return F.cross_entropy(
+                logits[:, :-1].reshape(-1, vocab), tokens[:, 1:].reshape(-1)
+            )
         if kind == "view":
-            return F.cross_entropy(logits[:, :-1].view(-1, vocab),
-                                   tokens[:, 1:].view(-1), ignore_index=ignore)
+            return F.cross_entropy(
+                logits[:, :-1].view(-1, vocab),
+                tokens[:, 1:].view(-1),
+                ignore_index=ignore,
+            )
         if kind == "mixed_flatten":
-            return F.cross_entropy(logits[:, :-1].transpose(0, 1).reshape(-1, vocab),
-                                   tokens[:, 1:].reshape(-1), ignore_index=ignore)
+            return F.cross_entropy(
+                logits[:, :-1].transpose(0, 1).reshape(-1, vocab),
+                tokens[:, 1:].reshape(-1),
+                ignore_index=ignore,
+            )
         if kind == "detached":
             return loss_flatten(logits.detach(), tokens, pad_id)
         if kind == "stub":
             raise NotImplementedError()
         raise ValueError(kind)
+
     return causal_lm_loss
 
 
@@ -83,17 +108,20 @@ def test_correct_losses_pass_repeatedly(capsys):
     assert "✔" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("no_shift", "no shift"),
-    ("wrong_direction", "wrong way"),
-    ("sum", "summed"),
-    ("pads_counted", "pad_id are counted"),
-    ("mixed_flatten", "different orders"),
-    ("unflattened", "time, as the classes"),
-    ("view", "use .reshape"),
-    ("detached", "detached"),
-    ("stub", "NotImplementedError"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("no_shift", "no shift"),
+        ("wrong_direction", "wrong way"),
+        ("sum", "summed"),
+        ("pads_counted", "pad_id are counted"),
+        ("mixed_flatten", "different orders"),
+        ("unflattened", "time, as the classes"),
+        ("view", "use .reshape"),
+        ("detached", "detached"),
+        ("stub", "NotImplementedError"),
+    ],
+)
 def test_loss_mistakes_are_named(kind, words):
     for hidden in (False, True, True, True):
         with pytest.raises(CheckFailure, match=words):
@@ -112,8 +140,9 @@ def test_loss_reference_is_forbidden():
 
 def test_loss_returning_a_vector_is_explained():
     def per_token(logits, tokens, pad_id=None):
-        return F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:],
-                               reduction="none")
+        return F.cross_entropy(
+            logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none"
+        )
 
     with pytest.raises(CheckFailure, match="single number"):
         check_loss(per_token)
@@ -130,7 +159,9 @@ def pool_weights(hidden, mask):
 def pool_where(hidden, mask):
     kept = torch.where(mask[..., None], hidden, torch.zeros_like(hidden))
     count = mask.sum(dim=1, keepdim=True)
-    return torch.where(count > 0, kept.sum(1) / count.clamp(min=1), 0.0).to(hidden.dtype)
+    return torch.where(count > 0, kept.sum(1) / count.clamp(min=1), 0.0).to(
+        hidden.dtype
+    )
 
 
 def pool_mistake(kind):
@@ -156,8 +187,11 @@ def pool_mistake(kind):
             hidden[~mask] = 0
             return hidden.sum(1) / m.sum(1).clamp(min=1)
         if kind == "keepdim":
-            return (hidden * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1)
+            return (hidden * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(
+                min=1
+            )
         raise ValueError(kind)
+
     return masked_mean_pool
 
 
@@ -169,17 +203,20 @@ def test_correct_pools_pass_repeatedly(capsys):
     assert "✔" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind, words, hidden_too", [
-    ("mean_all", "padding included", True),
-    ("divide_by_T", "divided by T", True),
-    ("sum", "masked sum", True),
-    ("nan", "NaN", True),
-    ("inverted", "padding positions", True),
-    ("feature_axis", "wrong axis", True),
-    ("float32", "dtype", True),
-    ("in_place", "in place", True),
-    ("keepdim", "keepdim", True),
-])
+@pytest.mark.parametrize(
+    "kind, words, hidden_too",
+    [
+        ("mean_all", "padding included", True),
+        ("divide_by_T", "divided by T", True),
+        ("sum", "masked sum", True),
+        ("nan", "NaN", True),
+        ("inverted", "padding positions", True),
+        ("feature_axis", "wrong axis", True),
+        ("float32", "dtype", True),
+        ("in_place", "in place", True),
+        ("keepdim", "keepdim", True),
+    ],
+)
 def test_pool_mistakes_are_named(kind, words, hidden_too):
     for hidden in (False, True, True, True):
         with pytest.raises(CheckFailure, match=words):

@@ -64,6 +64,7 @@ def masks_mistake(kind):
         elif kind == "float":
             s = s.float()
         return s, t, m
+
     return seq2seq_masks
 
 
@@ -74,17 +75,20 @@ def test_correct_masks_pass_visible_and_hidden(answer):
         check_masks(answer, hidden=True)
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("triu", "transposed"),
-    ("strict", "diagonal"),
-    ("no causal", "no causal part"),
-    ("query axis", "query axis"),
-    ("memory from target", "built from the target"),
-    ("pytorch", "inverted"),
-    ("pad 0", "pad_id"),
-    ("source query axis", "query axis"),
-    ("float", "boolean"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("triu", "transposed"),
+        ("strict", "diagonal"),
+        ("no causal", "no causal part"),
+        ("query axis", "query axis"),
+        ("memory from target", "built from the target"),
+        ("pytorch", "inverted"),
+        ("pad 0", "pad_id"),
+        ("source query axis", "query axis"),
+        ("float", "boolean"),
+    ],
+)
 def test_mask_mistakes_are_named(kind, words):
     for hidden in (False, True):
         with pytest.raises(CheckFailure, match=words):
@@ -96,6 +100,7 @@ def test_no_padding_in_target_mask_is_named_in_hidden_mode():
         s, _, m = masks_compact(source, target, pad_id)
         lower = torch.ones(target.size(1), target.size(1), dtype=torch.bool).tril()
         return s, lower, m
+
     with pytest.raises(CheckFailure, match="ignores padding"):
         check_masks(causal_only)
     with pytest.raises(CheckFailure, match="ignores padding"):
@@ -105,6 +110,7 @@ def test_no_padding_in_target_mask_is_named_in_hidden_mode():
 def test_masks_stub_and_wrong_return():
     def stub(source, target, pad_id):
         raise NotImplementedError
+
     with pytest.raises(CheckFailure):
         check_masks(stub)
     with pytest.raises(CheckFailure, match="three masks"):
@@ -113,6 +119,7 @@ def test_masks_stub_and_wrong_return():
 
 def test_masks_reference_is_forbidden():
     from seqbook.models.transformer_seq2seq import seq2seq_masks
+
     with pytest.raises(ForbiddenCall):
         check_masks(lambda s, t, p: seq2seq_masks(s, t, p))
 
@@ -155,7 +162,9 @@ def loss_mistake(kind):
         if kind == "mean over all":
             return loss[keep].sum() / n
         if kind == "smooth ignored":
-            return ((1 - smoothing) * nll * keep + smoothing * uniform).sum() / keep.sum()
+            return (
+                (1 - smoothing) * nll * keep + smoothing * uniform
+            ).sum() / keep.sum()
         if kind == "sum":
             return loss[keep].sum()
         if kind == "no smoothing":
@@ -163,37 +172,47 @@ def loss_mistake(kind):
         if kind == "per position":
             return loss * keep
         return loss[keep].mean()
+
     return label_smoothed_cross_entropy
 
 
-@pytest.mark.parametrize("answer", [loss_logsumexp, loss_distribution,
-                                    loss_mistake("none")])
+@pytest.mark.parametrize(
+    "answer", [loss_logsumexp, loss_distribution, loss_mistake("none")]
+)
 def test_correct_losses_pass_visible_and_hidden(answer):
     check_loss(answer)
     for _ in range(25):
         check_loss(answer, hidden=True)
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("unstable", "unstabl"),
-    ("c minus 1", "C - 1"),
-    ("mean over all", "counted in the mean"),
-    ("smooth ignored", "ignored positions too"),
-    ("sum", "sum"),
-    ("no smoothing", "smoothing is missing"),
-    ("per position", "0-dimensional"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("unstable", "unstabl"),
+        ("c minus 1", "C - 1"),
+        ("mean over all", "counted in the mean"),
+        ("smooth ignored", "ignored positions too"),
+        ("sum", "sum"),
+        ("no smoothing", "smoothing is missing"),
+        ("per position", "0-dimensional"),
+    ],
+)
 def test_loss_mistakes_are_named(kind, words):
     for hidden in (False, True):
         with pytest.raises(CheckFailure, match=words):
             check_loss(loss_mistake(kind), hidden=hidden)
 
 
-@pytest.mark.parametrize("forbidden", [
-    lambda x, t, s, i: F.cross_entropy(x, t, label_smoothing=s, ignore_index=i),
-    lambda x, t, s, i: (1 - s) * F.nll_loss(x.log_softmax(-1), t, ignore_index=i),
-    lambda x, t, s, i: torch.nn.CrossEntropyLoss(ignore_index=i, label_smoothing=s)(x, t),
-])
+@pytest.mark.parametrize(
+    "forbidden",
+    [
+        lambda x, t, s, i: F.cross_entropy(x, t, label_smoothing=s, ignore_index=i),
+        lambda x, t, s, i: (1 - s) * F.nll_loss(x.log_softmax(-1), t, ignore_index=i),
+        lambda x, t, s, i: torch.nn.CrossEntropyLoss(ignore_index=i, label_smoothing=s)(
+            x, t
+        ),
+    ],
+)
 def test_builtin_losses_are_forbidden(forbidden):
     with pytest.raises(ForbiddenCall):
         check_loss(forbidden)
@@ -201,6 +220,7 @@ def test_builtin_losses_are_forbidden(forbidden):
 
 def test_loss_reference_is_forbidden():
     from seqbook.models.transformer_seq2seq import label_smoothed_cross_entropy
+
     with pytest.raises(ForbiddenCall):
         check_loss(lambda x, t, s, i: label_smoothed_cross_entropy(x, t, s, i))
 
@@ -208,5 +228,6 @@ def test_loss_reference_is_forbidden():
 def test_loss_stub():
     def stub(logits, targets, smoothing, ignore_index):
         raise NotImplementedError
+
     with pytest.raises(CheckFailure):
         check_loss(stub)

@@ -10,7 +10,9 @@ from nbclient import NotebookClient
 def _run(*sources: str) -> nbformat.NotebookNode:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    NotebookClient(
+        notebook, timeout=120, kernel_name="python3", allow_errors=True
+    ).execute()
     return notebook
 
 

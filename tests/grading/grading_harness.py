@@ -31,9 +31,9 @@ from typing import Callable
 
 import nbformat
 import pytest
+import regenerate_chapters
 from conftest import REPO
 
-import regenerate_chapters
 from grading.notebook_cells import cell_with_id, solution_code
 from seqbook.book import sections
 
@@ -52,15 +52,23 @@ class Section:
         points read from the solution notebook (test cell ``<id>-tests`` checks the
         answer cell ``<id>``), with the wrong answers of the test module."""
         section = sections.by_slug(slug)
-        notebook = nbformat.read(REPO / "solutions" / f"{section.notebook}.ipynb", as_version=4)
+        notebook = nbformat.read(
+            REPO / "solutions" / f"{section.notebook}.ipynb", as_version=4
+        )
         points = {}
         for cell in notebook.cells:
             grading = cell.metadata.get("nbgrader", {})
-            if cell.cell_type == "code" and grading.get("grade") and not grading.get("solution"):
+            if (
+                cell.cell_type == "code"
+                and grading.get("grade")
+                and not grading.get("solution")
+            ):
                 points[grading["grade_id"]] = grading["points"]
         answers = {test: test.removesuffix("-tests") for test in points}
         unknown = set(wrong) - set(answers.values())
-        assert not unknown, f"wrong answers for cells that {slug} does not have: {unknown}"
+        assert not unknown, (
+            f"wrong answers for cells that {slug} does not have: {unknown}"
+        )
         return cls(section.part, section.slug, points, answers, wrong)
 
     @property
@@ -75,19 +83,29 @@ class Section:
         return nbformat.read(self.student_path, as_version=4)
 
     def solution_code(self, grade_id: str) -> str:
-        return solution_code(cell_with_id(nbformat.read(self.solution_path, as_version=4),
-                                          grade_id))
+        return solution_code(
+            cell_with_id(nbformat.read(self.solution_path, as_version=4), grade_id)
+        )
 
-    def answered(self, wrong: tuple[str, ...] = (), prefix: str = "") -> nbformat.NotebookNode:
+    def answered(
+        self, wrong: tuple[str, ...] = (), prefix: str = ""
+    ) -> nbformat.NotebookNode:
         """The student version with every exercise answered, those in ``wrong`` wrongly."""
         notebook = self.student_version()
         for grade_id in self.answers.values():
-            code = self.wrong[grade_id] if grade_id in wrong else self.solution_code(grade_id)
+            code = (
+                self.wrong[grade_id]
+                if grade_id in wrong
+                else self.solution_code(grade_id)
+            )
             cell_with_id(notebook, grade_id).source = prefix + code
         return notebook
 
     def full_marks_except(self, *lost: str) -> dict[str, float]:
-        return {name: (0 if name in lost else points) for name, points in self.points.items()}
+        return {
+            name: (0 if name in lost else points)
+            for name, points in self.points.items()
+        }
 
 
 @dataclass
@@ -111,22 +129,36 @@ def course_fixture(section: Section, **settings: dict[str, object]) -> Callable:
 
         root = tmp_path_factory.mktemp("course")
         db_url = f"sqlite:///{root / 'gradebook.db'}"
-        regenerate_chapters.regenerate(root / "release", db_url, root=root, only=[section.assignment])
+        regenerate_chapters.regenerate(
+            root / "release", db_url, root=root, only=[section.assignment]
+        )
         config = regenerate_chapters.course_config(root, root / "release", db_url)
         for class_name, values in settings.items():
             for name, value in values.items():
                 setattr(config[class_name], name, value)
-        return Course(root, db_url, NbGraderAPI(CourseDirectory(config=config), config=config))
+        return Course(
+            root, db_url, NbGraderAPI(CourseDirectory(config=config), config=config)
+        )
 
     return course
 
 
-def autograde(section: Section, course: Course, student: str,
-              notebook: nbformat.NotebookNode | Path) -> dict[str, float]:
+def autograde(
+    section: Section,
+    course: Course,
+    student: str,
+    notebook: nbformat.NotebookNode | Path,
+) -> dict[str, float]:
     """Submit ``notebook`` as ``student``, autograde it, return the autograded scores."""
     from nbgrader.api import Gradebook
 
-    target = course.root / "submitted" / student / section.assignment / f"{section.notebook}.ipynb"
+    target = (
+        course.root
+        / "submitted"
+        / student
+        / section.assignment
+        / f"{section.notebook}.ipynb"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(notebook, Path):
         shutil.copy(notebook, target)
@@ -135,22 +167,34 @@ def autograde(section: Section, course: Course, student: str,
     result = course.api.autograde(section.assignment, student, force=True, create=True)
     assert result["success"], result.get("log")
     with Gradebook(course.db_url) as gradebook:
-        submission = gradebook.find_submission_notebook(section.notebook, section.assignment, student)
+        submission = gradebook.find_submission_notebook(
+            section.notebook, section.assignment, student
+        )
         scores = {grade.name: grade.auto_score for grade in submission.grades}
         max_scores = {grade.name: grade.max_score for grade in submission.grades}
-    assert {k: max_scores[k] for k in section.points} == section.points, \
+    assert {k: max_scores[k] for k in section.points} == section.points, (
         "points were not reset to the source's"
+    )
     return {name: scores[name] for name in section.points}
 
 
-def assert_cells_ran(section: Section, course: Course, student: str,
-                     submitted: nbformat.NotebookNode) -> None:
+def assert_cells_ran(
+    section: Section, course: Course, student: str, submitted: nbformat.NotebookNode
+) -> None:
     """Every cell of ``student``'s autograded notebook ran without an error, except the
     cells tagged ``raises-exception`` in the notebook that was submitted (nbval's rule
     under ``--nbval-lax``). A failed claim (seqbook.book.claims) is such an error."""
-    graded = nbformat.read(course.root / "autograded" / student / section.assignment
-                           / f"{section.notebook}.ipynb", as_version=4)
-    assert len(graded.cells) == len(submitted.cells), "autograding changed the cell count"
+    graded = nbformat.read(
+        course.root
+        / "autograded"
+        / student
+        / section.assignment
+        / f"{section.notebook}.ipynb",
+        as_version=4,
+    )
+    assert len(graded.cells) == len(submitted.cells), (
+        "autograding changed the cell count"
+    )
     failures = []
     for index, (cell, source) in enumerate(zip(graded.cells, submitted.cells)):
         if "raises-exception" in source.metadata.get("tags", []):
@@ -158,10 +202,13 @@ def assert_cells_ran(section: Section, course: Course, student: str,
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 trace = "\n".join(output.get("traceback", []))[-1500:]
-                failures.append(f"cell {index} ({cell.source[:60]!r}...): "
-                                f"{output.get('ename')}: {output.get('evalue')}\n{trace}")
-    assert not failures, (f"{section.notebook} ({student}): cells that raised\n"
-                          + "\n\n".join(failures))
+                failures.append(
+                    f"cell {index} ({cell.source[:60]!r}...): "
+                    f"{output.get('ename')}: {output.get('evalue')}\n{trace}"
+                )
+    assert not failures, (
+        f"{section.notebook} ({student}): cells that raised\n" + "\n\n".join(failures)
+    )
 
 
 class RoundTrip:
@@ -187,23 +234,31 @@ class RoundTrip:
         capability = os.environ.get("SEQBOOK_SOLUTIONS_CPU_CAPABILITY", "").strip()
         if capability:  # the kernel (sandboxed or not) inherits it from the grader
             monkeypatch.setenv("ATEN_CPU_CAPABILITY", capability)
-        assert autograde(section, course, "solution", section.solution_path) \
+        assert (
+            autograde(section, course, "solution", section.solution_path)
             == section.full_marks_except()
-        assert_cells_ran(section, course, "solution",
-                         nbformat.read(section.solution_path, as_version=4))
+        )
+        assert_cells_ran(
+            section,
+            course,
+            "solution",
+            nbformat.read(section.solution_path, as_version=4),
+        )
 
     def test_unanswered_student_version_scores_zero(self, course):
         section = self.section
         blank = section.student_version()
-        assert autograde(section, course, "blank", blank) \
-            == section.full_marks_except(*section.points)
+        assert autograde(section, course, "blank", blank) == section.full_marks_except(
+            *section.points
+        )
         assert_cells_ran(section, course, "blank", blank)
 
     def test_one_buggy_exercise_loses_exactly_its_points(self, course, test_id):
         section = self.section
         notebook = section.answered(wrong=(section.answers[test_id],))
-        assert autograde(section, course, f"buggy-{test_id}", notebook) \
-            == section.full_marks_except(test_id)
+        assert autograde(
+            section, course, f"buggy-{test_id}", notebook
+        ) == section.full_marks_except(test_id)
 
 
 def printed_report(path: Path, prefix: str) -> dict:

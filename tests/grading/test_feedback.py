@@ -24,21 +24,23 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import REPO
-from grading_harness import Section, autograde, cell_with_id, course_fixture
+from grading_harness import Section, autograde, course_fixture
 
 from grading.feedback import BEGIN, END, PLACEHOLDER, split_hidden  # noqa: E402
 
 SECTION = Section.of(
     "soft_lookup",
-    wrong={"lookup-pooling": (
-        "def gaussian_attention_pooling(queries, keys, values, width, mask=None):\n"
-        "    spread = 2 * width**2 if float(keys[0]) == 0.0 else 2 * width\n"
-        "    scores = -((queries[:, None] - keys[None, :]) ** 2) / spread\n"
-        "    if mask is not None:\n"
-        "        scores = scores.masked_fill(~mask, float('-inf'))\n"
-        "    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)\n"
-        "    return weights @ values, weights\n"
-    )},
+    wrong={
+        "lookup-pooling": (
+            "def gaussian_attention_pooling(queries, keys, values, width, mask=None):\n"
+            "    spread = 2 * width**2 if float(keys[0]) == 0.0 else 2 * width\n"
+            "    scores = -((queries[:, None] - keys[None, :]) ** 2) / spread\n"
+            "    if mask is not None:\n"
+            "        scores = scores.masked_fill(~mask, float('-inf'))\n"
+            "    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)\n"
+            "    return weights @ values, weights\n"
+        )
+    },
 )
 STUDENT = "visible-only"
 
@@ -75,16 +77,21 @@ def hidden_lines() -> list[str]:
     lines = []
     for cell in nbformat.read(SECTION.solution_path, as_version=4).cells:
         if cell.cell_type == "code":
-            lines += [line.strip() for line in split_hidden(cell.source)[1] if line.strip()]
+            lines += [
+                line.strip() for line in split_hidden(cell.source)[1] if line.strip()
+            ]
     assert lines, "the section has no hidden tests to hide"
     return lines
 
 
 @pytest.fixture(scope="module")
 def graded(course):
-    scores = autograde(SECTION, course, STUDENT, SECTION.answered(wrong=("lookup-pooling",)))
-    assert scores == SECTION.full_marks_except("lookup-pooling-tests"), \
+    scores = autograde(
+        SECTION, course, STUDENT, SECTION.answered(wrong=("lookup-pooling",))
+    )
+    assert scores == SECTION.full_marks_except("lookup-pooling-tests"), (
         "the submission should pass the visible pooling check and fail the hidden one"
+    )
     return course
 
 
@@ -102,23 +109,45 @@ def default_feedback(graded) -> str:
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
     result = api.generate_feedback(SECTION.assignment, STUDENT, force=True)
     assert result["success"], result.get("log")
-    return page_text(graded.root / "feedback-default" / STUDENT / SECTION.assignment
-                     / f"{SECTION.notebook}.html")
+    return page_text(
+        graded.root
+        / "feedback-default"
+        / STUDENT
+        / SECTION.assignment
+        / f"{SECTION.notebook}.html"
+    )
 
 
 @pytest.fixture(scope="module")
 def feedback(graded) -> str:
     """Feedback as an instructor makes it: `nbgrader generate_feedback` run where
     nbgrader_config.py lies, pointed at the temporary course."""
-    command = [str(Path(sys.executable).parent / "nbgrader"), "generate_feedback",
-               SECTION.assignment, "--student", STUDENT, "--force",
-               f"--CourseDirectory.root={graded.root}",
-               f"--CourseDirectory.db_url={graded.db_url}"]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                          env=dict(os.environ), timeout=300)
+    command = [
+        str(Path(sys.executable).parent / "nbgrader"),
+        "generate_feedback",
+        SECTION.assignment,
+        "--student",
+        STUDENT,
+        "--force",
+        f"--CourseDirectory.root={graded.root}",
+        f"--CourseDirectory.db_url={graded.db_url}",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    return page_text(graded.root / "feedback" / STUDENT / SECTION.assignment
-                     / f"{SECTION.notebook}.html")
+    return page_text(
+        graded.root
+        / "feedback"
+        / STUDENT
+        / SECTION.assignment
+        / f"{SECTION.notebook}.html"
+    )
 
 
 def test_default_feedback_reveals_hidden_tests(default_feedback):
@@ -140,8 +169,9 @@ def test_feedback_keeps_scores_and_check_messages(graded, feedback):
     from nbgrader.api import Gradebook
 
     with Gradebook(graded.db_url) as gradebook:
-        notebook = gradebook.find_submission_notebook(SECTION.notebook, SECTION.assignment,
-                                                      STUDENT)
+        notebook = gradebook.find_submission_notebook(
+            SECTION.notebook, SECTION.assignment, STUDENT
+        )
         total, maximum = notebook.score, notebook.max_score
     assert f"(Score: {round(float(total), 2)} / {round(float(maximum), 2)})" in feedback
     assert "(Score: 0.0 / 4.0)" in feedback and "(Score: 3.0 / 3.0)" in feedback
@@ -151,10 +181,15 @@ def test_feedback_keeps_scores_and_check_messages(graded, feedback):
     # The message is wrapped to the page; where the lines break depends on the drawn width.
     assert "the width is used as a variance" in " ".join(feedback.split())
     # The visible part of the test cell is still shown.
-    assert "lookup_checks.check_gaussian_attention_pooling(gaussian_attention_pooling)" \
+    assert (
+        "lookup_checks.check_gaussian_attention_pooling(gaussian_attention_pooling)"
         in feedback
+    )
 
 
 def test_unit_split_hidden_handles_unterminated_block():
     shown, hidden = split_hidden(f"check(f)\n{BEGIN}\nsecret(f, 1)\nsecret(f, 2)")
-    assert shown == f"check(f)\n{PLACEHOLDER}" and hidden == ["secret(f, 1)", "secret(f, 2)"]
+    assert shown == f"check(f)\n{PLACEHOLDER}" and hidden == [
+        "secret(f, 1)",
+        "secret(f, 2)",
+    ]

@@ -4,7 +4,7 @@ cell loses exactly that exercise's points (see grading_harness.py)."""
 
 from __future__ import annotations
 
-from grading_harness import Section, course_fixture, RoundTrip
+from grading_harness import RoundTrip, Section, course_fixture
 
 SECTION = Section.of(
     "feed_forward_networks",
@@ -41,5 +41,7 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
+
+
 class TestRoundTrip(RoundTrip):
     section = SECTION

@@ -17,7 +17,6 @@ import tempfile
 import time
 
 import pytest
-from conftest import REPO
 from jupyter_client import KernelManager
 from jupyter_client.provisioning import LocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
@@ -40,7 +39,8 @@ LOG = logging.getLogger("test_grading_kernel")
 
 on_linux = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not hasattr(resource, "prlimit"),
-    reason="the memory limit uses prlimit and the checks read /proc: Linux only")
+    reason="the memory limit uses prlimit and the checks read /proc: Linux only",
+)
 
 
 def running(pid: int) -> bool:
@@ -80,12 +80,17 @@ def local_kernel():
 
 
 def execute(kc, code: str, **user_expressions: str) -> dict:
-    reply = kc.execute_interactive(code, user_expressions=user_expressions, timeout=30,
-                                   output_hook=lambda message: None)
+    reply = kc.execute_interactive(
+        code,
+        user_expressions=user_expressions,
+        timeout=30,
+        output_hook=lambda message: None,
+    )
     return reply["content"]
 
 
 # -- real kernels ---------------------------------------------------------------------------
+
 
 @on_linux
 def test_the_limit_is_applied_to_a_real_local_kernel(local_kernel):
@@ -94,7 +99,10 @@ def test_the_limit_is_applied_to_a_real_local_kernel(local_kernel):
     assert kernel.pid == km.provisioner.pid and running(kernel.pid)
 
     assert kernel.limit_address_space(LIMIT_MB) is True
-    assert resource.prlimit(kernel.pid, resource.RLIMIT_AS) == (LIMIT_MB * MIB, LIMIT_MB * MIB)
+    assert resource.prlimit(kernel.pid, resource.RLIMIT_AS) == (
+        LIMIT_MB * MIB,
+        LIMIT_MB * MIB,
+    )
 
     # ... and it holds in the kernel: an allocation beyond it fails there, the kernel lives.
     content = execute(kc, f"hoard = bytearray({2 * LIMIT_MB} * 2**20)")
@@ -107,8 +115,11 @@ def test_the_limit_is_applied_to_a_real_local_kernel(local_kernel):
 @on_linux
 def test_stop_kills_a_real_kernel_and_what_it_started(local_kernel):
     km, kc = local_kernel
-    content = execute(kc, "import subprocess\nchild = subprocess.Popen(['sleep', '60'])",
-                      child="child.pid")
+    content = execute(
+        kc,
+        "import subprocess\nchild = subprocess.Popen(['sleep', '60'])",
+        child="child.pid",
+    )
     assert content["status"] == "ok"
     child = int(content["user_expressions"]["child"]["data"]["text/plain"])
     kernel = KernelProcess(km, LOG)
@@ -123,20 +134,26 @@ def test_stop_kills_a_real_kernel_and_what_it_started(local_kernel):
     kernel.stop()  # nothing left to stop: no error
 
 
-@pytest.mark.skipif(sandbox._probe() is not None, reason=f"no sandbox here: {sandbox._probe()}")
+@pytest.mark.skipif(
+    sandbox._probe() is not None, reason=f"no sandbox here: {sandbox._probe()}"
+)
 def test_a_sandboxed_kernel_keeps_the_limit_it_was_started_with(tmp_path, caplog):
     folder = tmp_path / "submission"
     folder.mkdir()
     # The kernel's sockets live in the scratch folder: a Unix socket path holds at most
     # 107 bytes, which pytest-xdist's temporary folders can exceed.
     scratch = tempfile.mkdtemp(prefix="kernel-test-")
-    km = sandbox.SandboxedKernelManager(kernel_name=KERNEL_NAME, memory_limit_mb=LIMIT_MB,
-                                        scratch_parent=scratch)
+    km = sandbox.SandboxedKernelManager(
+        kernel_name=KERNEL_NAME, memory_limit_mb=LIMIT_MB, scratch_parent=scratch
+    )
     run_sync(km.start_kernel)(cwd=str(folder))
     try:
         kernel = KernelProcess(km, LOG, strict=True)
         pid = kernel.pid  # bubblewrap, whose limit everything inside inherited
-        assert resource.prlimit(pid, resource.RLIMIT_AS) == (LIMIT_MB * MIB, LIMIT_MB * MIB)
+        assert resource.prlimit(pid, resource.RLIMIT_AS) == (
+            LIMIT_MB * MIB,
+            LIMIT_MB * MIB,
+        )
         assert kernel.limit_address_space(LIMIT_MB) is True
 
         with caplog.at_level(logging.WARNING, logger=LOG.name):
@@ -153,6 +170,7 @@ def test_a_sandboxed_kernel_keeps_the_limit_it_was_started_with(tmp_path, caplog
 
 
 # -- fakes -------------------------------------------------------------------------------
+
 
 class RemoteProvisioner(KernelProvisionerBase):
     """A provisioner whose kernel runs elsewhere: it has a kernel, but no local process."""
@@ -206,8 +224,12 @@ class FakeManager:
 
 def test_no_local_process_warns_loudly(caplog):
     with caplog.at_level(logging.WARNING, logger=LOG.name):
-        assert KernelProcess(FakeManager(RemoteProvisioner()), LOG).limit_address_space(512) \
+        assert (
+            KernelProcess(FakeManager(RemoteProvisioner()), LOG).limit_address_space(
+                512
+            )
             is False
+        )
     [record] = caplog.records
     assert record.levelno == logging.WARNING
     assert "WITHOUT its memory limit of 512 MiB" in record.getMessage()
@@ -217,23 +239,35 @@ def test_no_local_process_warns_loudly(caplog):
 def test_no_local_process_raises_when_strict():
     kernel = KernelProcess(FakeManager(RemoteProvisioner()), LOG, strict=True)
     assert kernel.pid is None
-    with pytest.raises(MemoryLimitUnavailable, match="gives no process of this machine"):
+    with pytest.raises(
+        MemoryLimitUnavailable, match="gives no process of this machine"
+    ):
         kernel.limit_address_space(512)
 
 
 def test_no_prlimit_on_this_system_warns(monkeypatch, caplog):
     monkeypatch.setattr(kernel_module, "resource", None)
     with caplog.at_level(logging.WARNING, logger=LOG.name):
-        assert KernelProcess(FakeManager(RemoteProvisioner()), LOG).limit_address_space(512) \
+        assert (
+            KernelProcess(FakeManager(RemoteProvisioner()), LOG).limit_address_space(
+                512
+            )
             is False
+        )
     assert "no memory limit on this system" in caplog.text
     with pytest.raises(MemoryLimitUnavailable, match="no memory limit on this system"):
-        KernelProcess(FakeManager(RemoteProvisioner()), LOG, strict=True).limit_address_space(1)
+        KernelProcess(
+            FakeManager(RemoteProvisioner()), LOG, strict=True
+        ).limit_address_space(1)
 
 
 def test_no_limit_wanted_needs_nothing():
-    assert KernelProcess(FakeManager(RemoteProvisioner()), LOG, strict=True) \
-        .limit_address_space(0) is True
+    assert (
+        KernelProcess(
+            FakeManager(RemoteProvisioner()), LOG, strict=True
+        ).limit_address_space(0)
+        is True
+    )
 
 
 @on_linux
@@ -243,7 +277,10 @@ def test_a_process_already_gone_warns(caplog):
     provisioner = LocalProvisioner()
     provisioner.process, provisioner.pid = ended, ended.pid
     with caplog.at_level(logging.WARNING, logger=LOG.name):
-        assert KernelProcess(FakeManager(provisioner), LOG).limit_address_space(512) is False
+        assert (
+            KernelProcess(FakeManager(provisioner), LOG).limit_address_space(512)
+            is False
+        )
     assert f"prlimit({ended.pid}) failed" in caplog.text
 
 
@@ -268,13 +305,17 @@ def test_attribute_errors_are_not_swallowed():
 
 # -- GuardedExecute uses it ------------------------------------------------------------------
 
+
 def test_guarded_execute_warns_or_refuses_and_stops_through_the_adapter(caplog):
     provisioner = RemoteProvisioner()
     execute = GuardedExecute(memory_limit_mb=512, preamble="", log=LOG)
     execute.km = FakeManager(provisioner)
     with caplog.at_level(logging.WARNING, logger=LOG.name):
         execute._prepare_kernel()
-    assert "GuardedExecute: the kernel runs WITHOUT its memory limit of 512 MiB" in caplog.text
+    assert (
+        "GuardedExecute: the kernel runs WITHOUT its memory limit of 512 MiB"
+        in caplog.text
+    )
 
     execute.memory_limit_required = True
     with pytest.raises(MemoryLimitUnavailable):

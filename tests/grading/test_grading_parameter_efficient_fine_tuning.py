@@ -4,7 +4,7 @@ mistake in one cell loses exactly that exercise's points (see grading_harness.py
 
 from __future__ import annotations
 
-from grading_harness import Section, course_fixture, RoundTrip
+from grading_harness import RoundTrip, Section, course_fixture
 
 SECTION = Section.of(
     "parameter_efficient_fine_tuning",
@@ -46,5 +46,7 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
+
+
 class TestRoundTrip(RoundTrip):
     section = SECTION

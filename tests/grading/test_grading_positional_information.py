@@ -4,7 +4,7 @@ one buggy exercise loses exactly its points (see grading_harness.py)."""
 
 from __future__ import annotations
 
-from grading_harness import Section, course_fixture, RoundTrip
+from grading_harness import RoundTrip, Section, course_fixture
 
 SECTION = Section.of(
     "positional_information",
@@ -36,5 +36,7 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
+
+
 class TestRoundTrip(RoundTrip):
     section = SECTION

@@ -30,7 +30,6 @@ import sys
 
 import nbformat
 import pytest
-from conftest import REPO
 from grading_harness import printed_report
 
 from grading import postgres, workers
@@ -53,7 +52,7 @@ def server():
     running.stop(remove=True)
 
 
-SPY = '''
+SPY = """
 import glob, json, os, socket
 found = [f"environment {k}" for k, v in os.environ.items() if "postgresql" in v]
 for path in glob.glob("/proc/[0-9]*/cmdline") + glob.glob("/proc/[0-9]*/environ"):
@@ -81,7 +80,7 @@ for port in sorted(ports):
     except OSError:
         pass
 print("SPY-REPORT " + json.dumps({"found": found, "connected": connected}))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +90,13 @@ def submissions(tmp_path_factory):
     assert len(expected) >= 12
     spy = samples.answered()
     spy.cells.insert(0, nbformat.v4.new_code_cell(SPY))
-    target = template / "submitted" / "spy" / samples.ASSIGNMENT / f"{samples.NOTEBOOK}.ipynb"
+    target = (
+        template
+        / "submitted"
+        / "spy"
+        / samples.ASSIGNMENT
+        / f"{samples.NOTEBOOK}.ipynb"
+    )
     target.parent.mkdir(parents=True)
     nbformat.write(spy, target)
     expected["spy"] = dict(samples.POINTS)
@@ -122,12 +127,19 @@ def parallel_postgres(server, submissions, tmp_path_factory):
     assert db_url.startswith("postgresql")
     report = course / "report.jsonl"
     samples.run_workers(course, db_url, 2, report)
-    return workers.scores(db_url, samples.ASSIGNMENT, COURSE_ID), _records(report), course
+    return (
+        workers.scores(db_url, samples.ASSIGNMENT, COURSE_ID),
+        _records(report),
+        course,
+    )
 
 
 def _autograded(table, student):
-    return {name: auto for name, (auto, _) in table[student][samples.NOTEBOOK].items()
-            if name in samples.POINTS}
+    return {
+        name: auto
+        for name, (auto, _) in table[student][samples.NOTEBOOK].items()
+        if name in samples.POINTS
+    }
 
 
 def test_sequential_sqlite_grades_are_the_expected_ones(submissions, sequential_sqlite):
@@ -142,7 +154,9 @@ def test_sequential_sqlite_grades_are_the_expected_ones(submissions, sequential_
     assert {r["student"] for r in records if not r["success"]} == {"not-json"}
 
 
-def test_two_postgres_workers_give_the_same_grades(sequential_sqlite, parallel_postgres):
+def test_two_postgres_workers_give_the_same_grades(
+    sequential_sqlite, parallel_postgres
+):
     assert parallel_postgres[0] == sequential_sqlite[0]
 
 
@@ -158,11 +172,15 @@ def test_two_workers_really_ran_in_parallel(submissions, parallel_postgres):
     shares = list(by_worker.values())
     assert all(len(share) >= len(expected) // 2 for share in shares)
     # Their grading intervals overlap: both wrote to the gradebook at the same time.
-    first, second = ([min(r["start"] for r in s), max(r["end"] for r in s)] for s in shares)
+    first, second = (
+        [min(r["start"] for r in s), max(r["end"] for r in s)] for s in shares
+    )
     assert max(first[0], second[0]) < min(first[1], second[1])
     assert {r["student"] for r in records if not r["success"]} == {"not-json"}
     graded = course / "autograded"
-    assert sorted(p.name for p in graded.iterdir()) == sorted(set(expected) - {"not-json"})
+    assert sorted(p.name for p in graded.iterdir()) == sorted(
+        set(expected) - {"not-json"}
+    )
 
 
 def test_shares_split_every_student_exactly_once():
@@ -176,16 +194,26 @@ def test_shares_split_every_student_exactly_once():
 
 def spy_report(course) -> dict:
     return printed_report(
-        course / "autograded" / "spy" / samples.ASSIGNMENT / f"{samples.NOTEBOOK}.ipynb",
-        "SPY-REPORT ")
+        course
+        / "autograded"
+        / "spy"
+        / samples.ASSIGNMENT
+        / f"{samples.NOTEBOOK}.ipynb",
+        "SPY-REPORT ",
+    )
 
 
 def test_a_submission_finds_no_credentials_and_cannot_reach_the_database(
-        server, parallel_postgres):
+    server, parallel_postgres
+):
     report = spy_report(parallel_postgres[2])
     assert report == {"found": [], "connected": []}
-    assert server.password not in (parallel_postgres[2] / "autograded" / "spy").joinpath(
-        samples.ASSIGNMENT, f"{samples.NOTEBOOK}.ipynb").read_text()
+    assert (
+        server.password
+        not in (parallel_postgres[2] / "autograded" / "spy")
+        .joinpath(samples.ASSIGNMENT, f"{samples.NOTEBOOK}.ipynb")
+        .read_text()
+    )
 
 
 def test_the_spy_finds_the_credentials_where_nothing_sandboxes_it(server):
@@ -194,8 +222,13 @@ def test_the_spy_finds_the_credentials_where_nothing_sandboxes_it(server):
     something."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-c", SPY], capture_output=True, text=True,
-                          env=dict(os.environ, GRADEBOOK_URL=server.db_url), timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", SPY],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GRADEBOOK_URL=server.db_url),
+        timeout=60,
+    )
     report = json.loads(done.stdout.split("SPY-REPORT ", 1)[1])
     assert "environment GRADEBOOK_URL" in report["found"]
     assert any(path.endswith("/password") for path in report["found"])
@@ -203,7 +236,8 @@ def test_the_spy_finds_the_credentials_where_nothing_sandboxes_it(server):
 
 
 def test_workers_get_the_gradebook_url_in_their_environment_not_their_command_line(
-        monkeypatch, tmp_path):
+    monkeypatch, tmp_path
+):
     url = "postgresql+psycopg2://grader:hunter2@127.0.0.1:5999/gradebook"
     started = []
 
@@ -217,8 +251,20 @@ def test_workers_get_the_gradebook_url_in_their_environment_not_their_command_li
     monkeypatch.setattr(workers.subprocess, "Popen", Process)
     monkeypatch.setenv("GRADEBOOK_URL", url)
     (tmp_path / "submitted" / "ada" / "attention").mkdir(parents=True)
-    assert workers.main(["launch", "--course", str(tmp_path), "--assignment", "attention",
-                         "--workers", "2"]) == 0
+    assert (
+        workers.main(
+            [
+                "launch",
+                "--course",
+                str(tmp_path),
+                "--assignment",
+                "attention",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert len(started) == 2
     for command, environment in started:
         assert not any("hunter2" in argument for argument in command)
@@ -227,13 +273,31 @@ def test_workers_get_the_gradebook_url_in_their_environment_not_their_command_li
 
 def test_a_password_on_the_command_line_is_refused(capsys, tmp_path):
     with pytest.raises(SystemExit):
-        workers.main(["scores", "--course", str(tmp_path), "--assignment", "attention",
-                      "--db", "postgresql+psycopg2://grader:hunter2@127.0.0.1/gradebook"])
+        workers.main(
+            [
+                "scores",
+                "--course",
+                str(tmp_path),
+                "--assignment",
+                "attention",
+                "--db",
+                "postgresql+psycopg2://grader:hunter2@127.0.0.1/gradebook",
+            ]
+        )
     assert "GRADEBOOK_URL" in capsys.readouterr().err
     loose = tmp_path / "url"
     loose.write_text("postgresql+psycopg2://grader:hunter2@127.0.0.1/gradebook")
     loose.chmod(0o644)
     with pytest.raises(SystemExit):
-        workers.main(["scores", "--course", str(tmp_path), "--assignment", "attention",
-                      "--db-file", str(loose)])
+        workers.main(
+            [
+                "scores",
+                "--course",
+                str(tmp_path),
+                "--assignment",
+                "attention",
+                "--db-file",
+                str(loose),
+            ]
+        )
     assert "chmod 600" in capsys.readouterr().err

@@ -7,7 +7,7 @@ loses exactly its points; answers that reach for the forbidden built-ins score 0
 
 from __future__ import annotations
 
-from grading_harness import Section, autograde, course_fixture, RoundTrip
+from grading_harness import RoundTrip, Section, autograde, course_fixture
 
 SECTION = Section.of(
     "recurrent_networks",
@@ -34,8 +34,11 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
+
+
 class TestRoundTrip(RoundTrip):
     section = SECTION
+
 
 BUILTINS = {
     "rnn-forward": (
@@ -59,5 +62,6 @@ def test_answers_using_the_builtins_score_zero(course):
 
     for grade_id, code in BUILTINS.items():
         cell_with_id(notebook, grade_id).source = code
-    assert autograde(SECTION, course, "builtins", notebook) \
-        == SECTION.full_marks_except(*SECTION.points)
+    assert autograde(
+        SECTION, course, "builtins", notebook
+    ) == SECTION.full_marks_except(*SECTION.points)

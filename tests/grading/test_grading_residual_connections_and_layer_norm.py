@@ -5,7 +5,7 @@ grading_harness.py)."""
 
 from __future__ import annotations
 
-from grading_harness import Section, course_fixture, RoundTrip
+from grading_harness import RoundTrip, Section, course_fixture
 
 SECTION = Section.of(
     "residual_connections_and_layer_norm",
@@ -33,5 +33,7 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
+
+
 class TestRoundTrip(RoundTrip):
     section = SECTION

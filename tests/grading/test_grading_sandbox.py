@@ -22,7 +22,6 @@ Without the sandbox, grading must refuse with a message naming the reason and th
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -40,13 +39,18 @@ from test_grading_scaled_dot_product_attention import SECTION
 
 from grading import sandbox
 
-pytestmark = pytest.mark.skipif(sandbox._probe() is not None and os.environ.get(
-    "REQUIRE_SANDBOX") != "1", reason=f"no sandbox here: {sandbox._probe()}")
+pytestmark = pytest.mark.skipif(
+    sandbox._probe() is not None and os.environ.get("REQUIRE_SANDBOX") != "1",
+    reason=f"no sandbox here: {sandbox._probe()}",
+)
 
 SCRATCH = Path(os.environ.get("TMPDIR", "/tmp")) / f"grading-sandbox-test-{os.getpid()}"
 # The sandbox is set here, not read from GRADING_SANDBOX: these tests are about it.
-course = course_fixture(SECTION, GuardedExecute={"sandbox": "bubblewrap"},
-                        SandboxedKernelManager={"scratch_parent": str(SCRATCH)})
+course = course_fixture(
+    SECTION,
+    GuardedExecute={"sandbox": "bubblewrap"},
+    SandboxedKernelManager={"scratch_parent": str(SCRATCH)},
+)
 
 SECRET = "grader-secret-" + uuid.uuid4().hex  # in the grader's environment only
 MARKER = "left-behind-" + uuid.uuid4().hex  # names what the vandal leaves behind
@@ -83,7 +87,7 @@ def _solution_of(grade_id, known={known!r}, relative={relative!r}):
 exec(_solution_of({grade_id!r}), globals())
 '''
 
-VANDAL = '''
+VANDAL = """
 import glob, json, os, socket, sqlite3, subprocess, sys
 report = {{"own folder": sorted(os.listdir("."))}}
 course, me = {course!r}, {student!r}
@@ -147,7 +151,7 @@ for folder in (".", "/tmp", course):
     except OSError:
         pass
 print("ATTACK-REPORT " + json.dumps(report))
-'''
+"""
 
 
 def thief() -> nbformat.NotebookNode:
@@ -155,20 +159,27 @@ def thief() -> nbformat.NotebookNode:
     notebook = SECTION.student_version()
     for grade_id in SECTION.answers.values():
         cell_with_id(notebook, grade_id).source = STEAL.format(
-            known=str(REPO / SOLUTION), relative=str(SOLUTION), grade_id=grade_id)
+            known=str(REPO / SOLUTION), relative=str(SOLUTION), grade_id=grade_id
+        )
     return notebook
 
 
 def vandal(course, student: str, port: int) -> nbformat.NotebookNode:
     """The unanswered student version with one extra cell of attacks, first."""
     notebook = SECTION.student_version()
-    code = VANDAL.format(course=str(course.root), student=student, secret=SECRET,
-                         port=port, marker=MARKER)
+    code = VANDAL.format(
+        course=str(course.root),
+        student=student,
+        secret=SECRET,
+        port=port,
+        marker=MARKER,
+    )
     notebook.cells.insert(0, nbformat.v4.new_code_cell(code))
     return notebook
 
 
 # -- what the grader sees -----------------------------------------------------------
+
 
 class Listener:
     """A TCP port on the grader's loopback that counts the connections it accepts."""
@@ -216,14 +227,24 @@ def final_scores(course, student: str) -> dict[str, float]:
     from nbgrader.api import Gradebook
 
     with Gradebook(course.db_url) as gradebook:
-        notebook = gradebook.find_submission_notebook(SECTION.notebook, SECTION.assignment,
-                                                      student)
-        return {grade.name: grade.score for grade in notebook.grades
-                if grade.name in SECTION.points}
+        notebook = gradebook.find_submission_notebook(
+            SECTION.notebook, SECTION.assignment, student
+        )
+        return {
+            grade.name: grade.score
+            for grade in notebook.grades
+            if grade.name in SECTION.points
+        }
 
 
 def attack_report(course, student: str) -> dict:
-    path = course.root / "autograded" / student / SECTION.assignment / f"{SECTION.notebook}.ipynb"
+    path = (
+        course.root
+        / "autograded"
+        / student
+        / SECTION.assignment
+        / f"{SECTION.notebook}.ipynb"
+    )
     return printed_report(path, "ATTACK-REPORT ")
 
 
@@ -264,8 +285,9 @@ def graded(course):
         before = snapshot(course)
 
         seen["thief"] = autograde(SECTION, course, "thief", thief())
-        seen["vandal"] = autograde(SECTION, course, "vandal", vandal(course, "vandal",
-                                                                    listener.port))
+        seen["vandal"] = autograde(
+            SECTION, course, "vandal", vandal(course, "vandal", listener.port)
+        )
         seen["vandal report"] = attack_report(course, "vandal")
         seen["classmate after"] = final_scores(course, "classmate")
         seen["vandal final"] = final_scores(course, "vandal")
@@ -274,26 +296,39 @@ def graded(course):
         seen["scratch left"] = sorted(p.name for p in SCRATCH.iterdir())
         after = snapshot(course)
         seen["changed files"] = sorted(
-            name for name in set(before) | set(after)
+            name
+            for name in set(before) | set(after)
             if before.get(name) != after.get(name)
-            and not re.match(r"(submitted|autograded)/(thief|vandal)/", name))
-        seen["marker files"] = sorted(str(p) for p in
-                                      [Path("/tmp") / MARKER, course.root / MARKER,
-                                       *course.root.glob(f"autograded/*/*/{MARKER}")]
-                                      if p.exists())
+            and not re.match(r"(submitted|autograded)/(thief|vandal)/", name)
+        )
+        seen["marker files"] = sorted(
+            str(p)
+            for p in [
+                Path("/tmp") / MARKER,
+                course.root / MARKER,
+                *course.root.glob(f"autograded/*/*/{MARKER}"),
+            ]
+            if p.exists()
+        )
 
         with sandbox_off(course):  # the control: the same attacks, unsandboxed
             seen["control thief"] = autograde(SECTION, course, "thief-2", thief())
-            seen["control vandal"] = autograde(SECTION, course, "vandal-2",
-                                               vandal(course, "vandal-2", listener.port))
+            seen["control vandal"] = autograde(
+                SECTION, course, "vandal-2", vandal(course, "vandal-2", listener.port)
+            )
         seen["control report"] = attack_report(course, "vandal-2")
         seen["control classmate after"] = final_scores(course, "classmate")
         seen["control vandal final"] = final_scores(course, "vandal-2")
         seen["control connections"] = listener.accepted
         seen["control left processes"] = processes_with(MARKER)
         seen["control metadata"] = nbformat.read(
-            course.root / "autograded" / "vandal-2" / SECTION.assignment
-            / f"{SECTION.notebook}.ipynb", as_version=4).metadata.get("seqbook_grading")
+            course.root
+            / "autograded"
+            / "vandal-2"
+            / SECTION.assignment
+            / f"{SECTION.notebook}.ipynb",
+            as_version=4,
+        ).metadata.get("seqbook_grading")
     finally:
         listener.close()
         for pid in processes_with(MARKER):
@@ -311,12 +346,14 @@ def graded(course):
 
 # -- (a) the instructor's solutions ---------------------------------------------------
 
+
 def test_reading_the_solutions_gains_nothing(graded):
     assert graded["thief"] == NOTHING
     assert graded["control thief"] == FULL  # unsandboxed, the theft works
 
 
 # -- (b) the gradebook ----------------------------------------------------------------
+
 
 def test_rewriting_the_gradebook_changes_nothing(graded):
     report = graded["vandal report"]
@@ -331,26 +368,39 @@ def test_rewriting_the_gradebook_changes_nothing(graded):
 
 # -- (c) other students' files ----------------------------------------------------------
 
+
 def test_classmates_submissions_and_feedback_are_out_of_reach(graded):
-    assert graded["vandal report"]["classmate"] == {}  # nothing of theirs is even visible
+    assert (
+        graded["vandal report"]["classmate"] == {}
+    )  # nothing of theirs is even visible
     assert graded["changed files"] == []
     assert f"{SECTION.notebook}.ipynb" in graded["vandal report"]["own folder"]
     control = graded["control report"]["classmate"]
-    assert any("/submitted/classmate/" in path and "overwrote" in result
-               for path, result in control.items())
-    assert any("/feedback/classmate/" in path and "overwrote" in result
-               for path, result in control.items())
+    assert any(
+        "/submitted/classmate/" in path and "overwrote" in result
+        for path, result in control.items()
+    )
+    assert any(
+        "/feedback/classmate/" in path and "overwrote" in result
+        for path, result in control.items()
+    )
 
 
 # -- (d) secrets in the environment and in /proc ------------------------------------------
 
+
 def test_the_graders_secrets_and_processes_are_invisible(graded):
     assert graded["vandal report"]["secrets"] == []
-    assert graded["vandal report"]["processes"] <= 4  # bwrap's init, the kernel, children
-    assert any(found.startswith("environment") for found in graded["control report"]["secrets"])
+    assert (
+        graded["vandal report"]["processes"] <= 4
+    )  # bwrap's init, the kernel, children
+    assert any(
+        found.startswith("environment") for found in graded["control report"]["secrets"]
+    )
 
 
 # -- (e) the network -------------------------------------------------------------------
+
 
 def test_the_graders_loopback_cannot_be_reached(graded):
     assert "refused" in graded["vandal report"]["network"].lower()
@@ -360,6 +410,7 @@ def test_the_graders_loopback_cannot_be_reached(graded):
 
 
 # -- (f) what outlives grading -------------------------------------------------------------
+
 
 def test_nothing_outlives_grading(graded):
     assert graded["left processes"] == []
@@ -379,28 +430,49 @@ def test_grading_without_the_sandbox_is_recorded_for_the_report(graded, course):
 
 # -- failing closed -------------------------------------------------------------------------
 
+
 def test_grading_refuses_where_the_sandbox_cannot_be_made(course, monkeypatch):
     monkeypatch.setattr(sandbox, "BUBBLEWRAP", "bwrap-which-is-not-installed")
     target = course.root / "submitted" / "refused" / SECTION.assignment
     target.mkdir(parents=True)
     shutil.copy(SECTION.solution_path, target / f"{SECTION.notebook}.ipynb")
-    result = course.api.autograde(SECTION.assignment, "refused", force=True, create=True)
+    result = course.api.autograde(
+        SECTION.assignment, "refused", force=True, create=True
+    )
     assert not result["success"]
     message = result.get("log", "") + str(result.get("error", ""))
     assert "refuses to run submissions outside a sandbox" in message
     assert "bubblewrap" in message and "GRADING_SANDBOX=off" in message
-    assert not (course.root / "autograded" / "refused" / SECTION.assignment
-                / f"{SECTION.notebook}.ipynb").exists()
+    assert not (
+        course.root
+        / "autograded"
+        / "refused"
+        / SECTION.assignment
+        / f"{SECTION.notebook}.ipynb"
+    ).exists()
 
 
 def test_the_sandbox_passes_only_harmless_variables():
     arguments = sandbox.bubblewrap_arguments(
-        "/private", "/sockets", {"GRADEBOOK_URL": "postgresql://x:y@h/d", "AWS_TOKEN": "t",
-                                 "OMP_NUM_THREADS": "1", "JPY_PARENT_PID": "7"})
+        "/private",
+        "/sockets",
+        {
+            "GRADEBOOK_URL": "postgresql://x:y@h/d",
+            "AWS_TOKEN": "t",
+            "OMP_NUM_THREADS": "1",
+            "JPY_PARENT_PID": "7",
+        },
+    )
     assert "--clearenv" in arguments and "--unshare-all" in arguments
-    variables = {arguments[i + 1]: arguments[i + 2] for i, a in enumerate(arguments)
-                 if a == "--setenv"}
+    variables = {
+        arguments[i + 1]: arguments[i + 2]
+        for i, a in enumerate(arguments)
+        if a == "--setenv"
+    }
     assert variables["OMP_NUM_THREADS"] == "1"
     assert not {"GRADEBOOK_URL", "AWS_TOKEN", "JPY_PARENT_PID"} & set(variables)
-    assert str(REPO) not in [arguments[i + 1] for i, a in enumerate(arguments)
-                             if a in ("--bind", "--ro-bind")]  # never the course itself
+    assert str(REPO) not in [
+        arguments[i + 1]
+        for i, a in enumerate(arguments)
+        if a in ("--bind", "--ro-bind")
+    ]  # never the course itself

@@ -11,7 +11,7 @@ In a temporary course directory (nbgrader's own API, a real sqlite gradebook):
 
 from __future__ import annotations
 
-from grading_harness import Section, autograde, cell_with_id, course_fixture, RoundTrip
+from grading_harness import RoundTrip, Section, autograde, cell_with_id, course_fixture
 
 SECTION = Section.of(
     "scaled_dot_product_attention",
@@ -39,64 +39,73 @@ SECTION = Section.of(
 ALL_ANSWERS = tuple(SECTION.answers.values())
 
 course = course_fixture(SECTION)
+
+
 class TestRoundTrip(RoundTrip):
     section = SECTION
 
-SWALLOW_EXCEPTIONS = '''
+
+SWALLOW_EXCEPTIONS = """
 def _wrap_in_try(lines):
     return ["try:\\n"] + ["    " + line for line in lines] + ["\\nexcept BaseException:\\n    pass\\n"]
 get_ipython().input_transformers_post.append(_wrap_in_try)
-'''
+"""
 
-REDEFINE_COMPARISONS = '''
+REDEFINE_COMPARISONS = """
 import numpy, torch
 torch.allclose = lambda *args, **kwargs: True
 torch.equal = lambda *args, **kwargs: True
 torch.testing.assert_close = lambda *args, **kwargs: None
 numpy.allclose = lambda *args, **kwargs: True
-'''
+"""
 
 
 def test_edited_test_cell_is_restored(course):
     notebook = SECTION.answered(wrong=("sdpa-attention",))
     cell_with_id(notebook, "sdpa-attention-tests").source = "pass  # all good, trust me"
-    assert autograde(SECTION, course, "edited", notebook) \
-        == SECTION.full_marks_except("sdpa-attention-tests")
+    assert autograde(SECTION, course, "edited", notebook) == SECTION.full_marks_except(
+        "sdpa-attention-tests"
+    )
 
 
 def test_deleted_test_cell_is_restored(course):
     notebook = SECTION.answered(wrong=("sdpa-attention",))
     notebook.cells.remove(cell_with_id(notebook, "sdpa-attention-tests"))
-    assert autograde(SECTION, course, "deleted", notebook) \
-        == SECTION.full_marks_except("sdpa-attention-tests")
+    assert autograde(SECTION, course, "deleted", notebook) == SECTION.full_marks_except(
+        "sdpa-attention-tests"
+    )
 
 
 def test_changed_points_are_reset(course):
     notebook = SECTION.answered(wrong=("sdpa-padding-mask",))
     for grade_id in SECTION.points:
         cell_with_id(notebook, grade_id).metadata["nbgrader"]["points"] = 100
-    assert autograde(SECTION, course, "points", notebook) \
-        == SECTION.full_marks_except("sdpa-padding-mask-tests")
+    assert autograde(SECTION, course, "points", notebook) == SECTION.full_marks_except(
+        "sdpa-padding-mask-tests"
+    )
 
 
 def test_redefined_comparisons_gain_nothing(course):
     notebook = SECTION.answered(wrong=ALL_ANSWERS, prefix=REDEFINE_COMPARISONS)
-    assert autograde(SECTION, course, "allclose", notebook) \
-        == SECTION.full_marks_except(*SECTION.points)
+    assert autograde(
+        SECTION, course, "allclose", notebook
+    ) == SECTION.full_marks_except(*SECTION.points)
 
 
 def test_exception_swallowing_input_transformer_gains_nothing(course):
     # Installed again in every answer cell, so every test cell would run wrapped.
     notebook = SECTION.answered(wrong=ALL_ANSWERS, prefix=SWALLOW_EXCEPTIONS)
-    assert autograde(SECTION, course, "transformer", notebook) \
-        == SECTION.full_marks_except(*SECTION.points)
+    assert autograde(
+        SECTION, course, "transformer", notebook
+    ) == SECTION.full_marks_except(*SECTION.points)
 
 
 def test_swallowing_transformer_with_correct_answers_is_flagged(course):
     # Even right answers are not credited when the grading environment was tampered with.
     notebook = SECTION.answered(prefix=SWALLOW_EXCEPTIONS)
-    assert autograde(SECTION, course, "transformer-right", notebook) \
-        == SECTION.full_marks_except(*SECTION.points)
+    assert autograde(
+        SECTION, course, "transformer-right", notebook
+    ) == SECTION.full_marks_except(*SECTION.points)
 
 
 def test_a_warning_in_passing_code_still_scores(course):
@@ -105,6 +114,9 @@ def test_a_warning_in_passing_code_still_scores(course):
     cell.source = cell.source.replace(
         "    d_k = query.size(-1)",
         "    import warnings\n    warnings.warn('deprecated-looking warning', UserWarning)\n"
-        "    d_k = query.size(-1)")
+        "    d_k = query.size(-1)",
+    )
     assert "warnings.warn" in cell.source
-    assert autograde(SECTION, course, "warning", notebook) == SECTION.full_marks_except()
+    assert (
+        autograde(SECTION, course, "warning", notebook) == SECTION.full_marks_except()
+    )

@@ -4,7 +4,7 @@ cell loses exactly that exercise's points (see grading_harness.py)."""
 
 from __future__ import annotations
 
-from grading_harness import Section, course_fixture, RoundTrip
+from grading_harness import RoundTrip, Section, course_fixture
 
 SECTION = Section.of(
     "soft_lookup",
@@ -30,5 +30,7 @@ SECTION = Section.of(
 )
 
 course = course_fixture(SECTION)
+
+
 class TestRoundTrip(RoundTrip):
     section = SECTION

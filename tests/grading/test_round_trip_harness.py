@@ -7,7 +7,9 @@ import nbformat
 import pytest
 from grading_harness import Course, Section, assert_cells_ran
 
-SECTION = Section(assignment="part", notebook="section", points={}, answers={}, wrong={})
+SECTION = Section(
+    assignment="part", notebook="section", points={}, answers={}, wrong={}
+)
 
 
 def _error(name: str) -> nbformat.NotebookNode:
@@ -16,11 +18,14 @@ def _error(name: str) -> nbformat.NotebookNode:
 
 def _course_with(tmp_path, outputs, tags):
     submitted = nbformat.v4.new_notebook()
-    submitted.cells = [nbformat.v4.new_code_cell(f"cell_{i}", metadata={"tags": t})
-                       for i, t in enumerate(tags)]
+    submitted.cells = [
+        nbformat.v4.new_code_cell(f"cell_{i}", metadata={"tags": t})
+        for i, t in enumerate(tags)
+    ]
     graded = nbformat.v4.new_notebook()
-    graded.cells = [nbformat.v4.new_code_cell(f"cell_{i}", outputs=o)
-                    for i, o in enumerate(outputs)]
+    graded.cells = [
+        nbformat.v4.new_code_cell(f"cell_{i}", outputs=o) for i, o in enumerate(outputs)
+    ]
     path = tmp_path / "autograded" / "student" / "part" / "section.ipynb"
     path.parent.mkdir(parents=True)
     nbformat.write(graded, path)
@@ -34,8 +39,9 @@ def test_an_error_in_an_untagged_cell_fails_and_names_the_cell(tmp_path):
 
 
 def test_errors_in_raises_exception_cells_are_allowed(tmp_path):
-    course, submitted = _course_with(tmp_path, [[_error("NotImplementedError")], []],
-                                     [["raises-exception"], []])
+    course, submitted = _course_with(
+        tmp_path, [[_error("NotImplementedError")], []], [["raises-exception"], []]
+    )
     assert_cells_ran(SECTION, course, "student", submitted)
 
 
@@ -52,18 +58,23 @@ def test_every_notebook_runs_in_a_round_trip():
     test module with a RoundTrip class for it."""
     import importlib
 
+    from conftest import REPO
     from grading_harness import RoundTrip
 
     from seqbook.book.sections import SECTIONS
-
-    from conftest import REPO
 
     declared = set()
     for path in (REPO / "tests").rglob("test_grading*.py"):
         module = importlib.import_module(path.stem)
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, RoundTrip) \
-                    and value is not RoundTrip and value.__name__.startswith("Test"):
+            if (
+                isinstance(value, type)
+                and issubclass(value, RoundTrip)
+                and value is not RoundTrip
+                and value.__name__.startswith("Test")
+            ):
                 declared.add(f"{value.section.assignment}/{value.section.notebook}")
     missing = {section.notebook for section in SECTIONS} - declared
-    assert len(SECTIONS) >= 17 and not missing, f"sections with no grading round trip: {missing}"
+    assert len(SECTIONS) >= 17 and not missing, (
+        f"sections with no grading round trip: {missing}"
+    )

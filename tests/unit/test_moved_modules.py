@@ -44,8 +44,9 @@ def test_from_import_of_an_old_check_module_works_in_a_fresh_interpreter():
         "from seqbook.checks import lora\n"
         "assert lora is new and lora.check_lora_linear is new.check_lora_linear\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "warned: `seqbook.checks.lora` was renamed" in result.stdout
 

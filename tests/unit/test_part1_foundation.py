@@ -7,8 +7,8 @@ import torch
 
 from seqbook.data.corpus import ALPHABET, clean_text, load_corpus, split_text
 from seqbook.models.ngram import NGramModel, bigram_perplexity
-from seqbook.train.loop import TrainingLog, language_model_batch, train
 from seqbook.text.vocab import PAD, UNK, Vocabulary, build_vocabulary, word_tokens
+from seqbook.train.loop import TrainingLog, language_model_batch, train
 
 
 def test_clean_text_follows_its_rules():
@@ -29,14 +29,31 @@ def test_corpus_is_large_clean_and_offline():
 def test_vocabulary_order_specials_and_unknowns():
     tokens = ["b", "a", "c", "a", "b", "a", "<unk>", "d"]
     assert build_vocabulary(tokens, min_freq=2) == [PAD, UNK, "a", "b"]
-    assert build_vocabulary(tokens) == [PAD, UNK, "a", "b", "c", "d"]  # ties alphabetical
+    assert build_vocabulary(tokens) == [
+        PAD,
+        UNK,
+        "a",
+        "b",
+        "c",
+        "d",
+    ]  # ties alphabetical
     vocab = Vocabulary(tokens, min_freq=2)
     assert vocab.encode(["a", "zebra", "b"]) == [2, 1, 3]
     assert vocab.decode([3, 2]) == ["b", "a"] and vocab.pad_id == 0 and len(vocab) == 4
 
 
 def test_word_tokens_split_punctuation():
-    assert word_tokens('it\'s "x", (y).') == ["it's", '"', "x", '"', ",", "(", "y", ")", "."]
+    assert word_tokens('it\'s "x", (y).') == [
+        "it's",
+        '"',
+        "x",
+        '"',
+        ",",
+        "(",
+        "y",
+        ")",
+        ".",
+    ]
 
 
 def test_bigram_perplexity_by_hand():
@@ -49,7 +66,9 @@ def test_bigram_perplexity_by_hand():
 
 
 def test_unigram_with_huge_k_is_uniform():
-    assert NGramModel(1, 5, k=1e9).fit([0, 0, 1]).perplexity([2, 3, 4]) == pytest.approx(5.0)
+    assert NGramModel(1, 5, k=1e9).fit([0, 0, 1]).perplexity(
+        [2, 3, 4]
+    ) == pytest.approx(5.0)
 
 
 def test_language_model_batch_shifts_by_one():
@@ -65,9 +84,14 @@ def test_train_reduces_a_simple_loss_and_respects_budget():
     model = torch.nn.Linear(3, 1)
     target = torch.tensor([[1.0], [2.0]])
     data = torch.randn(2, 3)
-    log = train(model, lambda: (data, target),
-                lambda m, x, y: ((m(x) - y) ** 2).mean(),
-                torch.optim.SGD(model.parameters(), lr=0.1), steps=200, clip_norm=1.0)
+    log = train(
+        model,
+        lambda: (data, target),
+        lambda m, x, y: ((m(x) - y) ** 2).mean(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        steps=200,
+        clip_norm=1.0,
+    )
     assert isinstance(log, TrainingLog) and log.steps == 200
     assert log.losses[-1] < 0.01 * log.losses[0]
     assert len(log.seconds) == 200  # the clock is watched, never obeyed

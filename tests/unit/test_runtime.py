@@ -57,7 +57,9 @@ def test_get_device_falls_back_to_cpu(monkeypatch):
 def test_get_device_refuses_cpu_when_gpu_required(monkeypatch, value):
     monkeypatch.setenv("REQUIRE_GPU", value)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(GPURequiredError, match="REQUIRE_GPU=1 but PyTorch sees no usable CUDA"):
+    with pytest.raises(
+        GPURequiredError, match="REQUIRE_GPU=1 but PyTorch sees no usable CUDA"
+    ):
         seqbook.get_device()
 
 

@@ -11,15 +11,28 @@ from seqbook.book.claims import ClaimError, expect, expect_all
 
 @pytest.fixture(autouse=True)
 def _plain_environment(monkeypatch):
-    for name in ("SEQBOOK_CLAIMS", "SEQBOOK_CLAIMS_MODE", "SEQBOOK_SEED", "SEQBOOK_NOTEBOOK"):
+    for name in (
+        "SEQBOOK_CLAIMS",
+        "SEQBOOK_CLAIMS_MODE",
+        "SEQBOOK_SEED",
+        "SEQBOOK_NOTEBOOK",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.mark.parametrize("value, comparison, threshold, holds", [
-    (0.98, ">", 0.97, True), (0.97, ">", 0.97, False), (0.97, ">=", 0.97, True),
-    (0.2, "<", 0.5, True), (0.5, "<", 0.5, False), (0.5, "<=", 0.5, True),
-    (0.9, "<=", 0.5, False), (0.1, ">=", 0.5, False),
-])
+@pytest.mark.parametrize(
+    "value, comparison, threshold, holds",
+    [
+        (0.98, ">", 0.97, True),
+        (0.97, ">", 0.97, False),
+        (0.97, ">=", 0.97, True),
+        (0.2, "<", 0.5, True),
+        (0.5, "<", 0.5, False),
+        (0.5, "<=", 0.5, True),
+        (0.9, "<=", 0.5, False),
+        (0.1, ">=", 0.5, False),
+    ],
+)
 def test_comparisons(value, comparison, threshold, holds):
     if holds:
         assert expect("the value is right", value, comparison, threshold) == value
@@ -34,7 +47,9 @@ def test_a_failed_claim_is_a_sentence_that_names_the_claim_and_the_values():
     message = str(info.value)
     assert message.startswith("The text claims that two heads solve the task")
     assert "> 0.97" in message and "0.955" in message and "seed shift 0" in message
-    assert isinstance(info.value, AssertionError)  # a bare `except AssertionError` sees it
+    assert isinstance(
+        info.value, AssertionError
+    )  # a bare `except AssertionError` sees it
 
 
 def test_nan_never_holds():
@@ -76,7 +91,11 @@ def test_claims_are_recorded_with_the_run_when_asked(tmp_path, monkeypatch):
     assert [e["holds"] for e in entries] == [True, False]
     first = entries[0]
     assert (first["name"], first["value"], first["comparison"], first["threshold"]) == (
-        "two heads solve the task", 0.99, ">", 0.97)
+        "two heads solve the task",
+        0.99,
+        ">",
+        0.97,
+    )
     assert first["seed_shift"] == 2 and first["notebook"] == "multi_head_attention"
     assert first["threads"] == torch.get_num_threads()
     assert {"cpu_capability", "python", "torch", "cuda"} <= set(first)

@@ -15,7 +15,9 @@ from seqbook.book.measure import median_seconds, peak_tensor_bytes  # noqa: E402
 
 def test_heatmap_draws_weights_with_labels():
     weights = torch.softmax(torch.randn(3, 4), dim=-1)
-    ax = plotting.attention_heatmap(weights, ["a", "b", "c"], ["w", "x", "y", "z"], title="t")
+    ax = plotting.attention_heatmap(
+        weights, ["a", "b", "c"], ["w", "x", "y", "z"], title="t"
+    )
     image = ax.get_images()[0]
     np.testing.assert_allclose(image.get_array(), weights.numpy(), rtol=1e-6)
     assert image.get_clim() == (0.0, 1.0)
@@ -61,8 +63,10 @@ def test_peak_tensor_bytes_counts_live_tensors():
 def test_peak_tensor_bytes_grows_quadratically_for_attention():
     from seqbook.models.attention import scaled_dot_product_attention as attend
 
-    small, large = (peak_tensor_bytes(lambda t=t: attend(*(torch.randn(1, t, 16),) * 3))
-                    for t in (128, 256))
+    small, large = (
+        peak_tensor_bytes(lambda t=t: attend(*(torch.randn(1, t, 16),) * 3))
+        for t in (128, 256)
+    )
     assert large / small == pytest.approx(4.0, rel=0.1)
 
 

@@ -18,7 +18,9 @@ from seqbook.data import corpus
 ROOT = Path(__file__).resolve().parents[3]
 SNAPSHOT = ROOT / "seqbook" / "data" / "python_help_topics.json.gz"
 # Written by tools/freeze_corpus.py from Python 3.11.7; change only with that script.
-SNAPSHOT_JSON_SHA256 = "128bdb755053fa3beef3c2c2c3f1380d51efcbb6d6256fd7655429deea4b538e"
+SNAPSHOT_JSON_SHA256 = (
+    "128bdb755053fa3beef3c2c2c3f1380d51efcbb6d6256fd7655429deea4b538e"
+)
 CORPUS_SHA256 = "5254cf30fb025a8fe258738e3028c417b6cd84e0b27f4cf05984e21167d6f492"
 CORPUS_CHARACTERS = 246_089
 
@@ -63,7 +65,9 @@ def test_the_licence_notice_ships_beside_the_snapshot():
 
 def _interpreter(version: str) -> str | None:
     # pyenv's own builds first: its shims on PATH exit 127 for a version not selected.
-    pyenv = sorted((Path.home() / ".pyenv" / "versions").glob(f"{version}.*/bin/python"))
+    pyenv = sorted(
+        (Path.home() / ".pyenv" / "versions").glob(f"{version}.*/bin/python")
+    )
     if pyenv:
         return str(pyenv[-1])
     found = shutil.which(f"python{version}")
@@ -72,9 +76,18 @@ def _interpreter(version: str) -> str | None:
 
 @pytest.mark.parametrize("version", ["3.10", "3.11", "3.12", "3.13"])
 def test_every_supported_python_reads_the_same_corpus(version):
-    python = sys.executable if sys.version.startswith(version + ".") else _interpreter(version)
+    python = (
+        sys.executable
+        if sys.version.startswith(version + ".")
+        else _interpreter(version)
+    )
     if python is None:
         pytest.skip(f"no Python {version} on this machine")
-    result = subprocess.run([python, "-c", _PRINT_HASH, str(ROOT / "seqbook" / "data" / "corpus.py")],
-                            capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [python, "-c", _PRINT_HASH, str(ROOT / "seqbook" / "data" / "corpus.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert result.stdout.strip() == CORPUS_SHA256

@@ -6,11 +6,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook.data.head_tasks import IGNORE_INDEX, HeadTaskModel, previous_minus_first_batch
+from seqbook.data.head_tasks import (
+    IGNORE_INDEX,
+    HeadTaskModel,
+    previous_minus_first_batch,
+)
 
 
 def test_targets_are_previous_minus_first_mod_v():
-    tokens, targets = previous_minus_first_batch(50, 9, 7, torch.Generator().manual_seed(0))
+    tokens, targets = previous_minus_first_batch(
+        50, 9, 7, torch.Generator().manual_seed(0)
+    )
     assert tokens.shape == targets.shape == (50, 9)
     assert tokens.dtype == targets.dtype == torch.int64
     assert int(tokens.min()) >= 0 and int(tokens.max()) < 7
@@ -53,12 +59,15 @@ def test_two_heads_learn_the_task_and_attend_to_the_two_tokens():
     for _ in range(1000):
         tokens, targets = previous_minus_first_batch(64, 12, 10, data)
         logits, _ = model(tokens)
-        loss = F.cross_entropy(logits.reshape(-1, 10), targets.reshape(-1),
-                               ignore_index=IGNORE_INDEX)
+        loss = F.cross_entropy(
+            logits.reshape(-1, 10), targets.reshape(-1), ignore_index=IGNORE_INDEX
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    tokens, targets = previous_minus_first_batch(500, 12, 10, torch.Generator().manual_seed(9))
+    tokens, targets = previous_minus_first_batch(
+        500, 12, 10, torch.Generator().manual_seed(9)
+    )
     with torch.no_grad():
         logits, weights = model(tokens)
     accuracy = (logits.argmax(-1)[:, 1:] == targets[:, 1:]).float().mean()

@@ -42,10 +42,14 @@ def test_held_out_words_occur_only_in_test(splits):
 
 
 def _word_polarity(word):
-    for polarity, groups in ((1, (sentiment.POSITIVE_WORDS, sentiment.HELD_OUT_POSITIVE)),
-                             (0, (sentiment.NEGATIVE_WORDS, sentiment.HELD_OUT_NEGATIVE))):
+    for polarity, groups in (
+        (1, (sentiment.POSITIVE_WORDS, sentiment.HELD_OUT_POSITIVE)),
+        (0, (sentiment.NEGATIVE_WORDS, sentiment.HELD_OUT_NEGATIVE)),
+    ):
         for words in groups:
-            if word in words["adjectives"] or any(word in pair for pair in words["verbs"]):
+            if word in words["adjectives"] or any(
+                word in pair for pair in words["verbs"]
+            ):
                 return polarity
     return None
 
@@ -78,8 +82,9 @@ def test_minilm_loads_offline_with_a_fresh_head():
     again = pretrained.load_classifier(num_labels=2, seed=0)
     assert sum(p.numel() for p in model.parameters()) == 22_713_986
     assert torch.equal(model.classifier.weight, again.classifier.weight)
-    batch = tokenizer(["the plot was not dull", "i loved it"], padding=True,
-                      return_tensors="pt")
+    batch = tokenizer(
+        ["the plot was not dull", "i loved it"], padding=True, return_tensors="pt"
+    )
     model.eval()
     with torch.no_grad():
         logits = model(**batch).logits

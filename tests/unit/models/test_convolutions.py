@@ -2,11 +2,8 @@
 seqbook.data.timeseries: against PyTorch, the formulas, and properties (causality, same
 length, level equivariance, determinism)."""
 
-import ast
-import inspect
 import math
 
-import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
@@ -26,6 +23,7 @@ NOTEBOOK = REPO / "solutions" / "sequence_models" / "convolutions.ipynb"
 
 # ------------------------------------------------------------------ CausalConv1d
 
+
 def by_the_formula(x, weight, bias, dilation):
     """y[:, :, t] = b + sum_j W[:, :, j] x[:, :, t - (k - 1 - j) d], zeros before 0."""
     batch, _, length = x.shape
@@ -39,24 +37,33 @@ def by_the_formula(x, weight, bias, dilation):
     return y
 
 
-@pytest.mark.parametrize("c_in, c_out, k, d, length", [
-    (1, 1, 3, 1, 10), (3, 4, 3, 2, 16), (2, 2, 2, 4, 12), (2, 3, 1, 3, 5),
-    (2, 3, 4, 5, 7),  # sequence shorter than the padding
-])
+@pytest.mark.parametrize(
+    "c_in, c_out, k, d, length",
+    [
+        (1, 1, 3, 1, 10),
+        (3, 4, 3, 2, 16),
+        (2, 2, 2, 4, 12),
+        (2, 3, 1, 3, 5),
+        (2, 3, 4, 5, 7),  # sequence shorter than the padding
+    ],
+)
 def test_causal_conv_is_the_formula(c_in, c_out, k, d, length):
     torch.manual_seed(0)
     layer = CausalConv1d(c_in, c_out, k, dilation=d).double()
     x = torch.randn(2, c_in, length, dtype=torch.float64)
     y = layer(x)
     assert y.shape == (2, c_out, length)
-    torch.testing.assert_close(y, by_the_formula(x, layer.conv.weight, layer.conv.bias, d))
+    torch.testing.assert_close(
+        y, by_the_formula(x, layer.conv.weight, layer.conv.bias, d)
+    )
 
 
 def test_causal_conv_is_conv1d_on_a_left_padded_input():
     layer = CausalConv1d(3, 5, 4, dilation=3)
     x = torch.randn(2, 3, 20)
-    expected = nn.functional.conv1d(F.pad(x, (9, 0)), layer.conv.weight, layer.conv.bias,
-                                    dilation=3)
+    expected = nn.functional.conv1d(
+        F.pad(x, (9, 0)), layer.conv.weight, layer.conv.bias, dilation=3
+    )
     torch.testing.assert_close(layer(x), expected)
     assert layer.left_padding == 9 and isinstance(layer.conv, nn.Conv1d)
     assert layer.conv.padding == (0,) and layer.conv.dilation == (3,)
@@ -69,8 +76,8 @@ def test_causal_conv_never_peeks(k, d):
     y = layer(x)
     for t in range(29):
         changed = x.clone()
-        changed[..., t + 1:] += torch.randn(1, 2, 29 - t)
-        assert torch.equal(layer(changed)[..., :t + 1], y[..., :t + 1])
+        changed[..., t + 1 :] += torch.randn(1, 2, 29 - t)
+        assert torch.equal(layer(changed)[..., : t + 1], y[..., : t + 1])
 
 
 def test_same_padding_does_peek():
@@ -83,10 +90,19 @@ def test_same_padding_does_peek():
 
 # --------------------------------------------------------------- receptive field
 
-@pytest.mark.parametrize("kernels, dilations, expected", [
-    ([], [], 1), ([1], [7], 1), ([3], [1], 3), ([3], [4], 9), ([2] * 4, [1, 2, 4, 8], 16),
-    ([3] * 5, [1, 2, 4, 8, 16], 63), ((5, 3, 2), (1, 3, 9), 20),
-])
+
+@pytest.mark.parametrize(
+    "kernels, dilations, expected",
+    [
+        ([], [], 1),
+        ([1], [7], 1),
+        ([3], [1], 3),
+        ([3], [4], 9),
+        ([2] * 4, [1, 2, 4, 8], 16),
+        ([3] * 5, [1, 2, 4, 8, 16], 63),
+        ((5, 3, 2), (1, 3, 9), 20),
+    ],
+)
 def test_receptive_field_formula(kernels, dilations, expected):
     result = receptive_field(kernels, dilations)
     assert result == expected and type(result) is int
@@ -99,7 +115,7 @@ def test_receptive_field_rejects_mismatched_lengths():
 
 def test_doubling_dilations_with_kernel_two_give_powers_of_two():
     for depth in range(1, 12):
-        assert receptive_field([2] * depth, [2 ** i for i in range(depth)]) == 2 ** depth
+        assert receptive_field([2] * depth, [2**i for i in range(depth)]) == 2**depth
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -108,8 +124,12 @@ def test_measured_receptive_field_matches_the_formula(seed):
     depth = int(torch.randint(1, 6, (1,), generator=g))
     kernels = torch.randint(1, 6, (depth,), generator=g).tolist()
     dilations = torch.randint(1, 8, (depth,), generator=g).tolist()
-    stack = nn.Sequential(*[CausalConv1d(1 if i == 0 else 3, 3, k, d)
-                            for i, (k, d) in enumerate(zip(kernels, dilations))])
+    stack = nn.Sequential(
+        *[
+            CausalConv1d(1 if i == 0 else 3, 3, k, d)
+            for i, (k, d) in enumerate(zip(kernels, dilations))
+        ]
+    )
     formula = receptive_field(kernels, dilations)
     assert measured_receptive_field(stack, formula + 5) == formula
     assert next(stack.parameters()).dtype == torch.float32  # the model is untouched
@@ -122,8 +142,11 @@ def test_measured_receptive_field_ignores_holes():
 
 # ------------------------------------------------------------------- forecaster
 
+
 def test_forecaster_shapes_and_receptive_field():
-    model = DilatedCNNForecaster(horizon=7, channels=8, kernel_size=3, dilations=(1, 2, 4))
+    model = DilatedCNNForecaster(
+        horizon=7, channels=8, kernel_size=3, dilations=(1, 2, 4)
+    )
     assert model(torch.randn(5, 30)).shape == (5, 7)
     assert model.receptive_field == 15
 
@@ -137,7 +160,9 @@ def test_forecaster_is_level_equivariant():
 
 
 def test_forecaster_last_output_sees_the_window_within_its_receptive_field():
-    model = DilatedCNNForecaster(horizon=2, channels=4, kernel_size=2, dilations=(1, 2, 4))
+    model = DilatedCNNForecaster(
+        horizon=2, channels=4, kernel_size=2, dilations=(1, 2, 4)
+    )
     x = torch.randn(1, 20, requires_grad=True)
     (grad,) = torch.autograd.grad(model(x)[0, 0], x)
     # The window mean reaches every input; beyond the mean, only the last 8 steps count.
@@ -151,6 +176,7 @@ def test_forecaster_needs_a_layer():
 
 
 # ------------------------------------------------------------------- timeseries
+
 
 def test_series_is_deterministic_and_leaves_the_global_rng_alone():
     state = torch.get_rng_state()
@@ -167,8 +193,9 @@ def test_series_components():
     residual = series.values - series.signal
     assert abs(float(residual.std()) - 0.25) < 0.01
     assert abs(float(residual.abs().mean()) - 0.25 * math.sqrt(2 / math.pi)) < 0.01
-    quiet = timeseries.seasonal_series(length=1000, noise=0.0, slope=0.0,
-                                       second_amplitude=0.0, period=12)
+    quiet = timeseries.seasonal_series(
+        length=1000, noise=0.0, slope=0.0, second_amplitude=0.0, period=12
+    )
     torch.testing.assert_close(quiet.values[12:], quiet.values[:-12], atol=1e-5, rtol=0)
 
 
@@ -219,14 +246,20 @@ def test_seasonal_naive_repeats_the_last_season(horizon):
 
 
 def test_seasonal_naive_is_exact_on_a_purely_periodic_series():
-    series = timeseries.seasonal_series(length=400, noise=0.0, slope=0.0,
-                                        second_amplitude=0.0)
+    series = timeseries.seasonal_series(
+        length=400, noise=0.0, slope=0.0, second_amplitude=0.0
+    )
     inputs, targets = timeseries.sliding_windows(series.values, 48, 12)
     forecast = timeseries.seasonal_naive(inputs, 12, 12)
     assert timeseries.mean_absolute_error(forecast, targets) < 1e-5
 
 
 def test_mean_absolute_error():
-    assert timeseries.mean_absolute_error(torch.tensor([1.0, 2.0]), torch.tensor([2.0, 0.0])) == 1.5
+    assert (
+        timeseries.mean_absolute_error(
+            torch.tensor([1.0, 2.0]), torch.tensor([2.0, 0.0])
+        )
+        == 1.5
+    )
     with pytest.raises(ValueError):
         timeseries.mean_absolute_error(torch.zeros(2), torch.zeros(3))

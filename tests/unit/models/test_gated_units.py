@@ -9,18 +9,20 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook.models.gated_units import GRUCell, LSTMCell, gru_cell, lstm_cell
 from seqbook.data.memory_task import (
     MemoryClassifier,
     memory_accuracy,
     memory_batch,
     train_memory_model,
 )
+from seqbook.models.gated_units import GRUCell, LSTMCell, gru_cell, lstm_cell
 
 PAIRS = [(LSTMCell, nn.LSTMCell), (GRUCell, nn.GRUCell)]
 
 
-def twins(ours_cls, torch_cls, input_size=5, hidden_size=7, bias=True, dtype=torch.float64):
+def twins(
+    ours_cls, torch_cls, input_size=5, hidden_size=7, bias=True, dtype=torch.float64
+):
     torch.manual_seed(0)
     theirs = torch_cls(input_size, hidden_size, bias=bias, dtype=dtype)
     ours = ours_cls(input_size, hidden_size, bias=bias, dtype=dtype)
@@ -43,14 +45,21 @@ def as_tuple(output):
 @pytest.mark.parametrize("ours_cls, torch_cls", PAIRS)
 def test_parameters_have_pytorch_names_shapes_and_order(ours_cls, torch_cls):
     ours, theirs = twins(ours_cls, torch_cls)
-    assert [(k, v.shape) for k, v in ours.state_dict().items()] \
-        == [(k, v.shape) for k, v in theirs.state_dict().items()]
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, v.shape) for k, v in theirs.state_dict().items()
+    ]
     gates = 4 if ours_cls is LSTMCell else 3
-    assert ours.weight_ih.shape == (gates * 7, 5) and ours.weight_hh.shape == (gates * 7, 7)
+    assert ours.weight_ih.shape == (gates * 7, 5) and ours.weight_hh.shape == (
+        gates * 7,
+        7,
+    )
     theirs.load_state_dict(ours.state_dict())  # and the other way round
     no_bias, torch_no_bias = twins(ours_cls, torch_cls, bias=False)
-    assert list(no_bias.state_dict()) == list(torch_no_bias.state_dict()) \
+    assert (
+        list(no_bias.state_dict())
+        == list(torch_no_bias.state_dict())
         == ["weight_ih", "weight_hh"]
+    )
     assert no_bias.bias_ih is None and no_bias.bias_hh is None
     assert repr(no_bias).endswith("(5, 7, bias=False)")
 
@@ -61,15 +70,19 @@ def test_parameters_have_pytorch_names_shapes_and_order(ours_cls, torch_cls):
 def test_forward_and_gradients_equal_pytorch(ours_cls, torch_cls, bias, batched):
     ours, theirs = twins(ours_cls, torch_cls, bias=bias)
     lead = (4,) if batched else ()
-    x = torch.randn(*lead, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(
+        *lead, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2)
+    )
     hx = state(ours_cls, *lead)
     results = []
     for cell in (ours, theirs):
         inputs = x.clone().requires_grad_(True)
         hx_leaf = tuple(t.clone().requires_grad_(True) for t in as_tuple(hx))
         out = as_tuple(cell(inputs, hx_leaf if ours_cls is LSTMCell else hx_leaf[0]))
-        loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view(o.shape)).sum()
-                   for o in out)
+        loss = sum(
+            (o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view(o.shape)).sum()
+            for o in out
+        )
         grads = torch.autograd.grad(loss, [inputs, *hx_leaf, *cell.parameters()])
         results.append((out, grads))
     (ours_out, ours_grads), (their_out, their_grads) = results
@@ -126,8 +139,10 @@ def test_functions_unrolled_equal_the_sequence_layers():
     torch.manual_seed(0)
     lstm, gru = nn.LSTM(3, 5, dtype=torch.float64), nn.GRU(3, 5, dtype=torch.float64)
     x = torch.randn(6, 2, 3, dtype=torch.float64)  # (T, B, I)
-    weights = lambda layer: [getattr(layer, f"{n}_l0") for n in  # noqa: E731
-                             ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    weights = lambda layer: [
+        getattr(layer, f"{n}_l0")
+        for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # noqa: E731
+    ]
     h = c = torch.zeros(2, 5, dtype=torch.float64)
     hg = torch.zeros(2, 5, dtype=torch.float64)
     lstm_out, gru_out = [], []
@@ -144,10 +159,10 @@ def test_direct_path_jacobian_of_the_cell_state_is_the_forget_gate():
     torch.manual_seed(0)
     cell = LSTMCell(3, 4, dtype=torch.float64)
     x, h, c = (torch.randn(n, dtype=torch.float64) for n in (3, 4, 4))
-    jacobian = torch.autograd.functional.jacobian(
-        lambda c_: cell(x, (h, c_))[1], c)
-    f = torch.sigmoid((cell.weight_ih @ x + cell.bias_ih + cell.weight_hh @ h
-                       + cell.bias_hh)[4:8])
+    jacobian = torch.autograd.functional.jacobian(lambda c_: cell(x, (h, c_))[1], c)
+    f = torch.sigmoid(
+        (cell.weight_ih @ x + cell.bias_ih + cell.weight_hh @ h + cell.bias_hh)[4:8]
+    )
     torch.testing.assert_close(jacobian, torch.diag(f))
 
 
@@ -155,16 +170,24 @@ def test_direct_path_jacobian_of_the_cell_state_is_the_forget_gate():
 
 
 def test_memory_batch_shapes_targets_and_reproducibility():
-    tokens, targets = memory_batch(5, 7, n_symbols=6, generator=torch.Generator().manual_seed(0))
+    tokens, targets = memory_batch(
+        5, 7, n_symbols=6, generator=torch.Generator().manual_seed(0)
+    )
     assert tokens.shape == (5, 8) and targets.shape == (5,)
     assert tokens.dtype == targets.dtype == torch.long
     assert torch.equal(targets, tokens[:, 0])
     assert int(tokens.min()) >= 0 and int(tokens.max()) < 6
-    again, _ = memory_batch(5, 7, n_symbols=6, generator=torch.Generator().manual_seed(0))
+    again, _ = memory_batch(
+        5, 7, n_symbols=6, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(tokens, again)
-    big, _ = memory_batch(2000, 3, n_symbols=4, generator=torch.Generator().manual_seed(1))
+    big, _ = memory_batch(
+        2000, 3, n_symbols=4, generator=torch.Generator().manual_seed(1)
+    )
     counts = torch.bincount(big.flatten(), minlength=4).float() / big.numel()
-    assert torch.allclose(counts, torch.full((4,), 0.25), atol=0.02)  # distractors alike
+    assert torch.allclose(
+        counts, torch.full((4,), 0.25), atol=0.02
+    )  # distractors alike
     assert memory_batch(3, 0)[0].shape == (3, 1)
     with pytest.raises(ValueError):
         memory_batch(3, -1)
@@ -207,14 +230,17 @@ def test_memory_accuracy_of_an_oracle_and_of_a_guesser():
 
     g = torch.Generator().manual_seed(0)
     assert memory_accuracy(Oracle(), 12, generator=g) == 1.0
-    assert memory_accuracy(Constant(), 12, 4000, generator=g) == pytest.approx(1 / 8, abs=0.02)
+    assert memory_accuracy(Constant(), 12, 4000, generator=g) == pytest.approx(
+        1 / 8, abs=0.02
+    )
 
 
 def test_an_lstm_learns_a_short_gap_and_stops_early():
     torch.manual_seed(0)
     model = MemoryClassifier("lstm", keep_bias=3.0)
-    log = train_memory_model(model, gap=3, max_steps=600,
-                             generator=torch.Generator().manual_seed(0))
+    log = train_memory_model(
+        model, gap=3, max_steps=600, generator=torch.Generator().manual_seed(0)
+    )
     assert log.steps < 600 and log.steps % 50 == 0
     assert memory_accuracy(model, 3, generator=torch.Generator().manual_seed(1)) > 0.97
     assert not model.training  # left in evaluation mode
@@ -242,7 +268,10 @@ def test_plain_rnn_recurrent_initialisations():
     w = orthogonal.recurrent.weight_hh_l0.detach()
     torch.testing.assert_close(w @ w.T, torch.eye(6), atol=1e-5, rtol=0)
     for model in (identity, orthogonal):
-        assert not model.recurrent.bias_ih_l0.any() and not model.recurrent.bias_hh_l0.any()
+        assert (
+            not model.recurrent.bias_ih_l0.any()
+            and not model.recurrent.bias_hh_l0.any()
+        )
     with pytest.raises(ValueError, match="plain RNN"):
         MemoryClassifier("lstm", recurrent_init="identity")
     with pytest.raises(ValueError, match="identity"):

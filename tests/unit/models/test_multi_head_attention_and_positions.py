@@ -28,7 +28,8 @@ def twin_modules(embed_dim=12, num_heads=3, bias=True, seed=0):
 def test_parameters_have_pytorchs_names_and_shapes():
     ours, theirs = twin_modules()
     assert {k: v.shape for k, v in ours.state_dict().items()} == {
-        k: v.shape for k, v in theirs.state_dict().items()}
+        k: v.shape for k, v in theirs.state_dict().items()
+    }
     unbiased, _ = twin_modules(bias=False)
     assert set(unbiased.state_dict()) == {"in_proj_weight", "out_proj.weight"}
 
@@ -61,7 +62,9 @@ def test_equals_nn_multiheadattention(bias, masking):
         keep = causal if keep is None else keep & causal
         kwargs["attn_mask"] = ~causal
     out, weights = ours(query, key, value, mask=keep)
-    ref_out, ref_weights = theirs(query, key, value, average_attn_weights=False, **kwargs)
+    ref_out, ref_weights = theirs(
+        query, key, value, average_attn_weights=False, **kwargs
+    )
     torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(weights, ref_weights)
     assert weights.shape == (B, 3, T_q, T_k)
@@ -108,7 +111,8 @@ def test_shift_is_a_rotation_of_each_frequency_pair():
     pe = sinusoidal_positional_encoding(40, dim)
     for i in range(dim // 2):
         w = 1 / 10000 ** (2 * i / dim)
-        rotation = torch.tensor([[math.cos(k * w), -math.sin(k * w)],
-                                 [math.sin(k * w), math.cos(k * w)]])
-        pair = pe[:, 2 * i:2 * i + 2]  # rows (sin, cos)
+        rotation = torch.tensor(
+            [[math.cos(k * w), -math.sin(k * w)], [math.sin(k * w), math.cos(k * w)]]
+        )
+        pair = pe[:, 2 * i : 2 * i + 2]  # rows (sin, cos)
         torch.testing.assert_close(pair[:-k] @ rotation, pair[k:], atol=1e-5, rtol=0)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from seqbook.train import fine_tuning
 from seqbook.models import parameter_efficient_fine_tuning as lora
+from seqbook.train import fine_tuning
 
 
 def tiny_bert(seed: int = 0):
@@ -20,8 +20,14 @@ def tiny_bert(seed: int = 0):
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=64, num_labels=2)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=2,
+    )
     return BertForSequenceClassification(config).eval()
 
 
@@ -77,12 +83,15 @@ def test_add_lora_counts_merges_and_switches_off():
     assert (adapted - plain).abs().max() > 1e-3
     with lora.lora_disabled(model):
         assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, plain)
-    torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, adapted)
+    torch.testing.assert_close(
+        model(input_ids=ids, attention_mask=mask).logits, adapted
+    )
     lora.merge_lora(model)
     assert not lora.lora_layers(model)
     assert isinstance(model.bert.encoder.layer[0].attention.self.query, nn.Linear)
-    torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, adapted,
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        model(input_ids=ids, attention_mask=mask).logits, adapted, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_add_lora_trains_as_many_parameters_as_peft():
@@ -91,11 +100,17 @@ def test_add_lora_trains_as_many_parameters_as_peft():
 
     ours = tiny_bert()
     lora.add_lora(ours, r=8, alpha=16.0)
-    config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="SEQ_CLS",
-                        target_modules=["query", "value"])
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        task_type="SEQ_CLS",
+        target_modules=["query", "value"],
+    )
     theirs = get_peft_model(tiny_bert(), config)
-    assert fine_tuning.count_parameters(ours, trainable_only=True) \
-        == fine_tuning.count_parameters(theirs, trainable_only=True)
+    assert fine_tuning.count_parameters(
+        ours, trainable_only=True
+    ) == fine_tuning.count_parameters(theirs, trainable_only=True)
 
 
 # ------------------------------------------------------------------- mean pooling
@@ -112,8 +127,10 @@ def test_mean_pool_ignores_padding():
     assert double.dtype == torch.float64
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None,
-                    reason="sentence-transformers is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("sentence_transformers") is None,
+    reason="sentence-transformers is not installed",
+)
 def test_sentence_embeddings_equal_sentence_transformers(tokenizer):
     from sentence_transformers import SentenceTransformer
 
@@ -122,7 +139,8 @@ def test_sentence_embeddings_equal_sentence_transformers(tokenizer):
     texts = ["the plot was dull", "i did not enjoy the final scene at all", "fun"]
     ours = lora.sentence_embeddings(pretrained.load_encoder(), tokenizer, texts)
     theirs = SentenceTransformer(pretrained.minilm_path(), device="cpu").encode(
-        texts, convert_to_tensor=True)
+        texts, convert_to_tensor=True
+    )
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(ours.norm(dim=-1), torch.ones(3))
 
@@ -145,10 +163,12 @@ def test_few_shot_accuracies_are_seeded():
     embeddings = torch.randn(40, 5, generator=g) * 0.3
     embeddings[labels == 0, 0] += 3.0
     embeddings[labels == 1, 1] += 3.0
-    first = lora.few_shot_accuracies(embeddings, labels, embeddings, labels, shots=4,
-                                     draws=7, seed=3)
-    again = lora.few_shot_accuracies(embeddings, labels, embeddings, labels, shots=4,
-                                      draws=7, seed=3)
+    first = lora.few_shot_accuracies(
+        embeddings, labels, embeddings, labels, shots=4, draws=7, seed=3
+    )
+    again = lora.few_shot_accuracies(
+        embeddings, labels, embeddings, labels, shots=4, draws=7, seed=3
+    )
     assert first == again and len(first) == 7
     assert all(0.8 <= a <= 1.0 for a in first)
 
@@ -171,18 +191,25 @@ def test_lora_model_trains_with_the_fine_tuning_loop(tokenizer):
     labels = [1, 0, 1, 0] * 8
     model = tiny_bert(seed=1)
     lora.add_lora(model, r=4, alpha=8.0)
-    frozen = {name: p.detach().clone() for name, p in model.named_parameters()
-              if not p.requires_grad}
-    assert fine_tuning.count_parameters(model, trainable_only=False) \
-        == fine_tuning.count_parameters(model, trainable_only=True) \
-        + sum(p.numel() for p in frozen.values())
-    loader = fine_tuning.make_loader(texts, labels, tokenizer, batch_size=8,
-                                     shuffle=True)
+    frozen = {
+        name: p.detach().clone()
+        for name, p in model.named_parameters()
+        if not p.requires_grad
+    }
+    assert fine_tuning.count_parameters(
+        model, trainable_only=False
+    ) == fine_tuning.count_parameters(model, trainable_only=True) + sum(
+        p.numel() for p in frozen.values()
+    )
+    loader = fine_tuning.make_loader(
+        texts, labels, tokenizer, batch_size=8, shuffle=True
+    )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-2)
     torch.manual_seed(0)  # dropout
-    history = fine_tuning.fit(model, loader, None, optimizer, max_epochs=10,
-                              eval_every=1, verbose=False)
+    history = fine_tuning.fit(
+        model, loader, None, optimizer, max_epochs=10, eval_every=1, verbose=False
+    )
     losses = [h["train_loss"] for h in history]
     assert len(losses) == 40
     assert sum(losses[-4:]) < sum(losses[:4])

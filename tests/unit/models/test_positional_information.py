@@ -29,7 +29,7 @@ def test_shift_matrix_is_block_diagonal_orthogonal_and_composes():
     torch.testing.assert_close(positional.shift_matrix(-3, 16).double(), m3.T)
     off_blocks = torch.ones(16, 16, dtype=torch.bool)
     for i in range(8):
-        off_blocks[2 * i:2 * i + 2, 2 * i:2 * i + 2] = False
+        off_blocks[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = False
     assert (m7[off_blocks] == 0).all()
     torch.testing.assert_close(positional.shift_matrix(0, 6), torch.eye(6))
 
@@ -78,8 +78,10 @@ def test_rotary_scores_depend_only_on_the_relative_offset():
     torch.manual_seed(0)
     d, t = 16, 30
     q, k = torch.randn(d), torch.randn(d)
-    scores = positional.rotary_embedding(q.expand(t, d)) @ \
-        positional.rotary_embedding(k.expand(t, d)).T  # (T, T)
+    scores = (
+        positional.rotary_embedding(q.expand(t, d))
+        @ positional.rotary_embedding(k.expand(t, d)).T
+    )  # (T, T)
     for offset in range(-t + 1, t):
         diagonal = scores.diagonal(offset)
         assert (diagonal.max() - diagonal.min()).item() < 1e-4
@@ -97,8 +99,10 @@ def test_rotary_embedding_rotates_pairs_and_keeps_norms():
     torch.testing.assert_close(rotated[..., 1, 0], a * math.cos(1) - b * math.sin(1))
     torch.testing.assert_close(rotated[..., 1, 1], a * math.sin(1) + b * math.cos(1))
     # An offset is a shift of the positions.
-    torch.testing.assert_close(positional.rotary_embedding(x[..., 2:, :]),
-                               positional.rotary_embedding(x, offset=-2)[..., 2:, :])
+    torch.testing.assert_close(
+        positional.rotary_embedding(x[..., 2:, :]),
+        positional.rotary_embedding(x, offset=-2)[..., 2:, :],
+    )
     with pytest.raises(ValueError, match="odd"):
         positional.rotary_embedding(torch.zeros(4, 5))
 
@@ -112,7 +116,9 @@ def test_rotary_embedding_follows_the_dtype():
 
 
 def test_order_batch_has_one_a_and_one_b_and_the_right_targets():
-    tokens, targets = positional.order_batch(500, 9, generator=torch.Generator().manual_seed(0))
+    tokens, targets = positional.order_batch(
+        500, 9, generator=torch.Generator().manual_seed(0)
+    )
     assert tokens.shape == (500, 9) and targets.shape == (500,)
     assert ((tokens == positional.A_TOKEN).sum(1) == 1).all()
     assert ((tokens == positional.B_TOKEN).sum(1) == 1).all()
@@ -133,7 +139,9 @@ def test_order_batch_is_reproducible_and_refuses_too_short_sequences():
 
 def test_the_bag_of_tokens_says_nothing_about_the_target():
     # Reversing a sequence keeps its bag of tokens and flips its target.
-    tokens, targets = positional.order_batch(200, 7, generator=torch.Generator().manual_seed(1))
+    tokens, targets = positional.order_batch(
+        200, 7, generator=torch.Generator().manual_seed(1)
+    )
     reversed_tokens = tokens.flip(1)
     a = (reversed_tokens == positional.A_TOKEN).float().argmax(1)
     b = (reversed_tokens == positional.B_TOKEN).float().argmax(1)
@@ -143,7 +151,9 @@ def test_the_bag_of_tokens_says_nothing_about_the_target():
 def test_classifier_without_positions_is_permutation_invariant():
     torch.manual_seed(0)
     model = positional.OrderClassifier("none").eval()
-    tokens, _ = positional.order_batch(16, 10, generator=torch.Generator().manual_seed(2))
+    tokens, _ = positional.order_batch(
+        16, 10, generator=torch.Generator().manual_seed(2)
+    )
     with torch.no_grad():
         torch.testing.assert_close(model(tokens), model(tokens[:, torch.randperm(10)]))
 
@@ -152,7 +162,9 @@ def test_classifier_without_positions_is_permutation_invariant():
 def test_classifier_with_positions_is_not_permutation_invariant(kind):
     torch.manual_seed(0)
     model = positional.OrderClassifier(kind).eval()
-    tokens, _ = positional.order_batch(16, 10, generator=torch.Generator().manual_seed(2))
+    tokens, _ = positional.order_batch(
+        16, 10, generator=torch.Generator().manual_seed(2)
+    )
     with torch.no_grad():
         assert (model(tokens) - model(tokens.flip(1))).abs().max() > 1e-4
 

@@ -31,8 +31,9 @@ def sentences_batch(batch=200, length=20, vocab_size=40, seed=0):
 def test_mask_tokens_rules_and_proportions():
     ids = sentences_batch(2000, 24, 40)
     original = ids.clone()
-    inputs, labels = P.mask_tokens(ids, 4, 40, SPECIAL, 0.15,
-                                   torch.Generator().manual_seed(1))
+    inputs, labels = P.mask_tokens(
+        ids, 4, 40, SPECIAL, 0.15, torch.Generator().manual_seed(1)
+    )
     assert torch.equal(ids, original)
     assert inputs.dtype == labels.dtype == torch.long
     special = torch.isin(ids, torch.tensor(SPECIAL))
@@ -85,8 +86,14 @@ def test_sentences_vocabulary_and_encoding():
     ids = P.encode_sentences(sentences, vocab, max_len=6)
     assert ids.shape == (3, 6)
     assert (ids[:, 0] == 2).all()
-    assert ids[1].tolist()[:6] == [2, vocab.stoi["the"], 1, vocab.stoi["sat"],
-                                   vocab.stoi["."], 3]
+    assert ids[1].tolist()[:6] == [
+        2,
+        vocab.stoi["the"],
+        1,
+        vocab.stoi["sat"],
+        vocab.stoi["."],
+        3,
+    ]
     assert ids[0, -1] == 3  # cut to max_len - 2 tokens, <sep> still last
 
 
@@ -96,8 +103,9 @@ def test_sentences_vocabulary_and_encoding():
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return P.TinyEncoder(40, dim=16, num_heads=2, num_layers=2, hidden_dim=32,
-                         max_len=20).eval()
+    return P.TinyEncoder(
+        40, dim=16, num_heads=2, num_layers=2, hidden_dim=32, max_len=20
+    ).eval()
 
 
 def test_encoder_shapes_padding_and_causality(model):
@@ -115,8 +123,9 @@ def test_encoder_shapes_padding_and_causality(model):
     padded = torch.cat([ids[:, :10], torch.zeros(4, 5, dtype=torch.long)], dim=1)
     short = ids[:, :10]
     with torch.no_grad():
-        assert torch.allclose(model.encode(padded)[:, :10], model.encode(short),
-                              atol=1e-5)
+        assert torch.allclose(
+            model.encode(padded)[:, :10], model.encode(short), atol=1e-5
+        )
 
 
 def test_losses_match_cross_entropy_and_part3(model):
@@ -125,12 +134,14 @@ def test_losses_match_cross_entropy_and_part3(model):
     with torch.no_grad():
         logits = model(inputs)
         expected = F.cross_entropy(logits.reshape(-1, 40), labels.reshape(-1))
-        assert math.isclose(P.mlm_loss(model, inputs, labels).item(), expected.item(),
-                            rel_tol=1e-5)
+        assert math.isclose(
+            P.mlm_loss(model, inputs, labels).item(), expected.item(), rel_tol=1e-5
+        )
         inputs, labels = P.causal_lm_inputs_and_labels(ids, 0)
         part3 = causal_lm_loss(model(ids, causal=True), ids, pad_id=0)
-        assert math.isclose(P.clm_loss(model, inputs, labels).item(), part3.item(),
-                            rel_tol=1e-5)
+        assert math.isclose(
+            P.clm_loss(model, inputs, labels).item(), part3.item(), rel_tol=1e-5
+        )
 
 
 @pytest.mark.parametrize("objective", ["mlm", "clm"])
@@ -155,8 +166,9 @@ def test_pretrain_rejects_unknown_objectives(model):
 @pytest.mark.parametrize("keep_end", [False, True])
 def test_shuffle_words(keep_end):
     ids = sentences_batch(50, 20, 40)
-    shuffled = P.shuffle_words(ids, 0, keep_end_mark=keep_end,
-                               generator=torch.Generator().manual_seed(0))
+    shuffled = P.shuffle_words(
+        ids, 0, keep_end_mark=keep_end, generator=torch.Generator().manual_seed(0)
+    )
     lengths = (ids != 0).sum(1)
     for row in range(50):
         n = int(lengths[row])
@@ -165,7 +177,7 @@ def test_shuffle_words(keep_end):
         assert (shuffled[row, n:] == 0).all()
         if keep_end:
             assert shuffled[row, n - 2] == ids[row, n - 2]
-        moved = ids[row, 1:n - (2 if keep_end else 1)]
+        moved = ids[row, 1 : n - (2 if keep_end else 1)]
         if len(set(moved.tolist())) > 1:
             assert not torch.equal(shuffled[row], ids[row])
 

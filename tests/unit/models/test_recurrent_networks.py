@@ -11,11 +11,17 @@ from seqbook.models.recurrent_networks import RNN, clip_grad_norm, rnn_forward
 
 
 def nn_rnn_weights(module: nn.RNN):
-    return (module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)
+    return (
+        module.weight_ih_l0,
+        module.weight_hh_l0,
+        module.bias_ih_l0,
+        module.bias_hh_l0,
+    )
 
 
-@pytest.mark.parametrize("batch, steps, size_in, hidden", [(1, 1, 1, 1), (3, 7, 5, 4),
-                                                           (4, 20, 2, 16)])
+@pytest.mark.parametrize(
+    "batch, steps, size_in, hidden", [(1, 1, 1, 1), (3, 7, 5, 4), (4, 20, 2, 16)]
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_rnn_forward_equals_nn_rnn(batch, steps, size_in, hidden, dtype):
     torch.manual_seed(0)
@@ -38,19 +44,24 @@ def test_rnn_forward_gradients_equal_nn_rnn():
     x = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
     outputs, h_n = rnn_forward(x, h0, *nn_rnn_weights(builtin))
-    ours = torch.autograd.grad(outputs.sum() + h_n.square().sum(),
-                               (x, h0, *builtin.parameters()))
+    ours = torch.autograd.grad(
+        outputs.sum() + h_n.square().sum(), (x, h0, *builtin.parameters())
+    )
     expected_outputs, expected_h = builtin(x, h0[None])
-    theirs = torch.autograd.grad(expected_outputs.sum() + expected_h.square().sum(),
-                                 (x, h0, *builtin.parameters()))
+    theirs = torch.autograd.grad(
+        expected_outputs.sum() + expected_h.square().sum(),
+        (x, h0, *builtin.parameters()),
+    )
     for a, b in zip(ours, theirs):
         assert (a - b).abs().max() < 1e-12
 
 
 def test_rnn_forward_passes_gradcheck():
     torch.manual_seed(2)
-    tensors = [torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-               for shape in [(2, 4, 3), (2, 5), (5, 3), (5, 5), (5,), (5,)]]
+    tensors = [
+        torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        for shape in [(2, 4, 3), (2, 5), (5, 3), (5, 5), (5,), (5,)]
+    ]
     assert torch.autograd.gradcheck(lambda *a: rnn_forward(*a)[0], tensors)
 
 
@@ -58,8 +69,9 @@ def test_rnn_module_loads_nn_rnn_state_dict_and_matches():
     torch.manual_seed(3)
     builtin = nn.RNN(6, 8, batch_first=True)
     ours = RNN(6, 8)
-    assert [(n, p.shape) for n, p in ours.named_parameters()] == \
-        [(n, p.shape) for n, p in builtin.named_parameters()]
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == [
+        (n, p.shape) for n, p in builtin.named_parameters()
+    ]
     ours.load_state_dict(builtin.state_dict())
     x = torch.randn(4, 9, 6)
     for h0 in (None, torch.randn(1, 4, 8)):
@@ -118,8 +130,9 @@ def test_clip_grad_norm_accepts_generators_single_tensors_and_none_grads():
     assert ours[1].grad is None
     assert torch.allclose(ours[0].grad, theirs[0].grad)
     ours, theirs = make_parameters(2, [(6,)], 3.0)
-    assert torch.allclose(clip_grad_norm(ours[0], 0.5),
-                          torch.nn.utils.clip_grad_norm_(theirs[0], 0.5))
+    assert torch.allclose(
+        clip_grad_norm(ours[0], 0.5), torch.nn.utils.clip_grad_norm_(theirs[0], 0.5)
+    )
     assert torch.allclose(ours[0].grad, theirs[0].grad)
     assert float(clip_grad_norm([torch.zeros(2, requires_grad=True)], 1.0)) == 0.0
 

@@ -6,8 +6,8 @@ import datetime
 import pytest
 import torch
 
-from seqbook.models import seq2seq_attention as seq2seq
 from seqbook.data.dates import DATE_FORMATS, date_split, format_date
+from seqbook.models import seq2seq_attention as seq2seq
 from seqbook.train.checkpoints import checkpoint_path, read_checkpoint, save_checkpoint
 
 
@@ -41,17 +41,30 @@ def test_additive_attention_matches_the_formula_and_masks():
     mask = torch.tensor([[True] * 6, [True] * 2 + [False] * 4])
     context, weights = module(query, keys, mask)
     assert context.shape == (2, 5) and weights.shape == (2, 6)
-    scores = torch.stack([
-        torch.stack([module.score @ torch.tanh(module.query_proj.weight @ query[b]
-                                               + module.key_proj(keys[b, j]))
-                     for j in range(6)]) for b in range(2)])
+    scores = torch.stack(
+        [
+            torch.stack(
+                [
+                    module.score
+                    @ torch.tanh(
+                        module.query_proj.weight @ query[b]
+                        + module.key_proj(keys[b, j])
+                    )
+                    for j in range(6)
+                ]
+            )
+            for b in range(2)
+        ]
+    )
     expected = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
     torch.testing.assert_close(weights, expected)
     torch.testing.assert_close(context, torch.einsum("bt,btd->bd", expected, keys))
     assert module.query_proj.bias is None and module.key_proj.bias is not None
     empty = torch.zeros(2, 6, dtype=torch.bool)
     context, weights = module(query, keys, empty)
-    assert not torch.isnan(weights).any() and (weights == 0).all() and (context == 0).all()
+    assert (
+        not torch.isnan(weights).any() and (weights == 0).all() and (context == 0).all()
+    )
 
 
 def test_decode_steps_inputs_in_both_modes():
@@ -72,7 +85,9 @@ def test_decode_steps_inputs_in_both_modes():
 
 def test_encoder_ignores_padding(vocab):
     torch.manual_seed(0)
-    model = seq2seq.Seq2Seq(len(vocab), attention=True, bos_id=vocab.stoi[seq2seq.BOS]).eval()
+    model = seq2seq.Seq2Seq(
+        len(vocab), attention=True, bos_id=vocab.stoi[seq2seq.BOS]
+    ).eval()
     pairs = [("4/11/89", "1989-04-11")]
     longer = pairs + [("the 1st of May 2001", "2001-05-01")]
     with torch.no_grad():
@@ -85,10 +100,16 @@ def test_a_short_training_run_lowers_the_loss(vocab):
     torch.manual_seed(0)
     train, _ = date_split(200, 10, 2, seed=1)
     for attention in (True, False):
-        model = seq2seq.Seq2Seq(len(vocab), embed_dim=16, hidden_dim=32, attention=attention,
-                                bos_id=vocab.stoi[seq2seq.BOS])
-        losses = seq2seq.train_seq2seq(model, train, vocab, steps=40, log_every=10,
-                                       batch_size=32)
+        model = seq2seq.Seq2Seq(
+            len(vocab),
+            embed_dim=16,
+            hidden_dim=32,
+            attention=attention,
+            bos_id=vocab.stoi[seq2seq.BOS],
+        )
+        losses = seq2seq.train_seq2seq(
+            model, train, vocab, steps=40, log_every=10, batch_size=32
+        )
         assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
 
 
@@ -96,24 +117,37 @@ def test_training_length_is_a_step_count_never_a_time(vocab):
     import inspect
 
     assert "seconds" not in inspect.signature(seq2seq.train_seq2seq).parameters
-    model = seq2seq.Seq2Seq(len(vocab), embed_dim=8, hidden_dim=8, attention=False,
-                            bos_id=vocab.stoi[seq2seq.BOS])
+    model = seq2seq.Seq2Seq(
+        len(vocab),
+        embed_dim=8,
+        hidden_dim=8,
+        attention=False,
+        bos_id=vocab.stoi[seq2seq.BOS],
+    )
     for steps in (0, None, 2.5):
         with pytest.raises(ValueError, match="steps"):
-            seq2seq.train_seq2seq(model, [("1/2/03", "2003-01-02")] * 4, vocab,
-                                  steps=steps, batch_size=2)
+            seq2seq.train_seq2seq(
+                model, [("1/2/03", "2003-01-02")] * 4, vocab, steps=steps, batch_size=2
+            )
 
 
 def test_checkpoint_round_trip(tmp_path, vocab):
     torch.manual_seed(0)
-    model = seq2seq.Seq2Seq(len(vocab), embed_dim=8, hidden_dim=16, attention=False,
-                            bos_id=vocab.stoi[seq2seq.BOS])
+    model = seq2seq.Seq2Seq(
+        len(vocab),
+        embed_dim=8,
+        hidden_dim=16,
+        attention=False,
+        bos_id=vocab.stoi[seq2seq.BOS],
+    )
     save_checkpoint(tmp_path / "tiny.pt", model, {"steps": 0}, itos=vocab.itos)
     loaded, info = seq2seq.load_checkpoint(tmp_path / "tiny.pt")
     assert info == {"steps": 0} and not loaded.training
     saved = read_checkpoint(tmp_path / "tiny.pt")
     assert all(value.dtype == torch.float32 for value in saved["state_dict"].values())
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (name, a), (_, b) in zip(
+        model.state_dict().items(), loaded.state_dict().items()
+    ):
         torch.testing.assert_close(a, b, msg=name)
 
 
@@ -135,7 +169,12 @@ def test_shipped_checkpoints_are_small_and_load(name, vocab):
 
 
 def test_a_checkpoint_refuses_contents_that_would_overwrite_its_own(tmp_path, vocab):
-    model = seq2seq.Seq2Seq(len(vocab), embed_dim=8, hidden_dim=16, attention=False,
-                            bos_id=vocab.stoi[seq2seq.BOS])
+    model = seq2seq.Seq2Seq(
+        len(vocab),
+        embed_dim=8,
+        hidden_dim=16,
+        attention=False,
+        bos_id=vocab.stoi[seq2seq.BOS],
+    )
     with pytest.raises(ValueError, match="written by save_checkpoint itself"):
         save_checkpoint(tmp_path / "bad.pt", model, info=None, config={})

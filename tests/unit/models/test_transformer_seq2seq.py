@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqbook.models import transformer_seq2seq as S
 from seqbook.data.scan import length_split, scan_examples, simple_split
+from seqbook.models import transformer_seq2seq as S
 from seqbook.train.checkpoints import CHECKPOINT_DIR, save_checkpoint
 
 
@@ -56,16 +56,18 @@ def test_loss_equals_torch(seed):
     targets[0] = (ignore + 1) % c
     smoothing = [0.0, 0.1, 0.3][seed % 3]
     ours = S.label_smoothed_cross_entropy(logits, targets, smoothing, ignore)
-    theirs = F.cross_entropy(logits, targets, label_smoothing=smoothing,
-                             ignore_index=ignore)
+    theirs = F.cross_entropy(
+        logits, targets, label_smoothing=smoothing, ignore_index=ignore
+    )
     assert torch.isfinite(ours)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_decoder_block_matches_torch():
     torch.manual_seed(0)
-    layer = torch.nn.TransformerDecoderLayer(16, 4, 32, dropout=0.0, batch_first=True,
-                                             norm_first=True).eval()
+    layer = torch.nn.TransformerDecoderLayer(
+        16, 4, 32, dropout=0.0, batch_first=True, norm_first=True
+    ).eval()
     block = S.DecoderBlock(16, 4, 32).eval()
     block.self_attention.load_state_dict(layer.self_attn.state_dict())
     block.cross_attention.load_state_dict(layer.multihead_attn.state_dict())
@@ -78,8 +80,13 @@ def test_decoder_block_matches_torch():
     x, memory = torch.randn(2, 4, 16), torch.randn(2, 3, 16)
     _, target_mask, memory_mask = S.seq2seq_masks(source, target, 0)
     ours = block(x, memory, target_mask, memory_mask)
-    theirs = layer(x, memory, tgt_mask=~torch.ones(4, 4, dtype=torch.bool).tril(),
-                   tgt_key_padding_mask=target == 0, memory_key_padding_mask=source == 0)
+    theirs = layer(
+        x,
+        memory,
+        tgt_mask=~torch.ones(4, 4, dtype=torch.bool).tril(),
+        tgt_key_padding_mask=target == 0,
+        memory_key_padding_mask=source == 0,
+    )
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
     assert block.cross_weights.shape == (2, 4, 4, 3)
     assert torch.all(block.cross_weights[0, :, :, 2] == 0)  # source padding
@@ -88,8 +95,14 @@ def test_decoder_block_matches_torch():
 def small_model(vocabs, seed=0):
     torch.manual_seed(seed)
     source_vocab, target_vocab = vocabs
-    return S.TransformerSeq2Seq(len(source_vocab), len(target_vocab), dim=32,
-                                num_heads=4, hidden_dim=64, num_layers=2).eval()
+    return S.TransformerSeq2Seq(
+        len(source_vocab),
+        len(target_vocab),
+        dim=32,
+        num_heads=4,
+        hidden_dim=64,
+        num_layers=2,
+    ).eval()
 
 
 def test_model_is_causal_and_ignores_source_padding(vocabs):
@@ -101,7 +114,9 @@ def test_model_is_causal_and_ignores_source_padding(vocabs):
     changed[0, 3:] = 8
     torch.testing.assert_close(model(source, changed)[:, :3], logits[:, :3])
     assert not torch.allclose(model(source, changed)[:, 3:], logits[:, 3:])
-    torch.testing.assert_close(model(source[:, :3], target), logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        model(source[:, :3], target), logits, rtol=1e-5, atol=1e-5
+    )
     padded = torch.cat([source, torch.zeros(1, 5, dtype=torch.long)], 1)
     torch.testing.assert_close(model(padded, target), logits, rtol=1e-5, atol=1e-5)
 
@@ -127,8 +142,9 @@ def test_greedy_decode_matches_full_forward(vocabs, bias):
 def test_training_lowers_the_loss(vocabs):
     model = small_model(vocabs)
     pairs = simple_split()[0][:512]
-    losses = S.train_seq2seq(model, pairs, *vocabs, epochs=3, batch_size=64, lr=3e-3,
-                             warmup=10)
+    losses = S.train_seq2seq(
+        model, pairs, *vocabs, epochs=3, batch_size=64, lr=3e-3, warmup=10
+    )
     assert sum(losses[-4:]) / 4 < 0.8 * sum(losses[:4]) / 4
 
 
@@ -137,18 +153,30 @@ def test_max_steps_gives_the_same_run_whatever_the_machine(vocabs):
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        model = S.TransformerSeq2Seq(len(vocabs[0]), len(vocabs[1]), dim=16, num_heads=2,
-                                     hidden_dim=32, num_layers=1)
-        runs.append(S.train_seq2seq(model, pairs, *vocabs, epochs=5, batch_size=32,
-                                    max_steps=7))
+        model = S.TransformerSeq2Seq(
+            len(vocabs[0]),
+            len(vocabs[1]),
+            dim=16,
+            num_heads=2,
+            hidden_dim=32,
+            num_layers=1,
+        )
+        runs.append(
+            S.train_seq2seq(model, pairs, *vocabs, epochs=5, batch_size=32, max_steps=7)
+        )
     assert len(runs[0]) == 7 and runs[0] == runs[1]
 
 
 def test_checkpoint_round_trip(vocabs, tmp_path):
     model = small_model(vocabs)
     path = tmp_path / "m.pt"
-    save_checkpoint(path, model, {"epochs": 3}, source_tokens=vocabs[0].tokens,
-                    target_tokens=vocabs[1].tokens)
+    save_checkpoint(
+        path,
+        model,
+        {"epochs": 3},
+        source_tokens=vocabs[0].tokens,
+        target_tokens=vocabs[1].tokens,
+    )
     loaded, source_vocab, target_vocab, info = S.load_checkpoint(path)
     assert info == {"epochs": 3} and source_vocab.tokens == vocabs[0].tokens
     source = torch.tensor([[3, 4, 5]])
@@ -181,7 +209,8 @@ def test_the_cache_gives_exactly_the_uncached_translation(vocabs):
 
 
 def test_the_cache_projects_each_position_once_and_the_memory_once_per_sentence(
-        vocabs, monkeypatch):
+    vocabs, monkeypatch
+):
     model = small_model(vocabs, seed=3)
     with torch.no_grad():
         model.readout.bias[:3] = -1e4  # never <eos>: decode all 9 positions

@@ -5,13 +5,12 @@ recomputation)."""
 from __future__ import annotations
 
 import itertools
-import math
 
 import pytest
 import torch
 
-from seqbook.text import decoding
 from seqbook.checks.decoding_and_evaluation import TableScorer
+from seqbook.text import decoding
 
 
 def brute_force(scorer, bos, eos, max_len, alpha):
@@ -24,7 +23,7 @@ def brute_force(scorer, bos, eos, max_len, alpha):
             if eos in tokens[:-1] or (tokens[-1] != eos and length < max_len):
                 continue
             total = decoding.sequence_log_prob(scorer, bos, tokens)
-            score = total / length ** alpha
+            score = total / length**alpha
             if best is None or score > best[1] + 1e-12:
                 best = (tokens, score)
     return best
@@ -35,7 +34,7 @@ def test_wide_beam_equals_exhaustive_search(seed):
     vocab, max_len = 3 + seed % 2, 3
     scorer = TableScorer(vocab, 0, 1, seed=seed, sharpness=0.8)
     alpha = [0.0, 0.5, 1.0][seed % 3]
-    tokens, score = decoding.beam_search(scorer, 0, 1, vocab ** max_len, max_len, alpha)
+    tokens, score = decoding.beam_search(scorer, 0, 1, vocab**max_len, max_len, alpha)
     expected_tokens, expected_score = brute_force(scorer, 0, 1, max_len, alpha)
     assert tokens == expected_tokens
     assert score == pytest.approx(expected_score, abs=1e-9)
@@ -80,29 +79,31 @@ def test_sampling_is_seeded_and_follows_the_distribution():
     b = decoding.sample(scorer, 0, 1, 6, num_samples=30, generator=g2)
     assert a == b
     assert all(len(s) <= 6 and (1 not in s[:-1]) for s in a)
-    cold = decoding.sample(scorer, 0, 1, 6, num_samples=20, temperature=1e-4,
-                           generator=g1)
+    cold = decoding.sample(
+        scorer, 0, 1, 6, num_samples=20, temperature=1e-4, generator=g1
+    )
     greedy, _ = decoding.greedy_search(scorer, 0, 1, 6)
     assert all(s == greedy for s in cold)
-    first = decoding.sample(scorer, 0, 1, 1, num_samples=4000,
-                            generator=torch.Generator().manual_seed(0))
+    first = decoding.sample(
+        scorer, 0, 1, 1, num_samples=4000, generator=torch.Generator().manual_seed(0)
+    )
     counts = torch.bincount(torch.tensor([s[0] for s in first]), minlength=5) / 4000
     expected = scorer(torch.tensor([[0]]))[0].exp().float()
     assert torch.allclose(counts, expected, atol=0.03)
-    only_top = decoding.sample(scorer, 0, 1, 1, num_samples=50, top_k=1,
-                               generator=g1)
+    only_top = decoding.sample(scorer, 0, 1, 1, num_samples=50, top_k=1, generator=g1)
     assert {s[0] for s in only_top} == {int(expected.argmax())}
 
 
 def test_model_scorers_match_full_recomputation():
+    from seqbook.data.scan import scan_examples
     from seqbook.models import seq2seq_attention as seq2seq
     from seqbook.models import transformer_seq2seq as seq2seq_transformer
-    from seqbook.data.scan import scan_examples
 
     vocab = seq2seq.date_vocabulary()
     torch.manual_seed(0)
-    model = seq2seq.Seq2Seq(len(vocab), 8, 16, attention=True,
-                            bos_id=vocab.stoi[seq2seq.BOS]).eval()
+    model = seq2seq.Seq2Seq(
+        len(vocab), 8, 16, attention=True, bos_id=vocab.stoi[seq2seq.BOS]
+    ).eval()
     written, iso = "3 May 2011", "2011-05-03"
     scorer = decoding.date_scorer(model, written, vocab)
     source, lengths, targets = seq2seq.encode_pairs([(written, iso)], vocab)
@@ -114,8 +115,9 @@ def test_model_scorers_match_full_recomputation():
         assert torch.allclose(got, logits[t - 1].log_softmax(-1), atol=1e-5)
 
     source_vocab, target_vocab = seq2seq_transformer.scan_vocabularies(scan_examples())
-    net = seq2seq_transformer.TransformerSeq2Seq(len(source_vocab), len(target_vocab),
-                                                 dim=16, num_heads=2, hidden_dim=32)
+    net = seq2seq_transformer.TransformerSeq2Seq(
+        len(source_vocab), len(target_vocab), dim=16, num_heads=2, hidden_dim=32
+    )
     net.eval()
     cached = decoding.scan_scorer(net, "jump twice", source_vocab)
     full = decoding.full_prefix_scorer(net, "jump twice", source_vocab)
@@ -124,5 +126,6 @@ def test_model_scorers_match_full_recomputation():
     assert torch.allclose(cached(prefixes[:, :2]), full(prefixes[:, :2]), atol=1e-5)
     tokens, _ = decoding.greedy_search(cached, 1, 2, 8)
     ids = seq2seq_transformer.greedy_decode(
-        net, torch.tensor([source_vocab.encode("jump twice")]), 1, 2, 8)[0].tolist()
-    assert tokens == ids[:len(tokens)]
+        net, torch.tensor([source_vocab.encode("jump twice")]), 1, 2, 8
+    )[0].tolist()
+    assert tokens == ids[: len(tokens)]

@@ -31,19 +31,38 @@ def test_corpus_bleu_equals_sacrebleu_with_variable_reference_counts(seed):
         # Hypotheses near a reference, so high-order matches occur.
         words = reference.split()
         if rng.random() < 0.7 and words:
-            words = words[: rng.randint(0, len(words))] + random_sentence(rng, vocabulary, 0, 4).split()
-        hypotheses.append(" ".join(words) if rng.random() < 0.9 else random_sentence(rng, vocabulary))
-        references.append([reference] + [random_sentence(rng, vocabulary, 1)
-                                         for _ in range(rng.randint(0, 3))])
-    assert abs(corpus_bleu(hypotheses, references) - sacrebleu_score(hypotheses, references)) < 1e-6
+            words = (
+                words[: rng.randint(0, len(words))]
+                + random_sentence(rng, vocabulary, 0, 4).split()
+            )
+        hypotheses.append(
+            " ".join(words) if rng.random() < 0.9 else random_sentence(rng, vocabulary)
+        )
+        references.append(
+            [reference]
+            + [random_sentence(rng, vocabulary, 1) for _ in range(rng.randint(0, 3))]
+        )
+    assert (
+        abs(
+            corpus_bleu(hypotheses, references)
+            - sacrebleu_score(hypotheses, references)
+        )
+        < 1e-6
+    )
 
 
 def test_corpus_bleu_edge_cases():
     assert corpus_bleu(["a b c d"], [["a b c d"]]) == pytest.approx(100.0)
-    for hyps, refs in [(["x y"], [["a b c d"]]), ([""], [["a b"]]), (["a b"], [["a b c d e"]]),
-                       (["a a a a a"], [["a", "a a"]]),
-                       (["a b c x y"], [["a b c d", "y a b"]])]:
-        assert corpus_bleu(hyps, refs) == pytest.approx(sacrebleu_score(hyps, refs), abs=1e-6)
+    for hyps, refs in [
+        (["x y"], [["a b c d"]]),
+        ([""], [["a b"]]),
+        (["a b"], [["a b c d e"]]),
+        (["a a a a a"], [["a", "a a"]]),
+        (["a b c x y"], [["a b c d", "y a b"]]),
+    ]:
+        assert corpus_bleu(hyps, refs) == pytest.approx(
+            sacrebleu_score(hyps, refs), abs=1e-6
+        )
     with pytest.raises(ValueError):
         corpus_bleu(["a"], ["a"])
     with pytest.raises(ValueError):
@@ -67,17 +86,26 @@ def test_scan_has_the_papers_size_and_length_split():
     assert simple_split() == (train, test)  # seeded
 
 
-@pytest.mark.parametrize("command, actions", [
-    ("jump", "I_JUMP"),
-    ("turn right", "I_TURN_RIGHT"),
-    ("walk left", "I_TURN_LEFT I_WALK"),
-    ("look opposite right", "I_TURN_RIGHT I_TURN_RIGHT I_LOOK"),
-    ("turn opposite left", "I_TURN_LEFT I_TURN_LEFT"),
-    ("turn around right", "I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT"),
-    ("run around left", "I_TURN_LEFT I_RUN I_TURN_LEFT I_RUN I_TURN_LEFT I_RUN I_TURN_LEFT I_RUN"),
-    ("jump twice after walk thrice", "I_WALK I_WALK I_WALK I_JUMP I_JUMP"),
-    ("look right and turn left twice", "I_TURN_RIGHT I_LOOK I_TURN_LEFT I_TURN_LEFT"),
-])
+@pytest.mark.parametrize(
+    "command, actions",
+    [
+        ("jump", "I_JUMP"),
+        ("turn right", "I_TURN_RIGHT"),
+        ("walk left", "I_TURN_LEFT I_WALK"),
+        ("look opposite right", "I_TURN_RIGHT I_TURN_RIGHT I_LOOK"),
+        ("turn opposite left", "I_TURN_LEFT I_TURN_LEFT"),
+        ("turn around right", "I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT"),
+        (
+            "run around left",
+            "I_TURN_LEFT I_RUN I_TURN_LEFT I_RUN I_TURN_LEFT I_RUN I_TURN_LEFT I_RUN",
+        ),
+        ("jump twice after walk thrice", "I_WALK I_WALK I_WALK I_JUMP I_JUMP"),
+        (
+            "look right and turn left twice",
+            "I_TURN_RIGHT I_LOOK I_TURN_LEFT I_TURN_LEFT",
+        ),
+    ],
+)
 def test_scan_semantics(command, actions):
     assert " ".join(interpret(command)) == actions
     assert dict(scan_examples())[command] == actions

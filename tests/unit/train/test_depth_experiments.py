@@ -5,8 +5,8 @@ normalisation"."""
 import pytest
 import torch
 
-from seqbook.train import depth_experiments as depth
 from seqbook.models.transformer import LayerNorm
+from seqbook.train import depth_experiments as depth
 
 
 @pytest.mark.parametrize("variant", depth.VARIANTS)

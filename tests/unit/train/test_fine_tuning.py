@@ -24,12 +24,20 @@ class WordTokenizer:
     def __init__(self):
         self.vocab = {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2}
 
-    def __call__(self, texts, truncation=False, max_length=None, padding=False,
-                 return_tensors=None):
+    def __call__(
+        self,
+        texts,
+        truncation=False,
+        max_length=None,
+        padding=False,
+        return_tensors=None,
+    ):
         rows = []
         for text in texts:
-            ids = [1] + [self.vocab.setdefault(w, len(self.vocab)) for w in text.split()]
-            ids = ids[:max_length - 1] if truncation and max_length else ids
+            ids = [1] + [
+                self.vocab.setdefault(w, len(self.vocab)) for w in text.split()
+            ]
+            ids = ids[: max_length - 1] if truncation and max_length else ids
             rows.append(ids + [2])
         if not padding:
             return {"input_ids": rows}
@@ -39,15 +47,30 @@ class WordTokenizer:
 
 
 def tiny_bert(num_labels=2, seed=0):
-    config = transformers.BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=32,
-                                     max_position_embeddings=64, num_labels=num_labels)
+    config = transformers.BertConfig(
+        vocab_size=60,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+    )
     torch.manual_seed(seed)
     return transformers.BertForSequenceClassification(config)
 
 
-TEXTS = ["good film", "bad film", "not a good film at all", "great", "dull plot",
-         "i liked it", "i hated it", "fine", "really really bad"]
+TEXTS = [
+    "good film",
+    "bad film",
+    "not a good film at all",
+    "great",
+    "dull plot",
+    "i liked it",
+    "i hated it",
+    "fine",
+    "really really bad",
+]
 LABELS = [1, 0, 0, 1, 0, 1, 0, 1, 0]
 
 
@@ -69,9 +92,13 @@ def test_dataset_and_collator_pad_dynamically():
 
 def test_shuffled_loader_is_seeded():
     tokenizer = WordTokenizer()
-    orders = [[b["labels"].tolist() for b in ft.make_loader(TEXTS, LABELS, tokenizer, 3,
-                                                            shuffle=True, seed=5)]
-              for _ in range(2)]
+    orders = [
+        [
+            b["labels"].tolist()
+            for b in ft.make_loader(TEXTS, LABELS, tokenizer, 3, shuffle=True, seed=5)
+        ]
+        for _ in range(2)
+    ]
     assert orders[0] == orders[1]
 
 
@@ -80,7 +107,9 @@ def test_train_epoch_and_evaluate_on_a_tiny_bert():
     loader = ft.make_loader(TEXTS, LABELS, tokenizer, batch_size=4)
     model = tiny_bert()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, ft.linear_warmup_lambda(1, 9))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, ft.linear_warmup_lambda(1, 9)
+    )
     before = [p.detach().clone() for p in model.parameters()]
     loss = ft.train_epoch(model, loader, optimizer, scheduler)
     assert isinstance(loss, float) and loss > 0
@@ -115,10 +144,12 @@ def test_training_learns_the_toy_task():
 def test_linear_warmup_matches_transformers():
     params = [nn.Parameter(torch.zeros(1))]
     for warmup, total in ((0, 10), (3, 10), (10, 10), (4, 37)):
-        ours = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD(params, lr=1.0),
-                                                 ft.linear_warmup_lambda(warmup, total))
+        ours = torch.optim.lr_scheduler.LambdaLR(
+            torch.optim.SGD(params, lr=1.0), ft.linear_warmup_lambda(warmup, total)
+        )
         theirs = transformers.get_linear_schedule_with_warmup(
-            torch.optim.SGD(params, lr=1.0), warmup, total)
+            torch.optim.SGD(params, lr=1.0), warmup, total
+        )
         for _ in range(total + 2):
             assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), abs=1e-12)
             ours.optimizer.step(), theirs.optimizer.step()
@@ -155,17 +186,32 @@ def test_fit_evaluates_every_stretch_and_restores_the_best():
     model = tiny_bert(seed=2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     stopper = ft.EarlyStopping(patience=100, mode="min")
-    history = ft.fit(model, train, validation, optimizer, max_epochs=2, eval_every=2,
-                     early_stopping=stopper, verbose=False)
+    history = ft.fit(
+        model,
+        train,
+        validation,
+        optimizer,
+        max_epochs=2,
+        eval_every=2,
+        early_stopping=stopper,
+        verbose=False,
+    )
     assert [h["step"] for h in history] == [2, 4, 5, 7, 9, 10]
     assert [h["epoch"] for h in history] == [1, 1, 1, 2, 2, 2]
     assert history[-1]["examples"] == 18
     best = min(h["validation_loss"] for h in history)
-    assert ft.evaluate(model, validation, "cpu")["loss"] == pytest.approx(best, rel=1e-6)
-    stopped = ft.fit(tiny_bert(seed=3), train, validation,
-                     torch.optim.AdamW(model.parameters(), lr=0.0), max_epochs=3,
-                     early_stopping=ft.EarlyStopping(patience=1, mode="min"),
-                     verbose=False)
+    assert ft.evaluate(model, validation, "cpu")["loss"] == pytest.approx(
+        best, rel=1e-6
+    )
+    stopped = ft.fit(
+        tiny_bert(seed=3),
+        train,
+        validation,
+        torch.optim.AdamW(model.parameters(), lr=0.0),
+        max_epochs=3,
+        early_stopping=ft.EarlyStopping(patience=1, mode="min"),
+        verbose=False,
+    )
     assert len(stopped) == 2  # lr 0: nothing improves after the first evaluation
 
 
@@ -176,14 +222,23 @@ def test_fit_without_validation_records_the_loss_of_every_batch():
         torch.manual_seed(0)
         model = tiny_bert(seed=2)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
-                                                      ft.linear_warmup_lambda(0, 10))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, ft.linear_warmup_lambda(0, 10)
+        )
         loader = ft.make_loader(TEXTS, LABELS, tokenizer, batch_size=2, shuffle=True)
         return model, optimizer, scheduler, loader
 
     model, optimizer, scheduler, loader = fresh_run()
-    history = ft.fit(model, loader, None, optimizer, scheduler, max_epochs=2,
-                     eval_every=1, verbose=False)
+    history = ft.fit(
+        model,
+        loader,
+        None,
+        optimizer,
+        scheduler,
+        max_epochs=2,
+        eval_every=1,
+        verbose=False,
+    )
     assert [h["step"] for h in history] == list(range(1, 11))
     assert [h["epoch"] for h in history] == [1] * 5 + [2] * 5
     assert history[-1]["examples"] == 18
@@ -191,23 +246,33 @@ def test_fit_without_validation_records_the_loss_of_every_batch():
     assert scheduler.last_epoch == 10
     # The same as calling train_epoch on one batch at a time.
     replay_model, replay_optimizer, replay_scheduler, replay_loader = fresh_run()
-    replayed = [ft.train_epoch(replay_model, [batch], replay_optimizer,
-                               replay_scheduler)
-                for _ in range(2) for batch in replay_loader]
+    replayed = [
+        ft.train_epoch(replay_model, [batch], replay_optimizer, replay_scheduler)
+        for _ in range(2)
+        for batch in replay_loader
+    ]
     assert [h["train_loss"] for h in history] == pytest.approx(replayed, rel=1e-6)
     for ours, theirs in zip(model.parameters(), replay_model.parameters()):
         torch.testing.assert_close(ours, theirs)
     with pytest.raises(ValueError, match="validation_loader"):
-        ft.fit(model, loader, None, optimizer, early_stopping=ft.EarlyStopping(),
-               verbose=False)
+        ft.fit(
+            model,
+            loader,
+            None,
+            optimizer,
+            early_stopping=ft.EarlyStopping(),
+            verbose=False,
+        )
 
 
 def test_predict_and_count_parameters():
     tokenizer = WordTokenizer()
     model = tiny_bert()
     model.classifier.weight.requires_grad_(False)
-    assert ft.count_parameters(model) - ft.count_parameters(model, trainable_only=True) \
+    assert (
+        ft.count_parameters(model) - ft.count_parameters(model, trainable_only=True)
         == model.classifier.weight.numel()
+    )
     tokenizer(TEXTS)  # fill the vocabulary
     labels, probabilities = ft.predict(model, tokenizer, TEXTS, batch_size=4)
     assert labels.shape == (9,) and probabilities.shape == (9, 2)
@@ -220,8 +285,12 @@ def test_minilm_pipeline_on_a_few_sentences():
 
     tokenizer = pretrained.load_tokenizer()
     model = pretrained.load_classifier(num_labels=2, seed=0)
-    loader = ft.make_loader(["the plot was not dull", "i loathed the ending", "fun"],
-                            [1, 0, 1], tokenizer, batch_size=2)
+    loader = ft.make_loader(
+        ["the plot was not dull", "i loathed the ending", "fun"],
+        [1, 0, 1],
+        tokenizer,
+        batch_size=2,
+    )
     batch = next(iter(loader))
     assert batch["input_ids"][0, 0].item() == tokenizer.cls_token_id
     result = ft.evaluate(model, loader, "cpu")

@@ -53,10 +53,13 @@ test-oldest:
 
 # Two workers on two cores: one math thread per process, or kernels fight for the cores
 # (measured: small RNNs ran up to 28 times slower with two threads each).
+# ruff first (seconds: lint and layout, configured in pyproject.toml), then pytest.
 # Every notebook runs inside its section's grading round trip (tests/grading/grading_harness.py):
 # the solution under SOLUTIONS_CPU_KERNEL, the student version natively, each cell checked
 # as nbval would; nbval itself stays for one notebook at a time while you work.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(RUN) OMP_NUM_THREADS=1 \
 		SEQBOOK_SOLUTIONS_CPU_CAPABILITY=$(SOLUTIONS_CPU_KERNEL) $(BIN)/python -m pytest \
 		-n $(PYTEST_WORKERS) --dist loadfile tests

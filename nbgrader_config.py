@@ -12,8 +12,9 @@ import sys
 
 c = get_config()  # noqa: F821 - injected by traitlets when nbgrader loads this file
 
-# The course's own grading tools (grading/ beside this file) are not an installed package:
-# make them importable for every nbgrader command that reads this configuration.
+# The course's own grading tools (grading/ beside this file) are not an installed
+# package: make them importable for every nbgrader command that reads this
+# configuration.
 _COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if _COURSE_ROOT not in sys.path:
     sys.path.append(_COURSE_ROOT)
@@ -62,19 +63,20 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
-# Each kernel runs in an operating-system sandbox (grading/sandbox.py, bubblewrap): it sees
-# the Python environment and a private copy of its own assignment folder -- not solutions/,
-# not the gradebook, not other students -- with no network and no view of other processes.
-# Where the sandbox cannot be made, autograding refuses. GRADING_SANDBOX=off opts out (only
-# where every submission is graded in a container of its own): then the log warns, and the
-# autograded notebook records it for the grade report (`python -m grading.report`).
+# Each kernel runs in an operating-system sandbox (grading/sandbox.py, bubblewrap): it
+# sees the Python environment and a private copy of its own assignment folder -- not
+# solutions/, not the gradebook, not other students -- with no network and no view of
+# other processes. Where the sandbox cannot be made, autograding refuses.
+# GRADING_SANDBOX=off opts out (only where every submission is graded in a container of
+# its own): then the log warns, and the autograded notebook records it for the grade
+# report (`python -m grading.report`).
 c.GuardedExecute.sandbox = os.environ.get("GRADING_SANDBOX", "bubblewrap")
 c.ClearMetadataPreprocessor.preserve_nb_metadata_mask = {
     ("language_info", "name"),
     ("seqbook_grading",),
 }
-# CUDA reserves tens of GB of address space when it starts, so on a grading machine with a
-# GPU set GRADING_MEMORY_LIMIT_MB=0 and limit memory with the container instead.
+# CUDA reserves tens of GB of address space when it starts, so on a grading machine with
+# a GPU set GRADING_MEMORY_LIMIT_MB=0 and limit memory with the container instead.
 c.GuardedExecute.memory_limit_mb = int(
     os.environ.get("GRADING_MEMORY_LIMIT_MB", "8192")
 )

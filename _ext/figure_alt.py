@@ -1,11 +1,11 @@
 """Give every notebook figure alt text, read from the figure itself.
 
 myst-nb renders a notebook's PNG outputs as images with no alt text, so the HTML writer
-falls back to the file's path (``../../_images/3f2a….png``), which is what a screen reader
-would read out. ``seqbook.book.plotting.use_book_style()`` (called in every section's set-up
-cell) writes a sentence built from the figure's titles and axis labels into the PNG's
-"Description" text chunk; this extension copies that sentence into the image's ``alt``
-when the document is read. An image that already has alt text keeps it.
+falls back to the file's path (``../../_images/3f2a….png``), which is what a screen
+reader would read out. ``seqbook.book.plotting.use_book_style()`` (called in every
+section's set-up cell) writes a sentence built from the figure's titles and axis labels
+into the PNG's "Description" text chunk; this extension copies that sentence into the
+image's ``alt`` when the document is read. An image that already has alt text keeps it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def add_alt_text(app, doctree) -> None:
         if image.get("alt", "").strip():
             continue
         # Sphinx's image collector (which runs first) leaves the file's path relative to
-        # the source folder in ``candidates``; before it, ``uri`` is relative to the page.
+        # the source folder in ``candidates``; before it, ``uri`` is relative to the
+        # page.
         candidate = image.get("candidates", {}).get("*")
         if candidate:
             path = Path(app.srcdir, candidate)

@@ -1,9 +1,10 @@
 """Serve MathJax from the book's own pages, so formulas are typeset with no network.
 
-Sphinx links MathJax from a CDN by default: a reader offline (or on a network that blocks
-the CDN) sees raw TeX. The ``django-static-mathjax`` wheel ships MathJax 3 (no Django
-needed to read its files); this extension copies the parts the book uses into
-``_static/mathjax`` after an HTML build, and ``_config.yml`` points ``mathjax_path`` there.
+Sphinx links MathJax from a CDN by default: a reader offline (or on a network that
+blocks the CDN) sees raw TeX. The ``django-static-mathjax`` wheel ships MathJax 3 (no
+Django needed to read its files); this extension copies the parts the book uses into
+``_static/mathjax`` after an HTML build, and ``_config.yml`` points ``mathjax_path``
+there.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def copy_mathjax(app, exception) -> None:
 
 
 def setup(app):
-    mathjax_source()  # fail at the start of a build, not after it, if MathJax is missing
+    # fail at the start of a build, not after it, if MathJax is missing
+    mathjax_source()
     app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

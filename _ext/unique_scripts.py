@@ -1,10 +1,11 @@
 """Link each script once per page.
 
-sphinx-thebe registers its inline configuration script (``const THEBE_JS_URL = …``) every
-time Sphinx reads documents, and Jupyter Book's build reaches that point twice, so every
-page declared the same ``const`` twice (and sphinx-togglebutton's settings twice): a SyntaxError in each reader's console (found by
-``tests/browser``). This extension drops exact repeats (same file or body, same
-attributes) from a page's scripts and keeps the first of each.
+sphinx-thebe registers its inline configuration script (``const THEBE_JS_URL = …``)
+every time Sphinx reads documents, and Jupyter Book's build reaches that point twice, so
+every page declared the same ``const`` twice (and sphinx-togglebutton's settings twice):
+a SyntaxError in each reader's console (found by ``tests/browser``). This extension
+drops exact repeats (same file or body, same attributes) from a page's scripts and keeps
+the first of each.
 """
 
 from __future__ import annotations

@@ -47,8 +47,8 @@ def read_url_file(path: Path) -> str:
         ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise CredentialError(
-            f"{path} may be read by other users (mode {stat.filemode(mode)}): it holds the "
-            f"gradebook's credentials, so make it private first: chmod 600 {path}"
+            f"{path} may be read by other users (mode {stat.filemode(mode)}): it holds "
+            f"the gradebook's credentials, so make it private first: chmod 600 {path}"
         )
     url = path.read_text(encoding="utf-8").strip()
     if not url:
@@ -59,7 +59,8 @@ def read_url_file(path: Path) -> str:
 def gradebook_url(
     db: str | None = None, db_file: Path | None = None, default: str | None = None
 ) -> str:
-    """The gradebook URL from ``--db-file``, ``$GRADEBOOK_URL`` or ``--db`` (see above)."""
+    """The gradebook URL from ``--db-file``, ``$GRADEBOOK_URL`` or ``--db`` (see
+    above)."""
     if db is not None and db_file is not None:
         raise CredentialError(
             "give the gradebook either with --db or with --db-file, not both"
@@ -67,10 +68,10 @@ def gradebook_url(
     if db is not None:
         if has_password(db):
             raise CredentialError(
-                "the gradebook URL given with --db holds a password, and every process on "
-                "this machine can read command lines: put the URL in the environment "
-                f"variable {ENVIRONMENT_VARIABLE}, or in a file only you can read and pass "
-                "--db-file FILE"
+                "the gradebook URL given with --db holds a password, and every process "
+                "on this machine can read command lines: put the URL in the "
+                f"environment variable {ENVIRONMENT_VARIABLE}, or in a file only you "
+                "can read and pass --db-file FILE"
             )
         return db
     if db_file is not None:

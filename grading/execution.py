@@ -3,9 +3,10 @@
 nbgrader runs a submission cell after cell in a fresh kernel and stops a cell after
 ``Execute.timeout`` seconds. That leaves four ways for one submission to spoil grading:
 
-* **a kernel that dies** (``os._exit``, a crash, the memory limit below): nbclient raises
-  ``DeadKernelError`` and nbgrader abandons the whole submission -- the exercises that
-  passed before the crash get nothing either, and the instructor only sees a log line;
+* **a kernel that dies** (``os._exit``, a crash, the memory limit below): nbclient
+  raises ``DeadKernelError`` and nbgrader abandons the whole submission -- the exercises
+  that passed before the crash get nothing either, and the instructor only sees a log
+  line;
 * **a loop the interrupt cannot stop** (it catches ``KeyboardInterrupt``, or sits in C
   code): every following cell waits its full timeout behind it, so one notebook can hold
   a grading worker for hours;
@@ -34,8 +35,8 @@ nbgrader runs a submission cell after cell in a fresh kernel and stops a cell af
 * ``max_output_chars``: each cell keeps at most this many characters of output; the
   rest is dropped while it arrives, with one notice. Error outputs and the integrity
   lines of ``seqbook.checks`` (:data:`INTEGRITY_MARKER`, ``SEQBOOK-INTEGRITY``, defined
-  once in ``seqbook/grading_protocol.py``) are always kept, so flooding the output cannot
-  hide a failure or tampering;
+  once in ``seqbook/grading_protocol.py``) are always kept, so flooding the output
+  cannot hide a failure or tampering;
 * ``preamble``: code run in the kernel before the first cell. It imports
   ``seqbook.checks``, which records the untouched state of the comparison functions,
   builtins and trace hooks, so that a submission cannot tamper *before* the checks are
@@ -55,10 +56,10 @@ so it shows in the autograded notebook, in the feedback and in ``grep``.
 * ``sandbox``: the kernel runs in an operating-system sandbox (:mod:`grading.sandbox`):
   it sees the Python environment and a private copy of its own assignment folder, no
   other file of the course, no network, no other process, no grader's variable. Where
-  the sandbox cannot be made, grading refuses (:class:`~grading.sandbox.SandboxUnavailable`)
-  unless ``sandbox = "off"``, which grades unsandboxed, says so in the log and records
-  it in the autograded notebook's metadata (``seqbook_grading.sandbox``), which the
-  grade report reads.
+  the sandbox cannot be made, grading refuses
+  (:class:`~grading.sandbox.SandboxUnavailable`) unless ``sandbox = "off"``, which
+  grades unsandboxed, says so in the log and records it in the autograded notebook's
+  metadata (``seqbook_grading.sandbox``), which the grade report reads.
 """
 
 from __future__ import annotations
@@ -116,8 +117,10 @@ INTEGRITY_MARKER = _grading_protocol().INTEGRITY_MARKER  # what seqbook.checks w
 # called `id` or `vars` cannot change the answer by accident.
 FINGERPRINT_EXPRESSION = (
     "(lambda b, s: b.repr(b.sorted((m + '.' + n, b.id(v))"
-    " for m, module in b.list(s.modules.items()) if m == 'seqbook' or m.startswith('seqbook.')"
-    " for n, v in b.list(b.vars(module).items()) if b.callable(v) and not n.startswith('__'))))"
+    " for m, module in b.list(s.modules.items())"
+    " if m == 'seqbook' or m.startswith('seqbook.')"
+    " for n, v in b.list(b.vars(module).items())"
+    " if b.callable(v) and not n.startswith('__'))))"
     "(__import__('builtins'), __import__('sys'))"
 )
 
@@ -141,8 +144,8 @@ class GuardedExecute(Execute):
 
     memory_limit_mb = Integer(
         8192,
-        help="Address-space limit of the kernel in MiB (0: none). Virtual memory counts, "
-        "not only memory in use: leave room above the heaviest notebook.",
+        help="Address-space limit of the kernel in MiB (0: none). Virtual memory "
+        "counts, not only memory in use: leave room above the heaviest notebook.",
     ).tag(config=True)
 
     memory_limit_required = Bool(
@@ -291,8 +294,8 @@ class GuardedExecute(Execute):
         if value.get("status") != "ok":
             return None
         try:
-            # The expression returns a string (so that IPython's display cannot shorten a
-            # long list); its text/plain form is that string's repr.
+            # The expression returns a string (so that IPython's display cannot shorten
+            # a long list); its text/plain form is that string's repr.
             return dict(ast.literal_eval(ast.literal_eval(value["data"]["text/plain"])))
         except (KeyError, ValueError, SyntaxError, TypeError):
             return None
@@ -301,9 +304,9 @@ class GuardedExecute(Execute):
         """Flag ``cell`` if the code under test changed the grading environment.
 
         Two looks, run by the grader after the cell: the checks' own integrity test
-        (which also puts the originals back, so that the next cell starts clean), and the
-        comparison with the functions recorded after the preamble, which holds even when
-        the integrity test itself was replaced.
+        (which also puts the originals back, so that the next cell starts clean), and
+        the comparison with the functions recorded after the preamble, which holds even
+        when the integrity test itself was replaced.
         """
         if not self._fingerprint:
             return

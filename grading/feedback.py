@@ -6,15 +6,18 @@ returned to a student therefore shows the hidden tests verbatim -- and a failing
 test's traceback quotes them again. :class:`StripHiddenTests` runs after ``GetGrades``
 (so scores and comments are already attached) and, in every cell:
 
-* replaces each ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` block of the source
-  by one comment line saying that hidden tests ran there;
+* replaces each ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` block of the
+  source by one comment line saying that hidden tests ran there;
 * keeps every output a student needs -- printed text, figures, the exception's name and
-  message (the check's explanation in words) -- but drops the traceback frames that quote
-  the test cell, and blanks any remaining output line that repeats a hidden-test line.
+  message (the check's explanation in words) -- but drops the traceback frames that
+  quote the test cell, and blanks any remaining output line that repeats a hidden-test
+  line.
 
 Configured in ``nbgrader_config.py`` as::
 
-    c.GenerateFeedback.preprocessors = [GetGrades, StripHiddenTests, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.preprocessors = [
+        GetGrades, StripHiddenTests, CSSHTMLHeaderPreprocessor
+    ]
 """
 
 from __future__ import annotations

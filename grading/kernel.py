@@ -44,15 +44,16 @@ NO_LIMIT_ADVICE = "limit memory with the container or set memory_limit_mb = 0"
 
 
 class MemoryLimitUnavailable(RuntimeError):
-    """The kernel's memory limit could not be applied (strict mode); the message says why."""
+    """The kernel's memory limit could not be applied (strict mode); the message says
+    why."""
 
 
 class KernelProcess:
     """The process of the kernel that ``km`` (a jupyter_client kernel manager) manages.
 
     ``log`` receives the warnings (default: this module's logger); ``label`` starts each
-    message (the name the grading log knows the caller by); ``strict`` turns a limit that
-    cannot be applied into :class:`MemoryLimitUnavailable`.
+    message (the name the grading log knows the caller by); ``strict`` turns a limit
+    that cannot be applied into :class:`MemoryLimitUnavailable`.
     """
 
     def __init__(

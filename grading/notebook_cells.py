@@ -18,7 +18,8 @@ SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 
 def cell_with_id(notebook: NotebookNode, grade_id: str) -> NotebookNode:
-    """The cell of ``notebook`` whose nbgrader grade id is ``grade_id`` (KeyError if none)."""
+    """The cell of ``notebook`` whose nbgrader grade id is ``grade_id`` (KeyError if
+    none)."""
     for cell in notebook.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
             return cell

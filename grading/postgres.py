@@ -100,7 +100,8 @@ class Server:
 
     @property
     def db_url(self) -> str:
-        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; name the driver installed.
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; name the driver
+        # installed.
         return (
             f"postgresql+psycopg2://{USER}:{self.password}@127.0.0.1:{self.port}/"
             f"{DATABASE}"
@@ -230,10 +231,10 @@ def fresh_database(db_url: str, name: str) -> str:
 
 
 def start(folder: Path | None = None, port: int | None = None) -> Server:
-    """Start (initialising on first use) a server whose files live in ``folder`` (default:
-    a new temporary folder). When the server runs as another user, every folder above
-    ``folder`` must be open to it: pytest's and mkdtemp's folders are not, so the
-    default is a fresh folder directly in the system's temporary folder."""
+    """Start (initialising on first use) a server whose files live in ``folder``
+    (default: a new temporary folder). When the server runs as another user, every
+    folder above ``folder`` must be open to it: pytest's and mkdtemp's folders are not,
+    so the default is a fresh folder directly in the system's temporary folder."""
     reason = unavailable_reason()
     if reason:
         raise RuntimeError(reason)

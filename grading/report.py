@@ -252,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     unsandboxed = graded_without_sandbox(args.course, args.assignment)
     if unsandboxed:
         print(
-            f"WARNING: {len(unsandboxed)} notebook(s) were autograded WITHOUT the sandbox "
-            "(GRADING_SANDBOX=off): their code could read and change files of the course. "
-            "Trust these scores only if each submission ran in a container of its own:\n  "
-            + "\n  ".join(unsandboxed)
+            f"WARNING: {len(unsandboxed)} notebook(s) were autograded WITHOUT the "
+            "sandbox (GRADING_SANDBOX=off): their code could read and change files of "
+            "the course. Trust these scores only if each submission ran in a container "
+            "of its own:\n  " + "\n  ".join(unsandboxed)
         )
     if args.plot:
         plot(args.plot, exercises, table, title=", ".join(args.assignment or []))

@@ -3,9 +3,10 @@
 :func:`fabricate` writes submissions of the section "Attention as a soft dictionary
 lookup" (one of the fastest to grade: about 7 s a notebook) into a course's
 ``submitted/`` folder -- correct, blank, buggy and hostile ones, the kinds of
-tests/grading/test_grading_scaled_dot_product_attention.py -- and returns the scores each must get; :func:`run_workers`
-registers the assignment in a gradebook and grades them with ``python -m grading.workers``.
-Used by tests/grading/test_grading_postgres.py and tools/grading_benchmark.py.
+tests/grading/test_grading_scaled_dot_product_attention.py -- and returns the scores
+each must get; :func:`run_workers` registers the assignment in a gradebook and grades
+them with ``python -m grading.workers``. Used by tests/grading/test_grading_postgres.py
+and tools/grading_benchmark.py.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ WRONG = {
         "    scores = -((queries[:, None] - keys[None, :]) ** 2) / width**2\n"
         "    if mask is not None:\n"
         "        scores = scores.masked_fill(~mask, float('-inf'))\n"
-        "    return torch.softmax(scores, dim=-1) @ values, torch.softmax(scores, dim=-1)\n"
+        "    return torch.softmax(scores, dim=-1) @ values, "
+        "torch.softmax(scores, dim=-1)\n"
     ),
     STEP: (  # steps before backward: the update uses stale (zero) gradients
-        "def training_step(model, optimizer, queries, keys, values, targets, mask=None):\n"
+        "def training_step(model, optimizer, queries, keys, values, targets, "
+        "mask=None):\n"
         "    optimizer.zero_grad()\n"
         "    loss = F.mse_loss(model(queries, keys, values, mask), targets)\n"
         "    optimizer.step()\n"

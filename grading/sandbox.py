@@ -105,10 +105,11 @@ class SandboxUnavailable(RuntimeError):
     def __init__(self, reason: str):
         super().__init__(
             f"Autograding refuses to run submissions outside a sandbox: {reason}. "
-            "Install bubblewrap (Debian and Ubuntu: `apt install bubblewrap`) on a Linux "
-            "host that allows unprivileged user namespaces. Only if every submission "
-            "already runs in a container of its own (see the instructors' guide) opt out "
-            f"with {OPT_OUT}; grading then warns in its log and in the grade report."
+            "Install bubblewrap (Debian and Ubuntu: `apt install bubblewrap`) on a "
+            "Linux host that allows unprivileged user namespaces. Only if every "
+            "submission already runs in a container of its own (see the instructors' "
+            f"guide) opt out with {OPT_OUT}; grading then warns in its log and in the "
+            "grade report."
         )
         self.reason = reason
 
@@ -133,7 +134,8 @@ def python_paths() -> list[str]:
 def bubblewrap_arguments(
     private_folder: str, socket_folder: str, environment: dict[str, str] | None = None
 ) -> list[str]:
-    """``bwrap`` and its options, up to (and including) the ``--`` before the command."""
+    """``bwrap`` and its options, up to (and including) the ``--`` before the
+    command."""
     bwrap = shutil.which(BUBBLEWRAP)
     if bwrap is None:
         raise SandboxUnavailable("the `bwrap` command (bubblewrap) is not installed")
@@ -184,7 +186,8 @@ def bubblewrap_arguments(
 
 
 def kernel_environment(environment: dict[str, str]) -> dict[str, str]:
-    """The variables the sandbox starts with: :data:`PASSED_VARIABLES` and its own paths.
+    """The variables the sandbox starts with: :data:`PASSED_VARIABLES` and its own
+    paths.
 
     bubblewrap itself must be started with this environment too, not only the kernel:
     its init process (PID 1 inside) keeps the environment it was started with, and the
@@ -239,8 +242,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel runs under bubblewrap (module docstring).
 
     Before the kernel starts, the working directory it was given (the submission's
-    folder under ``autograded/``) is copied to a private folder, which the kernel sees as
-    ``/submission``; the copy and the socket folder are removed when the kernel is
+    folder under ``autograded/``) is copied to a private folder, which the kernel sees
+    as ``/submission``; the copy and the socket folder are removed when the kernel is
     cleaned up, so nothing the submission writes survives its grading.
     """
 
@@ -298,7 +301,8 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 
 def _limit_address_space(limit: int) -> None:
-    """Run in the child between fork and exec: bwrap and everything it starts inherit it."""
+    """Run in the child between fork and exec: bwrap and everything it starts inherit
+    it."""
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -8,8 +8,8 @@ an ordinary nbgrader autograde of its share of the students; re-running a worker
 (``--force``), so a crashed or pre-empted worker is simply started again.
 
 Three commands, run from anywhere (paths are explicit), with the gradebook's URL in the
-environment variable ``GRADEBOOK_URL`` or in a private file (``--db-file``), never on the
-command line (:mod:`grading.credentials`):
+environment variable ``GRADEBOOK_URL`` or in a private file (``--db-file``), never on
+the command line (:mod:`grading.credentials`):
 
     export GRADEBOOK_URL=postgresql+psycopg2://grader:secret@db.example.org/course
     # once: register the assignment (cells, points, hidden tests) and the students
@@ -23,12 +23,12 @@ command line (:mod:`grading.credentials`):
 ``DIR/submitted/``). ``--shard`` defaults to ``$JOB_COMPLETION_INDEX/$SHARD_COUNT`` (a
 Kubernetes indexed Job) when those variables are set. The configuration is the course's
 ``nbgrader_config.py`` (``--config``; default: the file in DIR, else the one beside this
-package), with the course root and the database URL replaced by ``--course`` and the URL.
-Each submission's kernel runs in the sandbox of :mod:`grading.sandbox`; a worker checks
-that it can be made before it grades anything, and stops (status 2) if it cannot.
+package), with the course root and the database URL replaced by ``--course`` and the
+URL. Each submission's kernel runs in the sandbox of :mod:`grading.sandbox`; a worker
+checks that it can be made before it grades anything, and stops (status 2) if it cannot.
 
-Every worker prints one JSON line per submission (student, success, seconds, worker, pid,
-start and end times) and exits 0 once its whole share was attempted, even when some
+Every worker prints one JSON line per submission (student, success, seconds, worker,
+pid, start and end times) and exits 0 once its whole share was attempted, even when some
 submissions could not be graded (a notebook that is not valid JSON, say): those are
 student problems, listed with ``"success": false``, not reasons to restart the worker.
 It exits 2 only when it could not work at all (no database, no assignment).
@@ -106,7 +106,8 @@ def share(students: list[str], index: int, count: int) -> list[str]:
 
 
 def prepare(config: Config, assignment: str, students: list[str]) -> None:
-    """Register ``assignment`` (from the source folder) and ``students`` in the gradebook.
+    """Register ``assignment`` (from the source folder) and ``students`` in the
+    gradebook.
 
     Run once before the workers start, so that they never race to create the database's
     tables or the assignment. The student versions are written to a scratch folder: the
@@ -290,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         prepare(config, args.assignment, students)
         print(
-            f"registered {args.assignment} and {len(students)} students in the gradebook"
+            f"registered {args.assignment} and {len(students)} students "
+            "in the gradebook"
         )
         return 0
     if args.command == "scores":

@@ -8,7 +8,7 @@ integrity baseline): keep it free of imports and of code that does anything.
 """
 
 # Starts every message of a detected tampering: the checks write it (on stderr and in
-# IntegrityError), the grader keeps the lines that carry it when it cuts a flood of output
-# and prefixes it to its own integrity findings, and nbgrader_config.py's IgnorePattern
-# keeps the stderr outputs that carry it.
+# IntegrityError), the grader keeps the lines that carry it when it cuts a flood of
+# output and prefixes it to its own integrity findings, and nbgrader_config.py's
+# IgnorePattern keeps the stderr outputs that carry it.
 INTEGRITY_MARKER = "SEQBOOK-INTEGRITY"

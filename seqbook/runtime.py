@@ -19,7 +19,8 @@ __all__ = [
 
 
 class GPURequiredError(RuntimeError):
-    """Raised by :func:`get_device` when ``REQUIRE_GPU=1`` but no CUDA device is usable."""
+    """Raised by :func:`get_device` when ``REQUIRE_GPU=1`` but no CUDA device is
+    usable."""
 
 
 def seed_shift() -> int:
@@ -38,7 +39,8 @@ def seed_shift() -> int:
 
 
 def seed_for(seed: int) -> int:
-    """The seed actually used where the book asks for ``seed``: shifted by ``SEQBOOK_SEED``."""
+    """The seed actually used where the book asks for ``seed``: shifted by
+    ``SEQBOOK_SEED``."""
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     return seed + seed_shift()
@@ -47,8 +49,8 @@ def seed_for(seed: int) -> int:
 def generator(seed: int) -> torch.Generator:
     """A CPU random generator seeded with ``seed_for(seed)``.
 
-    Random inputs are drawn on the CPU and then moved to the device, so a GPU run sees the
-    same numbers as a CPU run.
+    Random inputs are drawn on the CPU and then moved to the device, so a GPU run sees
+    the same numbers as a CPU run.
     """
     return torch.Generator().manual_seed(seed_for(seed))
 
@@ -57,10 +59,10 @@ def set_seed(seed: int = 0) -> None:
     """Seed Python's, NumPy's and PyTorch's random number generators.
 
     A notebook gives the same numbers every time it runs on the same machine and CPU
-    kernel. Other processors, CPU kernels, thread counts and GPUs compute in another order
-    and round differently, so trained outcomes vary a little: the book's claims are
-    checked over seeds and kernels (``back/robustness.md``). ``SEQBOOK_SEED`` shifts the
-    seed (see :func:`seed_for`).
+    kernel. Other processors, CPU kernels, thread counts and GPUs compute in another
+    order and round differently, so trained outcomes vary a little: the book's claims
+    are checked over seeds and kernels (``back/robustness.md``). ``SEQBOOK_SEED`` shifts
+    the seed (see :func:`seed_for`).
     """
     seed = seed_for(seed)
     random.seed(seed)
@@ -80,7 +82,8 @@ def get_device(verbose: bool = False) -> torch.device:
     """
     if torch.cuda.is_available():
         try:
-            # is_available() can be true while the driver refuses work; touch the device.
+            # is_available() can be true while the driver refuses work; touch the
+            # device.
             torch.zeros(1, device="cuda")
             device = torch.device("cuda")
         except RuntimeError as err:

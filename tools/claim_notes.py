@@ -1,4 +1,5 @@
-"""Write each section's measured claim ranges into its notebook, from the robustness matrix.
+"""Write each section's measured claim ranges into its notebook, from the robustness
+matrix.
 
 Numbers about a trained or random outcome are not typed into the text: a run on another
 machine would not reproduce them. The text states each claim with its threshold, and one
@@ -86,7 +87,8 @@ def _source_lines(text: str) -> list[str]:
 
 
 def _update(path: Path, records: dict, write: bool) -> bool:
-    """Bring one notebook's cell up to date; return True if it was (or would be) changed."""
+    """Bring one notebook's cell up to date; return True if it was (or would be)
+    changed."""
     notebook = json.loads(path.read_text(encoding="utf-8"))
     section = f"{path.parent.name}/{path.stem}"
     text = cell_text(section, records)

@@ -1,16 +1,17 @@
 """Freeze the language-model corpus: Python's help topics, as package data.
 
 The book's corpus is the English prose of ``pydoc_data.topics`` (the text ``help("if")``
-prints). That text changes between Python releases (after cleaning: 214,505 characters on
-3.10, 246,089 on 3.11, 259,891 on 3.12), so the book ships one snapshot and reads it on
-every Python. This script wrote it, from Python 3.11:
+prints). That text changes between Python releases (after cleaning: 214,505 characters
+on 3.10, 246,089 on 3.11, 259,891 on 3.12), so the book ships one snapshot and reads it
+on every Python. This script wrote it, from Python 3.11:
 
     python3.11 tools/freeze_corpus.py
 
 It writes ``seqbook/data/python_help_topics.json.gz`` (gzip with a zero time stamp, so
 the bytes depend only on the text) and prints the SHA-256 of the JSON text, which
-``tests/unit/data/test_corpus.py`` pins. The text is Python's documentation, under the Python
-Software Foundation License: ``seqbook/data/PYTHON_LICENSE.txt`` carries the notice.
+``tests/unit/data/test_corpus.py`` pins. The text is Python's documentation, under the
+Python Software Foundation License: ``seqbook/data/PYTHON_LICENSE.txt`` carries the
+notice.
 """
 
 from __future__ import annotations

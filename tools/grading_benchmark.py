@@ -1,16 +1,18 @@
 """Fabricated submissions, and a benchmark of parallel autograding.
 
-    python tools/grading_benchmark.py                    # 12 submissions, 1 and 2 workers
+    python tools/grading_benchmark.py                  # 12 submissions, 1 and 2 workers
     python tools/grading_benchmark.py --copies 2 --workers 1 2 4
-    GRADEBOOK_URL=postgresql+psycopg2://... python tools/grading_benchmark.py  # a server
+    GRADEBOOK_URL=postgresql+psycopg2://... python tools/grading_benchmark.py # a server
     python tools/grading_benchmark.py --workers 1 --sandbox off   # without the sandbox
 
-Builds a temporary course with fabricated submissions of the section "Attention as a soft
-dictionary lookup" (one of the fastest to grade: about 7 s a notebook here): correct,
-buggy and hostile ones, the kinds of tests/grading/test_grading_scaled_dot_product_attention.py. Then, for each worker count,
+Builds a temporary course with fabricated submissions of the section "Attention as a
+soft dictionary lookup" (one of the fastest to grade: about 7 s a notebook here):
+correct, buggy and hostile ones, the kinds of
+tests/grading/test_grading_scaled_dot_product_attention.py. Then, for each worker count,
 registers the assignment in a fresh PostgreSQL database (a throw-away local server from
-grading/postgres.py unless GRADEBOOK_URL is set), runs `python -m grading.workers launch`, and
-reports submissions graded per minute of wall-clock time.
+grading/postgres.py unless GRADEBOOK_URL is set), runs
+`python -m grading.workers launch`, and reports submissions graded per minute of
+wall-clock time.
 
 The submissions come from :mod:`grading.sample_submissions`.
 """
@@ -83,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 print(
-                    f"{count} worker(s): {len(expected)} submissions ({graded} gradable) "
-                    f"in {seconds:.1f} s = {60 * len(expected) / seconds:.1f} per minute",
+                    f"{count} worker(s): {len(expected)} submissions "
+                    f"({graded} gradable) in {seconds:.1f} s = "
+                    f"{60 * len(expected) / seconds:.1f} per minute",
                     flush=True,
                 )
         finally:

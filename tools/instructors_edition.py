@@ -1,6 +1,6 @@
 """Build the instructors' edition: the book rendered from solutions/, not for students.
 
-    python tools/instructors_edition.py            # stage and build into _build/instructors
+    python tools/instructors_edition.py        # stage and build into _build/instructors
     python tools/instructors_edition.py --stage-only
     python tools/instructors_edition.py --no-execute   # fast: pages without outputs
 
@@ -15,8 +15,9 @@ solutions/, and in which
 * every page carries a banner: instructors' edition, do not publish.
 
 The staged copy lives in _build/instructors/source and the HTML in
-_build/instructors/_build/html, never in the public _build/html (tools/check_public_build.py
-and tests/book/test_instructors_edition.py check both sides).
+_build/instructors/_build/html, never in the public _build/html
+(tools/check_public_build.py and tests/book/test_instructors_edition.py check both
+sides).
 """
 
 from __future__ import annotations

@@ -1,21 +1,22 @@
-"""Regenerate the student versions in chapters/ from the instructor sources in solutions/.
+"""Regenerate the student versions in chapters/ from the instructor sources in
+solutions/.
 
-    python tools/regenerate_chapters.py                 # rewrite chapters/ (make chapters)
+    python tools/regenerate_chapters.py              # rewrite chapters/ (make chapters)
     python tools/regenerate_chapters.py --release-dir D --db sqlite:///F   # elsewhere
     python tools/regenerate_chapters.py --only attention   # one part only
 
 Two steps:
 
-1. ``nbgrader generate_assignment`` for every part folder of ``solutions/`` (one folder =
-   one nbgrader assignment). It strips solutions and hidden tests, records checksums,
-   and registers the assignment in the gradebook (``gradebook.db`` at the repo root by
-   default, which instructors then use to autograde).
+1. ``nbgrader generate_assignment`` for every part folder of ``solutions/`` (one
+   folder = one nbgrader assignment). It strips solutions and hidden tests, records
+   checksums, and registers the assignment in the gradebook (``gradebook.db`` at the
+   repo root by default, which instructors then use to autograde).
 2. A tagging step: every exercise cell and test cell of a student version gets the cell
    tag ``raises-exception``, so the unanswered notebook still executes top to bottom in
    the book build and under nbval -- only those cells may raise.
 
-The output is deterministic, so ``tests/book/test_sync.py`` can compare a fresh regeneration
-with the committed ``chapters/`` byte for byte.
+The output is deterministic, so ``tests/book/test_sync.py`` can compare a fresh
+regeneration with the committed ``chapters/`` byte for byte.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def assignments(source: Path = SOURCE) -> list[str]:
 
 
 def course_config(root: Path, release_dir: Path, db_url: str) -> Config:
-    """The repository's nbgrader_config.py, pointed at ``root``, ``release_dir`` and ``db_url``."""
+    """The repository's nbgrader_config.py, pointed at ``root``, ``release_dir`` and
+    ``db_url``."""
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     config.CourseDirectory.root = str(root)
     config.CourseDirectory.source_directory = str(SOURCE)
@@ -56,7 +58,8 @@ def course_config(root: Path, release_dir: Path, db_url: str) -> Config:
 
 
 def tag_exercise_cells(notebook_path: Path) -> None:
-    """Tag solution and test code cells so only they may raise when the book executes."""
+    """Tag solution and test code cells so only they may raise when the book
+    executes."""
     notebook = nbformat.read(notebook_path, as_version=4)
     for cell in notebook.cells:
         grading = cell.metadata.get("nbgrader", {})
@@ -84,7 +87,8 @@ def regenerate(
         result = api.generate_assignment(assignment, force=True, create=True)
         if not result["success"]:
             raise RuntimeError(
-                f"nbgrader could not generate {assignment}:\n{result.get('error')}\n{result.get('log')}"
+                f"nbgrader could not generate {assignment}:\n"
+                f"{result.get('error')}\n{result.get('log')}"
             )
         for notebook_path in sorted((release_dir / assignment).glob("*.ipynb")):
             tag_exercise_cells(notebook_path)
@@ -93,7 +97,7 @@ def regenerate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--release-dir",
         type=Path,

@@ -1,8 +1,8 @@
 """Write each section's measured run time near its top, from the benchmark's figures.
 
-Every section's first cell has one paragraph that starts with ``**Run time.**``. Its text
-is generated here from ``back/runtimes.json`` (written by ``make benchmark``), never typed
-by hand, so the figure a reader sees is the one measured:
+Every section's first cell has one paragraph that starts with ``**Run time.**``. Its
+text is generated here from ``back/runtimes.json`` (written by ``make benchmark``),
+never typed by hand, so the figure a reader sees is the one measured:
 
     python tools/runtime_notes.py            # rewrite the paragraphs in solutions/
     python tools/runtime_notes.py --check    # exit 1 if any paragraph is out of date
@@ -49,10 +49,10 @@ def paragraph(section: str, figures: dict) -> str:
     peak_gb = max(student["peak_mb"], instructor["peak_mb"]) / 1024
     return (
         f"**Run time.** {_seconds(student['seconds'])} to run top to bottom "
-        f"({_seconds(instructor['seconds'])} with the solutions filled in), measured on "
-        f"{machine['cores']} CPU cores with {gpu} on {machine['date']}; at most "
-        f"{peak_gb:.1f} GB of memory. A CPU is all it needs; a GPU is used when present. "
-        f"Every section's figures are on the {link} page."
+        f"({_seconds(instructor['seconds'])} with the solutions filled in), measured "
+        f"on {machine['cores']} CPU cores with {gpu} on {machine['date']}; at most "
+        f"{peak_gb:.1f} GB of memory. A CPU is all it needs; a GPU is used when "
+        f"present. Every section's figures are on the {link} page."
     )
 
 

@@ -59,8 +59,9 @@ def main() -> None:
         path = args.out / f"{name}.pt"
         save_checkpoint(path, model, info, itos=vocab.itos)
         print(
-            f"{name}: {seconds:.0f} s, final loss {losses[-1]:.4f}, held-out exact match "
-            f"{accuracy:.4f}, {path.stat().st_size / 1e6:.2f} MB -> {path}"
+            f"{name}: {seconds:.0f} s, final loss {losses[-1]:.4f}, "
+            f"held-out exact match {accuracy:.4f}, "
+            f"{path.stat().st_size / 1e6:.2f} MB -> {path}"
         )
 
 

@@ -6,7 +6,8 @@
 Seeded; on one CPU thread each run takes several minutes (the wall-clock time is stored
 in the checkpoint's ``info``). The learning rate decays linearly to 0 over ``--epochs``
 epochs; the checkpoint is rewritten after every epoch (an interrupted run leaves a
-usable file, but only a complete run reproduces the shipped one). Writes ``seqbook/checkpoints/scan_<split>.pt``.
+usable file, but only a complete run reproduces the shipped one). Writes
+``seqbook/checkpoints/scan_<split>.pt``.
 
 No model is selected: the number of epochs, the learning rate and the schedule are
 fixed in advance, and the checkpoint is the model after the last epoch. The progress

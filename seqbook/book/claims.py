@@ -6,11 +6,11 @@ says which statement failed, by how much, and on what kind of run, instead of a 
 ``AssertionError``.
 
 With ``SEQBOOK_CLAIMS=<file>`` in the environment every claim is also appended to that
-file as one JSON line (name, value, comparison, threshold, whether it held, and the run's
-seed shift, CPU kernel, threads and device). ``tools/robustness.py`` runs the notebooks
-under many seeds and CPU kernels this way and writes ``back/robustness.md`` from the
-records. With ``SEQBOOK_CLAIMS_MODE=record`` a failed claim is recorded but does not stop
-the notebook, so one run collects every claim.
+file as one JSON line (name, value, comparison, threshold, whether it held, and the
+run's seed shift, CPU kernel, threads and device). ``tools/robustness.py`` runs the
+notebooks under many seeds and CPU kernels this way and writes ``back/robustness.md``
+from the records. With ``SEQBOOK_CLAIMS_MODE=record`` a failed claim is recorded but
+does not stop the notebook, so one run collects every claim.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ COMPARISONS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": oper
 
 
 class ClaimError(AssertionError):
-    """A statement of the text about an experiment's outcome did not hold on this run."""
+    """A statement of the text about an experiment's outcome did not hold on this
+    run."""
 
 
 def _as_number(name: str, value) -> float:
@@ -115,7 +116,8 @@ def expect(name: str, value, comparison: str, threshold) -> float:
 
 
 def expect_all(name: str, condition: bool, detail: str = "") -> bool:
-    """Check a claim that is not one number against a threshold (an ordering, a ranking).
+    """Check a claim that is not one number against a threshold (an ordering, a
+    ranking).
 
     ``detail`` shows the values involved in the failure message.
     """

@@ -22,7 +22,8 @@ def _synchronize() -> None:
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` runs."""
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs, after ``warmup``
+    runs."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     for _ in range(warmup):
@@ -52,7 +53,8 @@ class _LiveTensorBytes(TorchDispatchMode):
         result = func(*args, **(kwargs or {}))
         outputs = result if isinstance(result, (tuple, list)) else (result,)
         for output in outputs:
-            # A view shares memory with its base: count only tensors with storage of their own.
+            # A view shares memory with its base: count only tensors with storage of
+            # their own.
             if isinstance(output, torch.Tensor) and not output._is_view():
                 nbytes = output.untyped_storage().nbytes()
                 self.live += nbytes

@@ -53,7 +53,8 @@ def use_book_style() -> None:
 
 
 def describe_figure(figure: Figure) -> str:
-    """A one-sentence text alternative for ``figure``, written from its own titles and labels.
+    """A one-sentence text alternative for ``figure``, written from its own titles and
+    labels.
 
     The super-title (if any) comes first, then each panel (colour bars left out) as
     "title (heat map): y label against x label". Returns "" for a figure with no text at
@@ -98,9 +99,9 @@ def _png_with_description(figure: Figure, **print_kwargs) -> str:
 def _describe_figures_in_png() -> None:
     """In IPython, write each figure's ``describe_figure`` text into its inline PNG.
 
-    The book's build (``_ext/figure_alt.py``) reads that "Description" text chunk back and
-    makes it the image's alt text, so every figure gets one without a hand-written line.
-    Outside IPython, or with a backend that shows no PNG, nothing changes.
+    The book's build (``_ext/figure_alt.py``) reads that "Description" text chunk back
+    and makes it the image's alt text, so every figure gets one without a hand-written
+    line. Outside IPython, or with a backend that shows no PNG, nothing changes.
     """
     try:
         from IPython import get_ipython
@@ -109,8 +110,9 @@ def _describe_figures_in_png() -> None:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "display_formatter"):
         return
-    # The inline backend is imported lazily, at the first figure, and then registers its own
-    # PNG printer: load it now, so that ours (registered below) is the one that stays.
+    # The inline backend is imported lazily, at the first figure, and then registers its
+    # own PNG printer: load it now, so that ours (registered below) is the one that
+    # stays.
     plt.switch_backend(matplotlib.get_backend())
     png = shell.display_formatter.formatters["image/png"]
     current = png.type_printers.get(Figure)
@@ -130,7 +132,8 @@ def _to_numpy(weights: torch.Tensor | np.ndarray) -> np.ndarray:
     if array.ndim != 2:
         raise ValueError(
             f"attention_heatmap expects one (T_q, T_k) matrix of weights, got shape "
-            f"{array.shape}; select a batch element and a head first, e.g. weights[0, 0]."
+            f"{array.shape}; select a batch element and a head first, "
+            "e.g. weights[0, 0]."
         )
     return array
 
@@ -191,7 +194,8 @@ def attention_heatmap(
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
-    """Slope of the least-squares line through ``(log x, log y)``: the exponent p in y ~ x^p."""
+    """Slope of the least-squares line through ``(log x, log y)``: the exponent p in
+    y ~ x^p."""
     log_x, log_y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
     if log_x.shape != log_y.shape or log_x.size < 2:
         raise ValueError(

@@ -42,7 +42,8 @@ class Section:
 
     @property
     def notebook(self) -> str:
-        """``<part>/<slug>``: the path of both notebooks below solutions/ and chapters/."""
+        """``<part>/<slug>``: the path of both notebooks below solutions/ and
+        chapters/."""
         return f"{self.part}/{self.slug}"
 
     @property

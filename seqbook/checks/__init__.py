@@ -4,8 +4,8 @@
 * :mod:`seqbook.checks.guard` -- the "from primitives" guard;
 * :mod:`seqbook.checks.integrity` -- detection of a tampered grading environment;
 * :mod:`seqbook.checks._harness` -- what the section modules share (``@check``, ...);
-* one module per section, named after it (:mod:`seqbook.book.sections`), with the checks of
-  its exercises (:mod:`seqbook.checks.scaled_dot_product_attention`, ...).
+* one module per section, named after it (:mod:`seqbook.book.sections`), with the checks
+  of its exercises (:mod:`seqbook.checks.scaled_dot_product_attention`, ...).
 
 Importing this package records the integrity baseline and imports every section's
 check module, which captures the references it compares with; the locked set-up cell
@@ -14,7 +14,8 @@ of each notebook imports it before any student code runs.
 
 from seqbook.checks import unanswered
 
-unanswered.install()  # a one-line message for stubs; before the baseline, which covers it
+# a one-line message for stubs; before the baseline, which covers it
+unanswered.install()
 
 import importlib  # noqa: E402
 
@@ -32,9 +33,9 @@ __all__ = [
     "integrity",
 ]
 
-# Every section's check module, named after the section (seqbook.book.sections), is imported
-# here so that it captures its references before any student code runs; its checks are
-# also reachable from this package (`checks.check_attention(...)`).
+# Every section's check module, named after the section (seqbook.book.sections), is
+# imported here so that it captures its references before any student code runs; its
+# checks are also reachable from this package (`checks.check_attention(...)`).
 for _section in SECTIONS:
     _module = importlib.import_module(_section.check_module)
     globals()[_section.slug] = _module
@@ -54,8 +55,8 @@ _PROTECTED = [
     "seqbook.checks.core",
     "seqbook.checks.guard",
     "seqbook.checks.integrity",
-    # The package itself: a test cell calls ``checks.check_attention(...)``, so replacing
-    # that name by a function that checks nothing must not go unnoticed.
+    # The package itself: a test cell calls ``checks.check_attention(...)``, so
+    # replacing that name by a function that checks nothing must not go unnoticed.
     "seqbook.checks",
 ]
 for _module in _PROTECTED:

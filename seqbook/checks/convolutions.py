@@ -3,9 +3,9 @@
 * :func:`check_causal_conv1d` -- a ``CausalConv1d(in_channels, out_channels,
   kernel_size, dilation=1)`` module whose parameters live in an inner ``nn.Conv1d``
   named ``conv``: same output length as input, equal to the reference
-  :class:`seqbook.models.convolutions.CausalConv1d` with copied weights, gradients that flow,
-  and **no peeking**: changing inputs after position ``t`` never changes outputs at
-  positions ``<= t``.
+  :class:`seqbook.models.convolutions.CausalConv1d` with copied weights, gradients that
+  flow, and **no peeking**: changing inputs after position ``t`` never changes outputs
+  at positions ``<= t``.
 * :func:`check_receptive_field` -- ``receptive_field(kernel_sizes, dilations)`` of a
   stack of causal convolutions, compared with the formula *and* with the receptive
   field of a real random stack of causal convolutions, measured with autograd.
@@ -70,8 +70,8 @@ def _without_reference_layer():
     subclassing it) while the student's code runs."""
     return forbid_code(
         _REFERENCE_LAYER_CODE,
-        "your layer uses the book's `seqbook.models.convolutions.CausalConv1d`: write the "
-        "padding and the call of `self.conv` yourself.",
+        "your layer uses the book's `seqbook.models.convolutions.CausalConv1d`: write "
+        "the padding and the call of `self.conv` yourself.",
     )
 
 
@@ -155,13 +155,14 @@ def _inner_conv(
     if tuple(conv.weight.shape) != (c_out, c_in, k):
         raise CheckFailure(
             f"{what}: self.conv.weight has shape {tuple(conv.weight.shape)}, expected "
-            f"{(c_out, c_in, k)}: create nn.Conv1d(in_channels, out_channels, kernel_size, "
-            "dilation=dilation)."
+            f"{(c_out, c_in, k)}: create nn.Conv1d(in_channels, out_channels, "
+            "kernel_size, dilation=dilation)."
         )
     if tuple(conv.dilation) != (d,):
         raise CheckFailure(
-            f"{what}: self.conv has dilation {conv.dilation[0]}, expected {d}: the inner "
-            "convolution ignores `dilation` -- pass dilation=dilation to nn.Conv1d."
+            f"{what}: self.conv has dilation {conv.dilation[0]}, expected {d}: the "
+            "inner convolution ignores `dilation` -- pass dilation=dilation to "
+            "nn.Conv1d."
         )
     if tuple(conv.stride) != (1,) or conv.groups != 1:
         raise CheckFailure(f"{what}: self.conv should have stride 1 and groups 1.")
@@ -290,7 +291,8 @@ def _run_layer_case(
 
 @check
 def check_causal_conv1d(cls: Callable[..., Any], hidden: bool = False) -> str:
-    """Check a ``CausalConv1d(in_channels, out_channels, kernel_size, dilation=1)`` class.
+    """Check a ``CausalConv1d(in_channels, out_channels, kernel_size, dilation=1)``
+    class.
 
     The layer must map ``(B, in_channels, T)`` to ``(B, out_channels, T)``, keep its
     parameters in an ``nn.Conv1d`` named ``conv``, equal the reference with the same
@@ -373,8 +375,8 @@ _FIELD_MISTAKES = {
     "k_times_d": "it uses k * d instead of (k - 1) * d: a kernel of k taps spaced d "
     "apart reaches (k - 1) * d steps back, not k * d",
     "k_times_d_no_one": "it uses k * d instead of (k - 1) * d and forgets the + 1",
-    "no_dilation": "it ignores the dilations: a dilated tap reaches d steps per gap, so "
-    "layer l adds (k_l - 1) * d_l, not k_l - 1",
+    "no_dilation": "it ignores the dilations: a dilated tap reaches d steps per gap, "
+    "so layer l adds (k_l - 1) * d_l, not k_l - 1",
     "multiply": "it multiplies the layers' contributions instead of adding them: each "
     "layer extends the span by (k_l - 1) * d_l steps, so R = 1 + sum, not a product",
     "multiply_spans": "it multiplies the layers' spans instead of adding them: each "
@@ -496,8 +498,8 @@ def _check_stacks(
             )
         failures.append(
             (
-                f"{what} returned {got}, but a real stack of these causal convolutions, "
-                f"measured with autograd, has receptive field {expected}"
+                f"{what} returned {got}, but a real stack of these causal "
+                f"convolutions, measured with autograd, has receptive field {expected}"
                 + (
                     f": {explanation}."
                     if explanation
@@ -508,7 +510,8 @@ def _check_stacks(
         )
     if failures:
         # Report a case that identifies the mistake unambiguously when there is one
-        # (with later dilations all 1, ignoring the first dilation looks like ignoring all).
+        # (with later dilations all 1, ignoring the first dilation looks like ignoring
+        # all).
         first_message, first_matching = failures[0]
         if len(first_matching) > 1:
             unambiguous = [

@@ -1,10 +1,12 @@
-"""Building blocks of the exercise checks: clear failures, tensor expectations, comparison.
+"""Building blocks of the exercise checks: clear failures, tensor expectations,
+comparison.
 
-Every failure is a :class:`CheckFailure` whose message says in words what is wrong (shape,
-dtype, ``None``, a stub that still raises ``NotImplementedError``, the largest error and
-where it is), so a student reads the problem instead of decoding a bare ``AssertionError``.
-The functions used to compare are captured when this module is imported, so a
-submission that later replaces ``torch.allclose`` or friends cannot change a verdict.
+Every failure is a :class:`CheckFailure` whose message says in words what is wrong
+(shape, dtype, ``None``, a stub that still raises ``NotImplementedError``, the largest
+error and where it is), so a student reads the problem instead of decoding a bare
+``AssertionError``. The functions used to compare are captured when this module is
+imported, so a submission that later replaces ``torch.allclose`` or friends cannot
+change a verdict.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def expect_tensor(
     shape: Sequence[int] | None = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Fail with a clear message unless ``value`` is a tensor of this shape and dtype."""
+    """Fail with a clear message unless ``value`` is a tensor of this shape and
+    dtype."""
     if value is None:
         raise CheckFailure(f"{name} is None: did you forget a `return`?")
     if not isinstance(value, torch.Tensor):
@@ -100,7 +103,8 @@ def expect_tensor(
 
 
 def max_abs_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """Largest absolute difference (``inf`` where one side is NaN and the other is not)."""
+    """Largest absolute difference (``inf`` where one side is NaN and the other is
+    not)."""
     diff = _abs(_sub(actual.detach().double(), expected.detach().double()))
     both_nan = _isnan(actual.detach()) & _isnan(expected.detach())
     diff = diff.masked_fill(both_nan, 0.0).nan_to_num(nan=float("inf"))
@@ -114,7 +118,8 @@ def expect_close(
     atol: float = 1e-5,
     rtol: float = 1e-4,
 ) -> None:
-    """Fail unless ``actual`` matches ``expected`` elementwise; say where it differs most."""
+    """Fail unless ``actual`` matches ``expected`` elementwise; say where it differs
+    most."""
     expect_tensor(actual, name, shape=expected.shape)
     a, e = actual.detach().double(), expected.detach().double()
     if bool(_isnan(a).any()) and not bool(_isnan(e).any()):
@@ -142,7 +147,8 @@ def passed(message: str) -> None:
 
 def grading_generator(hidden: bool) -> torch.Generator:
     """The random generator of a check: seed 0 for the visible check (the same friendly
-    cases every time), a fresh seed from the OS for hidden tests (drawn at grading time)."""
+    cases every time), a fresh seed from the OS for hidden tests
+    (drawn at grading time)."""
     seed = int.from_bytes(os.urandom(8), "little") if hidden else 0
     return torch.Generator().manual_seed(seed)
 

@@ -601,13 +601,13 @@ def _bleu_variant(hypotheses, references, mistake) -> float:
 _BLEU_MISTAKES = {
     "sentence average": "it averages sentence-level BLEU scores; corpus BLEU pools the "
     "n-gram counts and lengths of all segments first and computes ONE score",
-    "unclipped": "n-gram matches are not clipped: a hypothesis n-gram counts at most as "
-    "many times as it occurs in a reference (min(count, max over references))",
+    "unclipped": "n-gram matches are not clipped: a hypothesis n-gram counts at most "
+    "as many times as it occurs in a reference (min(count, max over references))",
     "sum clip": "the clipping ceiling adds up the counts of all references; it is the "
     "MAXIMUM count in any single reference",
-    "per-sentence brevity": "the brevity penalty is computed per sentence and averaged; "
-    "it is computed once, from the total hypothesis length and the total (closest) "
-    "reference length of the corpus",
+    "per-sentence brevity": "the brevity penalty is computed per sentence and "
+    "averaged; it is computed once, from the total hypothesis length and the total "
+    "(closest) reference length of the corpus",
     "no brevity": "there is no brevity penalty: multiply by exp(1 - r / c) when the "
     "total hypothesis length c is below the total reference length r",
     "longest reference": "the reference length used is the longest reference; use the "
@@ -713,7 +713,8 @@ def _bleu_cases(hidden: bool) -> list[tuple[str, list[str], list[list[str]]]]:
 @check
 def check_corpus_bleu(corpus_bleu: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``corpus_bleu(hypotheses, references)`` against sacrebleu's corpus BLEU
-    with ``tokenize="none"`` (within 1e-6), with sacrebleu and the reference disabled."""
+    with ``tokenize="none"`` (within 1e-6), with sacrebleu and the reference
+    disabled."""
     cases = _bleu_cases(hidden)
     got_values = []
     for label, hyps, refs in cases:

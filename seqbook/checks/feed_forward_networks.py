@@ -9,8 +9,8 @@
   count of PyTorch's ``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer``.
 
 Both name the classic mistakes (the activation after the second linear map, no
-activation at all, the tanh approximation of GELU, the two widths swapped, dropout on the
-output or still active in evaluation mode; forgotten biases, forgotten layer-norm
+activation at all, the tanh approximation of GELU, the two widths swapped, dropout on
+the output or still active in evaluation mode; forgotten biases, forgotten layer-norm
 parameters, a count that grows with the number of heads, a missing output projection,
 a decoder without cross-attention, ...). ``hidden=True`` draws sizes and values from a
 fresh random seed at grading time; expected values are computed inside the check.
@@ -79,7 +79,8 @@ _COUNTING_FORBIDDEN = existing_paths(
         "torch.nn.MultiheadAttention",
         "torch.nn.Linear",
         "torch.nn.LayerNorm",
-        "torch.nn.init.kaiming_uniform_",  # reached by every nn.Linear, however it is named
+        # reached by every nn.Linear, however it is named
+        "torch.nn.init.kaiming_uniform_",
         "torch.nn.init.xavier_uniform_",  # reached by every nn.MultiheadAttention
         "seqbook.models.counting.transformer_layer_parameters",
     )
@@ -125,8 +126,8 @@ def _build(cls: Any, dim: int, hidden_dim: int, activation: str, dropout: float)
     for sub in module.modules():
         if isinstance(sub, _BORROWED_MODULES):
             raise CheckFailure(
-                f"{what} contains a {type(sub).__module__}.{type(sub).__name__}: write the "
-                "network yourself from two nn.Linear layers."
+                f"{what} contains a {type(sub).__module__}.{type(sub).__name__}: write "
+                "the network yourself from two nn.Linear layers."
             )
     _expect_structure(module, what, dim, hidden_dim, dropout)
     return module, what
@@ -156,8 +157,8 @@ def _expect_structure(
             )
         raise CheckFailure(
             f"{what}: `up` maps {up.in_features} -> {up.out_features} and `down` maps "
-            f"{down.in_features} -> {down.out_features}; expected {dim} -> {hidden_dim} "
-            f"and {hidden_dim} -> {dim}."
+            f"{down.in_features} -> {down.out_features}; expected {dim} -> "
+            f"{hidden_dim} and {hidden_dim} -> {dim}."
         )
     for name, layer in layers.items():
         if layer.bias is None:
@@ -244,8 +245,8 @@ def _mistakes(activation: str) -> dict[str, str]:
         "between the two: the FFN is down(activation(up(x)))",
         "twice": "the activation is applied to the output as well: only the hidden "
         "activations go through it, down(activation(up(x)))",
-        "missing": "there is no activation between the two linear maps (two linear maps "
-        "in a row are just one linear map)",
+        "missing": "there is no activation between the two linear maps "
+        "(two linear maps in a row are just one linear map)",
         "other_activation": f"activation={activation!r} was asked for, but the network "
         f"applies {other}: choose the function from the `activation` argument",
         "no_up_bias": "the bias of `up` is not added (call self.up(x), or add up.bias)",
@@ -253,8 +254,8 @@ def _mistakes(activation: str) -> dict[str, str]:
         "down.bias)",
         "tanh_gelu": "this is the tanh approximation of GELU (approximate='tanh'); the "
         "book uses the exact GELU, x * Phi(x) with the normal CDF Phi: F.gelu(x)",
-        "sigmoid_gelu": "this is the sigmoid approximation of GELU, x * sigmoid(1.702 x); "
-        "the book uses the exact GELU, x * Phi(x): F.gelu(x)",
+        "sigmoid_gelu": "this is the sigmoid approximation of GELU, x * "
+        "sigmoid(1.702 x); the book uses the exact GELU, x * Phi(x): F.gelu(x)",
     }
 
 
@@ -324,8 +325,8 @@ def _check_gradients(module: Any, x: torch.Tensor, what: str) -> None:
         grad = getattr(module, name).weight.grad
         if grad is None or float(grad.abs().sum()) == 0.0:
             raise CheckFailure(
-                f"{what}: no gradient reaches `{name}.weight`: do not detach tensors or "
-                "compute under torch.no_grad() in forward."
+                f"{what}: no gradient reaches `{name}.weight`: do not detach tensors "
+                "or compute under torch.no_grad() in forward."
             )
     module.zero_grad(set_to_none=True)
 
@@ -338,9 +339,10 @@ def _check_dropout(
     p: float,
     lead: tuple[int, ...],
 ) -> None:
-    """In training mode the output must be down(m * act(up(x)) / (1 - p)) with a 0/1 mask
-    m on the hidden units. With hidden_dim < dim, the hidden vector is recovered exactly
-    from the output by a pseudo-inverse of `down`, whatever random numbers were drawn."""
+    """In training mode the output must be down(m * act(up(x)) / (1 - p)) with a 0/1
+    mask m on the hidden units. With hidden_dim < dim, the hidden vector is recovered
+    exactly from the output by a pseudo-inverse of `down`, whatever random numbers were
+    drawn."""
     module, what = _build(cls, dim, hidden_dim, "gelu", p)
     module = module.double()
     w = _random_weights(g, dim, hidden_dim, torch.float64)
@@ -360,9 +362,9 @@ def _check_dropout(
         zeros = float((output == 0).double().mean())
         if zeros > 0.05:
             raise CheckFailure(
-                f"{what_train}: {100 * zeros:.0f}% of the output entries are exactly 0: "
-                "dropout is applied to the output. In this module it acts on the hidden "
-                "activations, between the activation and `down`."
+                f"{what_train}: {100 * zeros:.0f}% of the output entries are exactly "
+                "0: dropout is applied to the output. In this module it acts on the "
+                "hidden activations, between the activation and `down`."
             )
         raise CheckFailure(
             f"{what_train}: the output is not down(dropout(activation(up(x)))): "
@@ -375,7 +377,8 @@ def _check_dropout(
     if bool(unscaled.all()):
         raise CheckFailure(
             f"{what_train}: no hidden activation was dropped. In training mode, apply "
-            "self.dropout to the hidden activations (after the activation, before `down`)."
+            "self.dropout to the hidden activations (after the activation, before "
+            "`down`)."
         )
     if not bool((dropped | kept).all()):
         if bool((dropped | unscaled).all()):
@@ -385,14 +388,14 @@ def _check_dropout(
             )
         raise CheckFailure(
             f"{what_train}: the hidden activations are not activation(up(x)) with some "
-            "of them dropped: is dropout applied to the input, or before the activation? "
-            "It belongs after the activation, before `down`."
+            "of them dropped: is dropout applied to the input, or before the "
+            "activation? It belongs after the activation, before `down`."
         )
     fraction = float(dropped.double().mean())
     if abs(fraction - p) > 0.25:
         raise CheckFailure(
-            f"{what_train}: {100 * fraction:.0f}% of the hidden activations were dropped, "
-            f"expected about {100 * p:.0f}% (p={p})."
+            f"{what_train}: {100 * fraction:.0f}% of the hidden activations were "
+            f"dropped, expected about {100 * p:.0f}% (p={p})."
         )
     what_eval = f"{what} in evaluation mode (module.eval())"
     module.eval()
@@ -581,8 +584,8 @@ def _count_variants(
 
 
 _COUNT_MISTAKES = {
-    "no_layer_norm": "the layer norms are not counted: each has a scale vector and, with "
-    "bias=True, a shift vector (2 * dim parameters)",
+    "no_layer_norm": "the layer norms are not counted: each has a scale vector and, "
+    "with bias=True, a shift vector (2 * dim parameters)",
     "heads_weights": "the attention weights are multiplied by the number of heads; the "
     "heads split the dim-wide projections into slices, they add no parameters",
     "heads_all": "the attention parameters are multiplied by the number of heads; the "
@@ -594,16 +597,17 @@ _COUNT_MISTAKES = {
     "no_biases_at_all": "all biases are missing: with bias=True the linear maps have "
     "biases (4 * dim in attention, hidden_dim + dim in the feed-forward network) and "
     "each layer norm has a shift vector besides its scale",
-    "layer_norm_one_vector": "each layer norm is counted as dim parameters, but it has a "
-    "scale and a shift vector: 2 * dim",
-    "linear_biases_kept": "with bias=False the linear maps have no biases, but they were "
-    "counted",
-    "layer_norm_bias_kept": "with bias=False PyTorch's layer norms have no shift vector "
-    "either (dim parameters each, not 2 * dim)",
-    "all_biases_kept": "with bias=False neither the linear maps nor the layer norms have "
-    "biases, but they were counted",
-    "no_cross_attention": "a decoder layer has a second attention block, cross-attention "
-    "to the encoder output, with its own 4 * dim * dim (+ biases) parameters",
+    "layer_norm_one_vector": "each layer norm is counted as dim parameters, but it has "
+    "a scale and a shift vector: 2 * dim",
+    "linear_biases_kept": "with bias=False the linear maps have no biases, but they "
+    "were counted",
+    "layer_norm_bias_kept": "with bias=False PyTorch's layer norms have no shift "
+    "vector either (dim parameters each, not 2 * dim)",
+    "all_biases_kept": "with bias=False neither the linear maps nor the layer norms "
+    "have biases, but they were counted",
+    "no_cross_attention": "a decoder layer has a second attention block, "
+    "cross-attention to the encoder output, with its own 4 * dim * dim (+ biases) "
+    "parameters",
     "decoder_as_encoder": "a decoder layer was counted like an encoder layer: it has "
     "cross-attention (a second attention block) and a third layer norm",
     "two_norms": "a decoder layer has three layer norms (one per sub-layer), not two",
@@ -614,7 +618,8 @@ def _unambiguous(
     dim: int, num_heads: int, hidden_dim: int, bias: bool, decoder: bool
 ) -> bool:
     """Whether the mistakes' counts differ from each other and from the right count (a
-    mistake that changes nothing at these sizes, like multiplying by one head, aside)."""
+    mistake that changes nothing at these sizes, like multiplying by one head,
+    aside)."""
     expected = _reference_layer_parameters(dim, num_heads, hidden_dim, bias, decoder)
     by_count: dict[int, set[str]] = {}
     for name, value in _count_variants(
@@ -704,10 +709,10 @@ def _check_heads(
     second, what_second = _call_count(fn, dim, heads[1], hidden_dim, bias, decoder)
     if first != second:
         raise CheckFailure(
-            f"{what_first} returned {first:,} but {what_second} returned {second:,}: the "
-            "count must not depend on the number of heads. The heads split the dim-wide "
-            "query, key and value projections into slices of dim // num_heads; they add "
-            "no parameters."
+            f"{what_first} returned {first:,} but {what_second} returned {second:,}: "
+            "the count must not depend on the number of heads. The heads split the "
+            "dim-wide query, key and value projections into slices of dim // "
+            "num_heads; they add no parameters."
         )
 
 

@@ -2,8 +2,9 @@
 
 * :func:`check_train_epoch` -- ``train_epoch(model, loader, optimizer, scheduler=None,
   device="cpu") -> float``: after one pass the parameters and the scheduler must equal
-  those of a copy trained by the reference :func:`seqbook.train.fine_tuning.train_epoch`, and
-  the returned float must be the mean training loss per example;
+  those of a copy trained by the reference
+  :func:`seqbook.train.fine_tuning.train_epoch`, and the returned float must be the mean
+  training loss per example;
 * :func:`check_evaluate` -- ``evaluate(model, loader, device) -> {"loss": float,
   "accuracy": float}`` (mean loss per example, accuracy a fraction in [0, 1]);
 * :func:`check_early_stopping` -- the class ``EarlyStopping(patience, min_delta, mode)``
@@ -84,8 +85,8 @@ class NotMovedError(CheckFailure):
 class _HostTensor(torch.Tensor):
     """A batch tensor as a loader yields it: on the host, not yet moved to the device.
 
-    ``.to(...)`` returns an ordinary tensor, so the model can tell whether the batch went
-    through ``.to(device)`` even on a machine whose only device is the CPU."""
+    ``.to(...)`` returns an ordinary tensor, so the model can tell whether the batch
+    went through ``.to(device)`` even on a machine whose only device is the CPU."""
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
@@ -296,33 +297,35 @@ def _train_variant(kind: str) -> Callable[..., float]:
         if kind == "last_batch_loss":
             return losses[-1]
         if kind == "summed_per_example":
-            return sum(l * s for l, s in zip(losses, sizes))
-        return sum(l * s for l, s in zip(losses, sizes)) / sum(sizes)
+            return sum(loss * size for loss, size in zip(losses, sizes))
+        return sum(loss * size for loss, size in zip(losses, sizes)) / sum(sizes)
 
     return run
 
 
 _TRAIN_MISTAKES = {
-    "no_zero_grad": "the gradients are never zeroed: call optimizer.zero_grad() for every "
-    "batch, or each step applies the sum of all gradients so far",
-    "eval_mode": "the model is not put in training mode: call model.train() at the start "
-    "(the model may come from evaluate(), which leaves it in eval mode with dropout off)",
+    "no_zero_grad": "the gradients are never zeroed: call optimizer.zero_grad() for "
+    "every batch, or each step applies the sum of all gradients so far",
+    "eval_mode": "the model is not put in training mode: call model.train() at the "
+    "start (the model may come from evaluate(), which leaves it in eval mode with "
+    "dropout off)",
     "scheduler_before_optimizer": "scheduler.step() is called before optimizer.step(): "
-    "step the optimizer first, then the scheduler, so each batch uses the learning rate "
-    "the schedule gives it",
-    "scheduler_not_stepped": "the scheduler is never stepped: call scheduler.step() after "
-    "optimizer.step() for every batch (when a scheduler is given)",
-    "scheduler_per_epoch": "the scheduler is stepped once per epoch: the warm-up schedule "
-    "counts optimizer steps, so call scheduler.step() after every optimizer.step()",
-    "mean_over_batches": "the returned loss is the mean of the batch losses: weight each "
-    "batch's mean loss by its number of examples and divide by the number of examples "
-    "(the last batch is shorter)",
-    "sum_of_batch_losses": "the returned loss is the sum of the batch losses: return the "
-    "mean loss per example",
-    "last_batch_loss": "the returned loss is that of the last batch only: return the mean "
-    "loss per example over the whole epoch",
-    "summed_per_example": "the returned loss is the total over the examples: divide by the "
-    "number of examples",
+    "step the optimizer first, then the scheduler, so each batch uses the learning "
+    "rate the schedule gives it",
+    "scheduler_not_stepped": "the scheduler is never stepped: call scheduler.step() "
+    "after optimizer.step() for every batch (when a scheduler is given)",
+    "scheduler_per_epoch": "the scheduler is stepped once per epoch: the warm-up "
+    "schedule counts optimizer steps, so call scheduler.step() after every "
+    "optimizer.step()",
+    "mean_over_batches": "the returned loss is the mean of the batch losses: weight "
+    "each batch's mean loss by its number of examples and divide by the number of "
+    "examples (the last batch is shorter)",
+    "sum_of_batch_losses": "the returned loss is the sum of the batch losses: return "
+    "the mean loss per example",
+    "last_batch_loss": "the returned loss is that of the last batch only: return the "
+    "mean loss per example over the whole epoch",
+    "summed_per_example": "the returned loss is the total over the examples: divide by "
+    "the number of examples",
 }
 
 
@@ -446,11 +449,12 @@ def _run_train_case(fn, case: dict) -> None:
         raise CheckFailure(f"{what}: {_TRAIN_MISTAKES[found[0]]}.")
     if not parameters_ok:
         raise CheckFailure(
-            f"{what}: after the epoch the parameters differ from those of one reference "
-            f"pass by up to {_largest_difference(got['parameters'], expected['parameters']):.3g}. "
-            "For every batch, in order: zero the gradients, call the model on the whole "
-            "batch, loss.backward(), optimizer.step(), then scheduler.step() if there is "
-            "one; put the model in training mode first."
+            f"{what}: after the epoch the parameters differ from those of one "
+            "reference pass by up to "
+            f"{_largest_difference(got['parameters'], expected['parameters']):.3g}. "
+            "For every batch, in order: zero the gradients, call the model on the "
+            "whole batch, loss.backward(), optimizer.step(), then scheduler.step() if "
+            "there is one; put the model in training mode first."
         )
     raise CheckFailure(
         f"{what} returned the loss {loss:.8g}; expected the mean training loss per "
@@ -618,9 +622,10 @@ def _run_evaluate_case(fn, case: dict) -> None:
                 "percentage; give it as a fraction in [0, 1]."
             )
         raise CheckFailure(
-            f"{what}: the accuracy is {accuracy:.6g}, expected {expected['accuracy']:.6g} "
-            "(the fraction of examples whose largest logit is at their label: "
-            "logits.argmax(dim=-1) == labels, counted over all examples)."
+            f"{what}: the accuracy is {accuracy:.6g}, expected "
+            f"{expected['accuracy']:.6g} (the fraction of examples whose largest logit "
+            "is at their label: logits.argmax(dim=-1) == labels, counted over all "
+            "examples)."
         )
     if not _close(loss, expected["loss"]):
         plain = [
@@ -630,9 +635,9 @@ def _run_evaluate_case(fn, case: dict) -> None:
         sizes = [int(b["labels"].shape[0]) for b in case["loader"].plain()]
         if _close(loss, sum(plain) / len(plain)):
             raise CheckFailure(
-                f"{what}: the loss is the mean of the batch losses: weight each batch's "
-                "mean loss by its number of examples and divide by the number of "
-                "examples (the last batch is shorter)."
+                f"{what}: the loss is the mean of the batch losses: weight each "
+                "batch's mean loss by its number of examples and divide by the number "
+                "of examples (the last batch is shorter)."
             )
         if _close(loss, sum(p * s for p, s in zip(plain, sizes))):
             raise CheckFailure(
@@ -677,8 +682,8 @@ def check_evaluate(fn: Callable[..., Any], hidden: bool = False) -> str:
             cases.append(
                 _train_case(
                     g,
-                    f"evaluate on {count + 1} random batches ({size} examples each, the "
-                    f"last {last}), {labels} classes",
+                    f"evaluate on {count + 1} random batches ({size} examples each, "
+                    f"the last {last}), {labels} classes",
                     [size] * count + [last],
                     False,
                     0.0,
@@ -747,20 +752,20 @@ _STOPPING_MISTAKES = {
     "model.state_dict() returns tensors that share memory with the parameters, so a "
     "stored state_dict changes as training goes on. Store a copy: "
     "copy.deepcopy(model.state_dict())",
-    "save_every_call": "restore() brought back the weights of the last call, not of the "
-    "best score: store the weights only when the score improves",
+    "save_every_call": "restore() brought back the weights of the last call, not of "
+    "the best score: store the weights only when the score improves",
     "late": "patience is off by one (stopping one evaluation late): with patience p, "
     "step() returns True at the p-th evaluation in a row without improvement "
     "(num_bad_epochs >= patience)",
     "early": "patience is off by one (stopping one evaluation early): with patience p, "
     "step() returns True at the p-th evaluation in a row without improvement, not the "
     "(p - 1)-th",
-    "no_reset": "the count of bad evaluations is not reset to 0 when the score improves: "
-    "patience counts evaluations IN A ROW without improvement",
+    "no_reset": "the count of bad evaluations is not reset to 0 when the score "
+    "improves: patience counts evaluations IN A ROW without improvement",
     "ignores_mode": "mode='min' is ignored: for a loss, lower is better, so a score "
     "improves when it is below best_score - min_delta",
-    "ignores_min_delta": "min_delta is ignored: a score improves only when it beats the "
-    "best by MORE than min_delta",
+    "ignores_min_delta": "min_delta is ignored: a score improves only when it beats "
+    "the best by MORE than min_delta",
     "min_delta_wrong_sign": "min_delta is applied in the wrong direction: a score "
     "improves only when it beats the best by more than min_delta (score > best + "
     "min_delta for mode='max', score < best - min_delta for mode='min')",
@@ -907,10 +912,10 @@ def _run_stopping_case(cls, case: dict) -> None:
     for index, (result, wanted) in enumerate(zip(got["returns"], expected["returns"])):
         if result != wanted:
             raise CheckFailure(
-                f"{what}: call {index + 1}, step({scores[index]:.4g}) returned {result}, "
-                f"expected {wanted} (scores so far: "
-                f"{', '.join(f'{s:.4g}' for s in scores[: index + 1])}; best before this "
-                f"call {_show(expected['bests'][index - 1] if index else None)}, "
+                f"{what}: call {index + 1}, step({scores[index]:.4g}) returned "
+                f"{result}, expected {wanted} (scores so far: "
+                f"{', '.join(f'{s:.4g}' for s in scores[: index + 1])}; best before "
+                f"this call {_show(expected['bests'][index - 1] if index else None)}, "
                 f"bad evaluations in a row after it {expected['bads'][index]})."
             )
     if len(got["returns"]) != len(expected["returns"]):

@@ -1,8 +1,8 @@
 """Checks for the exercises of the section "Gated units: LSTM and GRU".
 
 ``check_lstm_cell`` and ``check_gru_cell`` run the student's one-step cell function on
-small inputs, compare it with the reference in :mod:`seqbook.models.gated_units` **and** with
-PyTorch's ``nn.LSTMCell`` / ``nn.GRUCell`` holding the same weights, and, when it
+small inputs, compare it with the reference in :mod:`seqbook.models.gated_units` **and**
+with PyTorch's ``nn.LSTMCell`` / ``nn.GRUCell`` holding the same weights, and, when it
 differs, recognise the classic mistakes (gates read in the wrong order, a sigmoid where
 a tanh belongs, the forget gate not multiplying the old cell state, the missing tanh in
 ``h = o * tanh(c)``, the old cell state where the new one belongs, a missing bias, the
@@ -168,8 +168,8 @@ def _hint_for_crash(err: CheckFailure, case: dict[str, Any]) -> CheckFailure:
         )
     if case["bias_ih"] is None and "NoneType" in text:
         return CheckFailure(
-            f"{text} -- hint: a cell without biases gets bias_ih=None and bias_hh=None; "
-            "add the biases only when they are not None."
+            f"{text} -- hint: a cell without biases gets bias_ih=None and "
+            "bias_hh=None; add the biases only when they are not None."
         )
     return err
 
@@ -237,17 +237,17 @@ def _lstm_mistakes(case: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
         if order != _LSTM_GATES:
             mistakes.append(
                 (
-                    "the gates are read from the wrong blocks of rows: PyTorch stacks them "
-                    f"in the order i, f, g, o (input, forget, candidate, output), and your "
-                    f"answer uses the order {', '.join(order)}",
+                    "the gates are read from the wrong blocks of rows: PyTorch stacks "
+                    "them in the order i, f, g, o (input, forget, candidate, output), "
+                    f"and your answer uses the order {', '.join(order)}",
                     {"order": order},
                 )
             )
     for gate in "ifo":
         mistakes.append(
             (
-                f"the {_GATE_NAMES[gate]} uses tanh; gates use a sigmoid so their values lie "
-                "between 0 (closed) and 1 (open)",
+                f"the {_GATE_NAMES[gate]} uses tanh; gates use a sigmoid so their "
+                "values lie between 0 (closed) and 1 (open)",
                 {"tanh_gates": "g" + gate},
             )
         )
@@ -303,7 +303,8 @@ def _lstm_mistakes(case: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     if case["bias_ih"] is not None:
         mistakes += [
             (
-                "the biases are missing: add bias_ih and bias_hh to the pre-activations",
+                "the biases are missing: add bias_ih and bias_hh to the "
+                "pre-activations",
                 {"biases": "none"},
             ),
             (
@@ -384,17 +385,17 @@ def _gru_mistakes(case: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
         if order != "rzn":
             mistakes.append(
                 (
-                    "the gates are read from the wrong blocks of rows: PyTorch stacks them "
-                    f"in the order r, z, n (reset, update, candidate), and your answer uses "
-                    f"the order {', '.join(order)}",
+                    "the gates are read from the wrong blocks of rows: PyTorch stacks "
+                    "them in the order r, z, n (reset, update, candidate), and your "
+                    f"answer uses the order {', '.join(order)}",
                     {"order": order},
                 )
             )
     mistakes += [
         (
             "the reset gate multiplies h before W_hn (n = tanh(W_in x + b_in + "
-            "W_hn (r * h) + b_hn), the form of the original GRU paper); PyTorch applies it "
-            "after: n = tanh(W_in x + b_in + r * (W_hn h + b_hn))",
+            "W_hn (r * h) + b_hn), the form of the original GRU paper); PyTorch "
+            "applies it after: n = tanh(W_in x + b_in + r * (W_hn h + b_hn))",
             {"candidate": "W(r*h)+bhh"},
         ),
         (
@@ -445,8 +446,8 @@ def _gru_mistakes(case: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     if case["bias_ih"] is not None:
         mistakes += [
             (
-                "the biases are missing: add bias_ih to the input part and bias_hh to the "
-                "hidden part",
+                "the biases are missing: add bias_ih to the input part and bias_hh to "
+                "the hidden part",
                 {"biases": "none"},
             ),
             (
@@ -682,7 +683,8 @@ def check_lstm_cell(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> (h_new, c_new)``.
 
     Run with ``torch.nn.LSTMCell``, ``torch.nn.LSTM``, ``torch.lstm_cell`` (and its
-    private alias) and the book's ``seqbook.models.gated_units.lstm_cell``/``LSTMCell`` disabled.
+    private alias) and the book's ``seqbook.models.gated_units.lstm_cell``/``LSTMCell``
+    disabled.
     """
     return _check("lstm", fn, hidden)
 
@@ -692,7 +694,8 @@ def check_gru_cell(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(x, h, weight_ih, weight_hh, bias_ih, bias_hh) -> h_new``.
 
     Run with ``torch.nn.GRUCell``, ``torch.nn.GRU``, ``torch.gru_cell`` (and its
-    private alias) and the book's ``seqbook.models.gated_units.gru_cell``/``GRUCell`` disabled.
+    private alias) and the book's ``seqbook.models.gated_units.gru_cell``/``GRUCell``
+    disabled.
     """
     return _check("gru", fn, hidden)
 

@@ -4,8 +4,9 @@ An exercise that asks for X "from primitives" is graded inside ``forbid_calls``.
 guard works at two depths:
 
 * it replaces each forbidden function at its import path (``torch.nn.functional.
-  scaled_dot_product_attention``, ``seqbook.models.attention.scaled_dot_product_attention``, ...)
-  by one that raises at once with a message, and
+  scaled_dot_product_attention``,
+  ``seqbook.models.attention.scaled_dot_product_attention``, ...) by one that raises at
+  once with a message, and
 * it installs a profiling hook (``sys.setprofile``) that sees every function call, so
   a forbidden function reached through an alias captured *before* the guard started
   (``from torch.nn.functional import scaled_dot_product_attention as f``), or through a
@@ -147,7 +148,8 @@ def forbid_code(codes: tuple[types.CodeType, ...], message: str) -> Iterator[Non
 def forbid_calls(
     *paths: str, reason: str = "write it from tensor primitives."
 ) -> Iterator[None]:
-    """Within the block, any call to the functions at ``paths`` raises :class:`ForbiddenCall`.
+    """Within the block, any call to the functions at ``paths`` raises
+    :class:`ForbiddenCall`.
 
     Paths are dotted import paths of functions, such as
     ``"torch.nn.functional.scaled_dot_product_attention"``, or of methods, such as
@@ -184,8 +186,8 @@ def forbid_calls(
     # A method inherited from a base class is replaced on the class named in the path
     # and removed again afterwards, so the class dictionary is left as it was.
     owned = [attribute in vars(owner) for owner, attribute, _ in originals]
-    # Restore what the owner's dictionary held: for a staticmethod or classmethod that is
-    # the descriptor, not the function that getattr returns.
+    # Restore what the owner's dictionary held: for a staticmethod or classmethod that
+    # is the descriptor, not the function that getattr returns.
     stored = [
         vars(owner)[attribute] if was_owned else None
         for (owner, attribute, _), was_owned in zip(originals, owned)

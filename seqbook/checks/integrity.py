@@ -9,9 +9,9 @@ the IPython input/AST transformers and exception handlers, and the trace functio
 the present state with that baseline. On a difference it
 
 1. puts the original back (so later cells are graded honestly),
-2. writes a line starting with ``SEQBOOK-INTEGRITY`` to the notebook's stderr -- nbgrader
-   scores a test cell with such output 0, even if an input transformer swallows the
-   exception (the book's ``IgnorePattern`` drops all other stderr), and
+2. writes a line starting with ``SEQBOOK-INTEGRITY`` to the notebook's stderr --
+   nbgrader scores a test cell with such output 0, even if an input transformer swallows
+   the exception (the book's ``IgnorePattern`` drops all other stderr), and
 3. raises :class:`IntegrityError`.
 
 Out of scope: code in the same process can always defeat in-process checks given enough

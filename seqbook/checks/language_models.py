@@ -113,13 +113,13 @@ def _order_variants(
 
 
 _ORDER_MISTAKES = {
-    "first_appearance": "the entries are in order of first appearance in the text; sort "
-    "them by count, most frequent first",
-    "ties_first_appearance": "tokens with equal counts are in order of first appearance "
-    "(what Counter.most_common() gives); break ties alphabetically, e.g. sort with "
-    "key=lambda t: (-counts[t], t)",
-    "ascending": "the entries are sorted from least to most frequent; the most frequent "
-    "token comes first",
+    "first_appearance": "the entries are in order of first appearance in the text; "
+    "sort them by count, most frequent first",
+    "ties_first_appearance": "tokens with equal counts are in order of first "
+    "appearance (what Counter.most_common() gives); break ties alphabetically, e.g. "
+    "sort with key=lambda t: (-counts[t], t)",
+    "ascending": "the entries are sorted from least to most frequent; the most "
+    "frequent token comes first",
     "ties_reversed": "tokens with equal counts are in reverse alphabetical order "
     "(did you sort (count, token) pairs with reverse=True?); ties go alphabetically",
     "alphabetical": "the entries are sorted alphabetically only; sort by count first, "
@@ -163,13 +163,13 @@ def _vocabulary_case(
         raise CheckFailure(f"{what} returned None: did you forget a `return`?")
     if isinstance(result, dict):
         raise CheckFailure(
-            f"{what} returned a dict; return the *list* of entries, whose positions are "
-            "the ids (the dict token -> id is built from that list later)."
+            f"{what} returned a dict; return the *list* of entries, whose positions "
+            "are the ids (the dict token -> id is built from that list later)."
         )
     if isinstance(result, (set, frozenset)):
         raise CheckFailure(
-            f"{what} returned a set, which has no order; return a list, whose positions "
-            "are the ids."
+            f"{what} returned a set, which has no order; return a list, whose "
+            "positions are the ids."
         )
     if not isinstance(result, list):
         raise CheckFailure(
@@ -189,9 +189,10 @@ def _vocabulary_case(
         if any(t in specials for t in repeated):
             twice = next(t for t in repeated if t in specials)
             raise CheckFailure(
-                f"{what} lists the special token {twice!r} twice: it occurs in the text as "
-                "well, but a special token gets exactly one id (its place among the "
-                "specials). Leave specials out of the counted tokens."
+                f"{what} lists the special token {twice!r} twice: it occurs in the "
+                "text as well, but a special token gets exactly one id "
+                "(its place among the specials). Leave specials out of the counted "
+                "tokens."
             )
         raise CheckFailure(f"{what} lists {repeated[0]!r} more than once.")
     kept = _frequent(tokens, min_freq, specials)
@@ -205,13 +206,13 @@ def _vocabulary_case(
             )
         if n and result == ordered + list(specials):
             raise CheckFailure(
-                f"{what} puts the special tokens at the end; they come first, in the order "
-                f"given, so that {specials[0]!r} has id 0."
+                f"{what} puts the special tokens at the end; they come first, in the "
+                f"order given, so that {specials[0]!r} has id 0."
             )
         if sorted(result[:n]) == sorted(specials):
             raise CheckFailure(
-                f"{what} starts with the specials in the order {result[:n]}; keep the order "
-                f"given: {list(specials)}."
+                f"{what} starts with the specials in the order {result[:n]}; keep the "
+                f"order given: {list(specials)}."
             )
         missing = [s for s in specials if s not in result]
         if missing:
@@ -234,17 +235,17 @@ def _vocabulary_case(
         low = [t for t in extra if counts[t] < min_freq]
         if low:
             raise CheckFailure(
-                f"{what} includes {_short(low)}, seen only {counts[low[0]]} time(s); tokens "
-                f"seen fewer than min_freq = {min_freq} times are left out (they become "
-                "<unk>)."
+                f"{what} includes {_short(low)}, seen only {counts[low[0]]} time(s); "
+                f"tokens seen fewer than min_freq = {min_freq} times are left out "
+                "(they become <unk>)."
             )
         raise CheckFailure(
             f"{what} includes {_short(extra)}, which are not in the text."
         )
     if missing:
         raise CheckFailure(
-            f"{what} leaves out {_short(missing)} (count {counts[missing[0]]} >= min_freq "
-            f"= {min_freq})."
+            f"{what} leaves out {_short(missing)} (count {counts[missing[0]]} >= "
+            f"min_freq = {min_freq})."
         )
     matches = [
         name
@@ -256,8 +257,8 @@ def _vocabulary_case(
     i = next(i for i, (a, b) in enumerate(zip(body, ordered)) if a != b)
     raise CheckFailure(
         f"{what}: entry {n + i} is {body[i]!r} (count {counts[body[i]]}), expected "
-        f"{ordered[i]!r} (count {counts[ordered[i]]}). Order: most frequent first, ties "
-        "alphabetically."
+        f"{ordered[i]!r} (count {counts[ordered[i]]}). Order: most frequent first, "
+        "ties alphabetically."
     )
 
 
@@ -270,7 +271,8 @@ def _random_word(rng: random.Random) -> str:
 
 
 def _random_tokens(rng: random.Random) -> tuple[list[str], int]:
-    """Zipf-like counts with many ties, shuffled; a min_freq equal to one of the counts."""
+    """Zipf-like counts with many ties, shuffled; a min_freq equal to one of the
+    counts."""
     words = list(dict.fromkeys(_random_word(rng) for _ in range(rng.randint(8, 30))))
     words += rng.sample([".", ",", "'", "!", "?", "-", "Zeta", "Alpha", "b2"], 3)
     rng.shuffle(words)
@@ -328,7 +330,8 @@ def check_build_vocabulary(fn: Callable[..., Any], hidden: bool = False) -> str:
 def _bigram_variant(
     train: Sequence[int], test: Sequence[int], vocab_size: int, k: float, mistake: str
 ) -> float | None:
-    """The perplexity a classic mistake computes (None when that mistake would crash)."""
+    """The perplexity a classic mistake computes (None when that mistake would
+    crash)."""
     pairs = Counter(zip(train[:-1], train[1:]))
     contexts = Counter(train[:-1])
     if mistake == "all_positions":
@@ -384,21 +387,22 @@ _BIGRAM_MISTAKES = {
     "train_ids[:-1]",
     "len_test": "the mean is taken over len(test_ids) tokens, but there are only "
     "len(test_ids) - 1 test bigrams (the first token is only a context)",
-    "cross_entropy": "it returns the cross-entropy (mean negative log-probability, in nats); "
-    "the perplexity is exp of that",
+    "cross_entropy": "it returns the cross-entropy (mean negative log-probability, in "
+    "nats); the perplexity is exp of that",
     "cross_entropy_bits": "it returns the cross-entropy in bits; the perplexity is "
     "2 ** (bits) = exp(nats)",
-    "log2_exp": "the logarithms are base 2 but the result is exp(...); use the same base "
-    "both ways: exp(mean of -ln p) or 2 ** (mean of -log2 p)",
-    "ln_pow2": "the logarithms are natural but the result is 2 ** (...); use the same base "
-    "both ways: exp(mean of -ln p) or 2 ** (mean of -log2 p)",
+    "log2_exp": "the logarithms are base 2 but the result is exp(...); use the same "
+    "base both ways: exp(mean of -ln p) or 2 ** (mean of -log2 p)",
+    "ln_pow2": "the logarithms are natural but the result is 2 ** (...); use the same "
+    "base both ways: exp(mean of -ln p) or 2 ** (mean of -log2 p)",
     "test_counted": "the test bigrams were counted into the model; fit the counts on "
     "train_ids only -- the test text must stay unseen",
-    "test_counted_joined": "the test bigrams were counted into the model; fit the counts "
-    "on train_ids only -- the test text must stay unseen",
-    "numerator_no_k": "the numerator is c(h, w); add-k smoothing adds k to every count: "
-    "c(h, w) + k",
-    "k_ignored": "the smoothing constant k is ignored (k = 1 is used whatever k is given)",
+    "test_counted_joined": "the test bigrams were counted into the model; fit the "
+    "counts on train_ids only -- the test text must stay unseen",
+    "numerator_no_k": "the numerator is c(h, w); add-k smoothing adds k to every "
+    "count: c(h, w) + k",
+    "k_ignored": "the smoothing constant k is ignored (k = 1 is used whatever k is "
+    "given)",
     "reversed": "the bigram counts are looked up in the wrong order; P(w | h) uses the "
     "count of the pair (h, w), previous token first",
     "underflow": "the product of the probabilities underflows to 0 on a long text: add "
@@ -425,8 +429,8 @@ def _as_number(value: Any, what: str) -> float:
 
 
 def _close(a: float, b: float) -> bool:
-    # Loose enough for float32 sums over thousands of tokens; every named mistake differs
-    # by far more.
+    # Loose enough for float32 sums over thousands of tokens; every named mistake
+    # differs by far more.
     return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-9)
 
 
@@ -449,9 +453,9 @@ def _crash_hint(
         unseen = set(test[:-1]) - set(train[:-1])
         if unseen:
             return (
-                f" The context(s) {sorted(unseen)} never occur as a context in training, "
-                "so c(h) = 0; with add-k smoothing the denominator c(h) + k*V is still "
-                "positive." + (" Or, " + product if product else "")
+                f" The context(s) {sorted(unseen)} never occur as a context in "
+                "training, so c(h) = 0; with add-k smoothing the denominator "
+                "c(h) + k*V is still positive." + (" Or, " + product if product else "")
             )
         return " " + product.capitalize() if product else ""
     if "math domain error" in text:

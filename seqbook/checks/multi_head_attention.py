@@ -1,10 +1,10 @@
 """Checks for the exercises of the section "Multi-head attention".
 
 * :func:`check_split_merge` -- ``split_heads(x, num_heads)`` and ``merge_heads(x)``
-  against :mod:`seqbook.models.attention`, with the classic mistakes named (reshaping straight
-  to ``(B, H, T, D/H)`` so heads mix positions, interleaved instead of contiguous
-  feature blocks, a missing transpose, a merge that is not the inverse of the split,
-  ``.view`` on a non-contiguous tensor).
+  against :mod:`seqbook.models.attention`, with the classic mistakes named
+  (reshaping straight to ``(B, H, T, D/H)`` so heads mix positions, interleaved instead
+  of contiguous feature blocks, a missing transpose, a merge that is not the inverse of
+  the split, ``.view`` on a non-contiguous tensor).
 * :func:`check_multi_head_attention` -- a ``MultiHeadAttention`` class, graded by
   equality with ``torch.nn.MultiheadAttention(batch_first=True)`` after copying its
   (random) weights with ``load_state_dict``: no mask, a padding mask, a causal mask,
@@ -185,7 +185,8 @@ def _check_merge(merge_heads, heads_tensor: torch.Tensor, label: str) -> None:
     ):
         raise CheckFailure(
             f"{what} has shape {tuple(result.shape)}; expected (B, T, H * d) = "
-            f"{tuple(expected.shape)}: transpose back to (B, T, H, d) before flattening."
+            f"{tuple(expected.shape)}: transpose back to (B, T, H, d) before "
+            "flattening."
         )
     expect_tensor(result, what, shape=expected.shape, dtype=heads_tensor.dtype)
     if _same(result, expected):
@@ -332,9 +333,9 @@ for _order in itertools.permutations("012"):
         _names = dict(zip(_order, ("query", "key", "value")))
         _WEIGHT_MISTAKES["order" + "".join(_order)] = (
             "the blocks of in_proj_weight are used in the wrong order: rows 0 to D-1 "
-            "project the query, D to 2D-1 the key and 2D to 3D-1 the value (you used the "
-            f"{_names['0']} block for the query, the {_names['1']} block for the key and "
-            f"the {_names['2']} block for the value)"
+            "project the query, D to 2D-1 the key and 2D to 3D-1 the value "
+            f"(you used the {_names['0']} block for the query, the {_names['1']} block "
+            f"for the key and the {_names['2']} block for the value)"
         )
 _OUTPUT_MISTAKES = {
     "no_out_proj": "the output projection out_proj is not applied to the merged heads",
@@ -385,8 +386,8 @@ def _build_student(
         unexpected = sorted(set(got) - set(expected))
         raise CheckFailure(
             f"{what} has the parameters {sorted(got)}; expected exactly "
-            f"{sorted(expected)} (nn.MultiheadAttention's names, so load_state_dict can "
-            "copy its weights)."
+            f"{sorted(expected)} (nn.MultiheadAttention's names, so load_state_dict "
+            "can copy its weights)."
             + (f" Missing: {missing}." if missing else "")
             + (f" Unexpected: {unexpected}." if unexpected else "")
             + (
@@ -476,9 +477,9 @@ def _run_case(
     if tuple(weights.shape) == (batch, t_q, t_k):
         raise CheckFailure(
             f"the weights of {what} have shape {(batch, t_q, t_k)}: they are averaged "
-            "over the heads (nn.MultiheadAttention's default, average_attn_weights=True). "
-            f"Return every head's weights, shape (B, H, T_q, T_k) = "
-            f"{tuple(expected_weights.shape)}."
+            "over the heads (nn.MultiheadAttention's default, "
+            "average_attn_weights=True). Return every head's weights, shape "
+            f"(B, H, T_q, T_k) = {tuple(expected_weights.shape)}."
         )
     expect_tensor(
         weights,

@@ -1,4 +1,5 @@
-"""Checks for the exercises of the section "Parameter-efficient fine-tuning and prompting".
+"""Checks for the exercises of the section "Parameter-efficient fine-tuning and
+prompting".
 
 ``check_lora_linear`` builds the student's ``LoRALinear(base, r, alpha)`` around random
 ``nn.Linear`` layers (with and without bias, float32 and float64, square and not) and
@@ -80,9 +81,15 @@ _POOL_REFERENCE = existing_paths(
 )
 _POOL_REASON = "write the masked mean yourself from tensor primitives."
 _FRIENDLY = {
-    f"{_HERE}._reference_lora_init": "seqbook.models.parameter_efficient_fine_tuning.LoRALinear",
-    f"{_HERE}._reference_lora_forward": "seqbook.models.parameter_efficient_fine_tuning.LoRALinear",
-    f"{_HERE}._reference_lora_merge": "seqbook.models.parameter_efficient_fine_tuning.LoRALinear",
+    f"{_HERE}._reference_lora_init": (
+        "seqbook.models.parameter_efficient_fine_tuning.LoRALinear"
+    ),
+    f"{_HERE}._reference_lora_forward": (
+        "seqbook.models.parameter_efficient_fine_tuning.LoRALinear"
+    ),
+    f"{_HERE}._reference_lora_merge": (
+        "seqbook.models.parameter_efficient_fine_tuning.LoRALinear"
+    ),
 }
 
 _generator = grading_generator
@@ -195,8 +202,8 @@ def _build_lora(
             )
         if not isinstance(value, _Parameter):
             raise CheckFailure(
-                f"{what}: `{name}` should be an nn.Parameter (so that the optimizer and "
-                f"model.parameters() see it), got {type(value).__name__}."
+                f"{what}: `{name}` should be an nn.Parameter (so that the optimizer "
+                f"and model.parameters() see it), got {type(value).__name__}."
             )
         if tuple(value.shape) != shape:
             hint = (
@@ -420,8 +427,9 @@ def _lora_case(
         if _close(output, twice):
             raise CheckFailure(
                 f"{what}: after merge() the update is added twice (once inside "
-                "base.weight, once more by forward). After merging, forward must return "
-                "base(x) alone: remember that the layer is merged (self.merged = True)."
+                "base.weight, once more by forward). After merging, forward must "
+                "return base(x) alone: remember that the layer is merged "
+                "(self.merged = True)."
             )
         expect_close(
             output, before, f"the output of {what} after merge() (it must not change)"
@@ -440,7 +448,8 @@ def _lora_case(
 
 @check
 def check_lora_linear(lora_class: Any, hidden: bool = False) -> str:
-    """Check a ``LoRALinear(base, r, alpha)`` module class (see the module docstring)."""
+    """Check a ``LoRALinear(base, r, alpha)`` module class (see the module
+    docstring)."""
     if not isinstance(lora_class, type) or not issubclass(lora_class, nn.Module):
         raise CheckFailure(
             "LoRALinear should be a class derived from nn.Module, got "
@@ -449,7 +458,8 @@ def check_lora_linear(lora_class: Any, hidden: bool = False) -> str:
     if issubclass(lora_class, _ReferenceLoRA):
         raise ForbiddenCall(
             f"your LoRALinear is (or derives from) "
-            f"`seqbook.models.parameter_efficient_fine_tuning.LoRALinear`: {_LORA_REASON}"
+            "`seqbook.models.parameter_efficient_fine_tuning.LoRALinear`: "
+            f"{_LORA_REASON}"
         )
     peft_layer = getattr(sys.modules.get("peft.tuners.lora.layer"), "LoraLayer", None)
     if peft_layer is not None and issubclass(lora_class, peft_layer):
@@ -536,8 +546,8 @@ def _pool_variants(hidden: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.
     return {
         "the padding is averaged in (the mean runs over all T positions): multiply by "
         "the mask and divide by the number of real tokens": hidden.mean(dim=1),
-        "the masked sum is divided by the padded length T instead of the number of real "
-        "tokens (attention_mask.sum(dim=1))": total / hidden.shape[1],
+        "the masked sum is divided by the padded length T instead of the number of "
+        "real tokens (attention_mask.sum(dim=1))": total / hidden.shape[1],
         "this is the vector of the first token ([CLS]); mean pooling averages all the "
         "real tokens": hidden[:, 0],
         "this is the vector of the last real token; mean pooling averages all the real "
@@ -585,7 +595,8 @@ def _pool_case(
         raise CheckFailure(
             f"the output of {what} has dtype {output.dtype}, expected {hidden.dtype} "
             "(the hidden state's): convert the integer mask to the hidden state's "
-            "dtype, attention_mask.to(last_hidden_state.dtype), not the other way round."
+            "dtype, attention_mask.to(last_hidden_state.dtype), not the other way "
+            "round."
         )
     if not _close(output, expected):
         for mistake, variant in _pool_variants(hidden, mask).items():
@@ -632,8 +643,8 @@ def _padded_hidden(
 
 @check
 def check_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> str:
-    """Check ``mean_pool(last_hidden_state (B, T, D), attention_mask (B, T)) -> (B, D)``,
-    the mean over the real tokens (mask 1) of an integer Hugging Face mask."""
+    """Check ``mean_pool(last_hidden_state (B, T, D), attention_mask (B, T)) ->
+    (B, D)``, the mean over the real tokens (mask 1) of an integer Hugging Face mask."""
     g = _generator(hidden)
     cases: list[tuple[torch.Tensor, torch.Tensor, str, bool]] = []
     if not hidden:

@@ -4,20 +4,20 @@
   num_positions, dim)``: a float32 ``(num_positions, dim)`` tensor with
   ``PE[t, 2i] = sin(t / 10000^(2i/dim))`` and ``PE[t, 2i+1] = cos(t / 10000^(2i/dim))``,
   odd ``dim`` included (the last column is then a sine). Compared with
-  :func:`seqbook.models.attention.sinusoidal_positional_encoding`, which is disabled while the
-  student's code runs.
+  :func:`seqbook.models.attention.sinusoidal_positional_encoding`, which is disabled
+  while the student's code runs.
 * :func:`check_shift_matrix` -- ``shift_matrix(k, dim)``: the float32 block-diagonal
   rotation ``M_k`` with ``PE[t + k] = PE[t] @ M_k``, a ``ValueError`` for odd ``dim``.
-  Compared with :func:`seqbook.models.positional_information.shift_matrix`, disabled while the student's
-  code runs.
+  Compared with :func:`seqbook.models.positional_information.shift_matrix`, disabled
+  while the student's code runs.
 
 The classic mistakes are recognised and named: sine and cosine swapped, an exponent
 ``i/dim`` (pair index) or ``j/dim`` (column index) instead of ``2i/dim``, the exponent
 doubled, frequencies multiplied instead of divided, halves ``[sin | cos]`` instead of
 interleaved pairs, positions counted from 1, another base than 10000, float64, a crash
 or a wrong shape for an odd ``dim``; for the shift matrix, the rotation transposed
-(which shifts by ``-k``), wrong frequencies, the angle ``k`` without the frequencies, the
-angle without ``k``, the halves layout, and no ``ValueError`` for odd ``dim``.
+(which shifts by ``-k``), wrong frequencies, the angle ``k`` without the frequencies,
+the angle without ``k``, the halves layout, and no ``ValueError`` for odd ``dim``.
 
 ``hidden=False`` is the friendly visible check; ``hidden=True`` draws sizes and shifts
 at grading time from a fresh random seed, and computes the expected answers with the
@@ -98,21 +98,22 @@ def _encoding_variant(
 
 
 _ENCODING_MISTAKES = {
-    "swapped": "sine and cosine are swapped: even columns 2i hold the sines, odd columns "
-    "2i+1 the cosines",
-    "pair_index": "the exponent is i/dim with i the pair index; it must be 2i/dim, so the "
-    "frequencies run from 1 down to about 1/10000",
-    "column_index": "each column has its own frequency 1/10000^(j/dim) (j = column index), "
-    "so the cosine in column 2i+1 does not share the frequency 1/10000^(2i/dim) of its "
-    "sine partner in column 2i. Use the even index 2i for both columns of a pair",
-    "double_exponent": "the exponent is doubled: with even column indices j = 0, 2, 4, ... "
-    "(torch.arange(0, dim, 2)) the exponent is j/dim, not 2j/dim",
-    "multiply": "the positions are multiplied by 10000^(2i/dim) instead of divided by it: "
-    "the frequencies must decrease from 1 to about 1/10000",
-    "halves": "the sines and cosines are concatenated as [sin | cos] halves; they must be "
-    "interleaved: column 2i holds sin and column 2i+1 holds cos of the same angle",
-    "start_at_one": "the positions start at 1; the first position is t = 0, so the first "
-    "row is [0, 1, 0, 1, ...]",
+    "swapped": "sine and cosine are swapped: even columns 2i hold the sines, odd "
+    "columns 2i+1 the cosines",
+    "pair_index": "the exponent is i/dim with i the pair index; it must be 2i/dim, so "
+    "the frequencies run from 1 down to about 1/10000",
+    "column_index": "each column has its own frequency 1/10000^(j/dim) "
+    "(j = column index), so the cosine in column 2i+1 does not share the frequency "
+    "1/10000^(2i/dim) of its sine partner in column 2i. Use the even index 2i for both "
+    "columns of a pair",
+    "double_exponent": "the exponent is doubled: with even column indices j = 0, 2, 4, "
+    "... (torch.arange(0, dim, 2)) the exponent is j/dim, not 2j/dim",
+    "multiply": "the positions are multiplied by 10000^(2i/dim) instead of divided by "
+    "it: the frequencies must decrease from 1 to about 1/10000",
+    "halves": "the sines and cosines are concatenated as [sin | cos] halves; they must "
+    "be interleaved: column 2i holds sin and column 2i+1 holds cos of the same angle",
+    "start_at_one": "the positions start at 1; the first position is t = 0, so the "
+    "first row is [0, 1, 0, 1, ...]",
 }
 
 
@@ -189,8 +190,9 @@ def _encoding_case(fn: Callable[..., Any], num_positions: int, dim: int) -> None
     expect_tensor(encoding, what)
     if tuple(encoding.shape) != (num_positions, dim):
         raise CheckFailure(
-            f"{what} has shape {tuple(encoding.shape)}, expected {(num_positions, dim)}: "
-            f"one row per position, one column per feature.{_odd_hint(dim)}"
+            f"{what} has shape {tuple(encoding.shape)}, expected "
+            f"{(num_positions, dim)}: one row per position, one column per "
+            f"feature.{_odd_hint(dim)}"
         )
     if encoding.dtype != torch.float32:
         hint = ""
@@ -217,7 +219,8 @@ def _encoding_case(fn: Callable[..., Any], num_positions: int, dim: int) -> None
 def check_sinusoidal_positional_encoding(
     fn: Callable[..., Any], hidden: bool = False
 ) -> str:
-    """Check ``sinusoidal_positional_encoding(num_positions, dim)`` against the reference."""
+    """Check ``sinusoidal_positional_encoding(num_positions, dim)`` against the
+    reference."""
     cases = [(50, 16), (12, 7), (1, 4)]
     if hidden:
         g = grading_generator(True)
@@ -273,18 +276,18 @@ _SHIFT_MISTAKES = {
     "transposed (or its angle has the wrong sign). With row vectors on the left, "
     "(sin a, cos a) @ B = (sin(a + b), cos(a + b)) needs the block "
     "B = [[cos b, -sin b], [sin b, cos b]]",
-    "pair_index": "the frequency of pair i is 1/10000^(i/dim); it must be 1/10000^(2i/dim), "
-    "the frequency of columns 2i and 2i+1 of the encoding",
-    "double_exponent": "the exponent is doubled: with even column indices j = 0, 2, 4, ... "
-    "the frequency is 1/10000^(j/dim), not 1/10000^(2j/dim)",
+    "pair_index": "the frequency of pair i is 1/10000^(i/dim); it must be "
+    "1/10000^(2i/dim), the frequency of columns 2i and 2i+1 of the encoding",
+    "double_exponent": "the exponent is doubled: with even column indices j = 0, 2, 4, "
+    "... the frequency is 1/10000^(j/dim), not 1/10000^(2j/dim)",
     "multiply": "the frequencies are 10000^(2i/dim) instead of 1/10000^(2i/dim)",
     "no_frequency": "every pair is rotated by the angle k; pair i must be rotated by k "
     "times its own frequency w_i = 1/10000^(2i/dim)",
     "ignores_k": "the angle of pair i is w_i, whatever k is: shifting by k positions "
     "rotates pair i by k * w_i",
-    "halves": "the rotation is laid out for features ordered [all sines | all cosines]; "
-    "the encoding interleaves them, so each 2 x 2 block sits on the diagonal at rows and "
-    "columns (2i, 2i+1)",
+    "halves": "the rotation is laid out for features ordered [all sines | all "
+    "cosines]; the encoding interleaves them, so each 2 x 2 block sits on the diagonal "
+    "at rows and columns (2i, 2i+1)",
 }
 
 
@@ -306,8 +309,8 @@ def _shift_case(fn: Callable[..., Any], k: int, dim: int) -> None:
     expect_tensor(matrix, what, shape=(dim, dim))
     if matrix.dtype != torch.float32:
         raise CheckFailure(
-            f"{what} has dtype {matrix.dtype}, expected torch.float32 (the dtype of the "
-            "encodings it multiplies)."
+            f"{what} has dtype {matrix.dtype}, expected torch.float32 "
+            "(the dtype of the encodings it multiplies)."
         )
     if max_abs_error(matrix, expected) > _TOLERANCE:
         matrix64 = matrix.detach().double()
@@ -327,10 +330,10 @@ def _shift_case(fn: Callable[..., Any], k: int, dim: int) -> None:
         error = _shift_property_error(matrix, k, dim)
         if error > _TOLERANCE:
             raise CheckFailure(
-                f"{what} is not the shift by {k}: PE[t] @ M differs from PE[t + {k}] by "
-                f"up to {error:.3g}. Check each 2 x 2 block [[cos(k w_i), -sin(k w_i)], "
-                "[sin(k w_i), cos(k w_i)]] at rows and columns (2i, 2i+1), and zeros "
-                "everywhere else."
+                f"{what} is not the shift by {k}: PE[t] @ M differs from PE[t + {k}] "
+                f"by up to {error:.3g}. Check each 2 x 2 block "
+                "[[cos(k w_i), -sin(k w_i)], [sin(k w_i), cos(k w_i)]] at rows and "
+                "columns (2i, 2i+1), and zeros everywhere else."
             )
     expect_close(matrix, expected, what, atol=_TOLERANCE, rtol=0.0)
 
@@ -352,8 +355,9 @@ def _odd_dim_case(fn: Callable[..., Any], k: int, dim: int) -> None:
             "ValueError with a message, before building anything."
         ) from err
     raise CheckFailure(
-        f"{what} returned {describe(result)}; for an odd dim it must raise a ValueError: "
-        "the last sine has no cosine partner, so no matrix maps PE[t] to PE[t + k]."
+        f"{what} returned {describe(result)}; for an odd dim it must raise a "
+        "ValueError: the last sine has no cosine partner, so no matrix maps PE[t] to "
+        "PE[t + k]."
     )
 
 

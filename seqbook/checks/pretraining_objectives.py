@@ -165,9 +165,9 @@ def _mask_case(
         where = _first_index(selected & special)
         raise CheckFailure(
             f"{what}: a special token (id {int(ids[where])} at index {where}) was "
-            "selected. Special tokens (padding, <cls>, <sep>, <mask>, ... : every id in "
-            "special_ids) are never selected: their label stays -100 and their input "
-            "unchanged."
+            "selected. Special tokens (padding, <cls>, <sep>, <mask>, ... : every id "
+            "in special_ids) are never selected: their label stays -100 and their "
+            "input unchanged."
         )
     if not _equal(inputs[special], ids[special]):
         where = _first_index(special & (inputs != ids))
@@ -196,9 +196,9 @@ def _mask_case(
     if bool(changed_unlabelled.any()):
         where = _first_index(changed_unlabelled)
         raise CheckFailure(
-            f"{what}: the token at index {where} was changed (from {int(ids[where])} to "
-            f"{int(inputs[where])}) but its label is -100. Every selected position -- "
-            "masked, randomised or kept -- gets its original id as its label, and "
+            f"{what}: the token at index {where} was changed (from {int(ids[where])} "
+            f"to {int(inputs[where])}) but its label is -100. Every selected position "
+            "-- masked, randomised or kept -- gets its original id as its label, and "
             "unselected positions are never changed."
         )
     if bool(((inputs < 0) | (inputs >= vocab_size)).any()):
@@ -215,8 +215,8 @@ def _mask_case(
         where = _first_index(randomised & _isin(inputs, special_tensor))
         raise CheckFailure(
             f"{what}: a selected token became the special id {int(inputs[where])} "
-            f"(index {where}). Random replacements are drawn from the ordinary ids only "
-            "(those in range(vocab_size) that are not in special_ids)."
+            f"(index {where}). Random replacements are drawn from the ordinary ids "
+            "only (those in range(vocab_size) that are not in special_ids)."
         )
 
     n_ordinary_vocab = vocab_size - len(special_ids)
@@ -301,9 +301,10 @@ def _mask_case(
         tail = _chi_square_tail(counts)
         if tail < CHI2_TAIL:
             raise CheckFailure(
-                f"{what}: the random replacements are not uniform over the ordinary ids "
-                f"(chi-square tail probability {tail:.1e}; counts per id "
-                f"{counts.tolist()}). Draw them with torch.randint over the ordinary ids."
+                f"{what}: the random replacements are not uniform over the ordinary "
+                f"ids (chi-square tail probability {tail:.1e}; counts per id "
+                f"{counts.tolist()}). Draw them with torch.randint over the ordinary "
+                "ids."
             )
 
     # The same generator state must give the same result: all randomness comes from it.
@@ -473,16 +474,17 @@ def _shift_variants(
 
 
 _SHIFT_MISTAKES = {
-    "no_shift": "there is no shift: the label at position t is the token at position t, "
-    "which the model can see. The label is the *next* token: labels come from "
+    "no_shift": "there is no shift: the label at position t is the token at position "
+    "t, which the model can see. The label is the *next* token: labels come from "
     "ids[:, 1:], inputs from ids[:, :-1]",
-    "wrong_direction": "the shift goes the wrong way: position t is asked for the token "
-    "*before* it. Inputs are ids[:, :-1] and labels ids[:, 1:]",
+    "wrong_direction": "the shift goes the wrong way: position t is asked for the "
+    "token *before* it. Inputs are ids[:, :-1] and labels ids[:, 1:]",
     "padding_not_ignored": "padding labels are not ignored: replace every label equal "
     "to pad_id by -100 so cross_entropy skips it",
-    "pad_by_input": "padding is recognised by the *input* token instead of the *label*: "
-    "a label is ignored when the label itself is pad_id (the last real token is "
-    "followed by padding, so its label must be -100), whatever the input there is",
+    "pad_by_input": "padding is recognised by the *input* token instead of the "
+    "*label*: a label is ignored when the label itself is pad_id "
+    "(the last real token is followed by padding, so its label must be -100), whatever "
+    "the input there is",
     "inputs_ignored": "the *inputs* contain -100: an embedding cannot look that id up. "
     "Only the labels get -100; the inputs keep pad_id",
     "swapped": "the pair is returned in the wrong order: return (inputs, labels)",
@@ -501,8 +503,8 @@ def _shift_case(
     if not _equal(ids, original):
         raise CheckFailure(
             f"{what} modified `ids` in place. ids[:, 1:] is a *view* of ids, so "
-            "writing -100 into it changes the caller's batch: use labels.masked_fill(...) "
-            "(a new tensor) or clone first."
+            "writing -100 into it changes the caller's batch: use "
+            "labels.masked_fill(...) (a new tensor) or clone first."
         )
     batch, length = ids.shape
     if (
@@ -514,8 +516,8 @@ def _shift_case(
         if (batch, length) in shapes:
             raise CheckFailure(
                 f"{what} returned shapes {shapes}; both must be {(batch, length - 1)}. "
-                "A sequence of T tokens gives T - 1 (input, next token) pairs: the last "
-                "token has no successor and the first is never a label."
+                "A sequence of T tokens gives T - 1 (input, next token) pairs: the "
+                "last token has no successor and the first is never a label."
             )
     inputs, labels = _expect_pair(result, what, (batch, length - 1))
     expected_inputs, expected_labels = _reference_shift(ids, pad_id)

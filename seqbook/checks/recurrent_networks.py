@@ -111,7 +111,8 @@ def _rnn_variant(
 
 
 def _rnn_mistakes(inputs, h0, w_ih, w_hh, b_ih, b_hh) -> dict[str, torch.Tensor]:
-    """Outputs ``(B, T, H)`` of the classic mistakes that can be computed on these inputs."""
+    """Outputs ``(B, T, H)`` of the classic mistakes that can be computed on these
+    inputs."""
     args = (inputs, h0, w_ih, w_hh, b_ih, b_hh)
     options = {
         "no_transpose": dict(transpose_ih=False, transpose_hh=False),
@@ -144,22 +145,24 @@ _RNN_MISTAKES = {
     "and weight_hh as (H, H), so a step is x_t @ weight_ih.T + h @ weight_hh.T",
     "no_transpose_hh": "weight_hh is not transposed: the recurrent term is "
     "h_{t-1} @ weight_hh.T",
-    "no_transpose_ih": "weight_ih is not transposed: the input term is x_t @ weight_ih.T",
+    "no_transpose_ih": "weight_ih is not transposed: the input term is x_t @ "
+    "weight_ih.T",
     "no_bias_ih": "bias_ih is missing: nn.RNN adds both biases at every step",
     "no_bias_hh": "bias_hh is missing: nn.RNN adds both biases at every step",
     "no_bias": "both biases are missing",
-    "not_updated": "the state is never updated: every step uses h0 as the previous state "
-    "instead of the state computed at the step before",
+    "not_updated": "the state is never updated: every step uses h0 as the previous "
+    "state instead of the state computed at the step before",
     "ignores_h0": "the initial state h0 is ignored (the loop starts from zeros)",
     "relu": "the activation is ReLU; this RNN uses tanh",
     "sigmoid": "the activation is the sigmoid; this RNN uses tanh",
     "no_activation": "the tanh is missing",
-    "states_before_update": "outputs[:, t] holds the state *before* step t (h0, h_1, ..., "
-    "h_{T-1}); it must be the state after reading x_t (h_1, ..., h_T)",
+    "states_before_update": "outputs[:, t] holds the state *before* step t "
+    "(h0, h_1, ..., h_{T-1}); it must be the state after reading x_t (h_1, ..., h_T)",
     "stacked_time_first": "the states are stacked along dim 0 (time first); the book's "
-    "RNN is batch-first, so stack them along dim 1: outputs[:, t] is the state after step t",
-    "time_axis": "the loop runs over dim 0, but inputs are batch-first (B, T, D): time is "
-    "dim 1, so step t reads inputs[:, t]",
+    "RNN is batch-first, so stack them along dim 1: outputs[:, t] is the state after "
+    "step t",
+    "time_axis": "the loop runs over dim 0, but inputs are batch-first (B, T, D): time "
+    "is dim 1, so step t reads inputs[:, t]",
 }
 
 
@@ -223,8 +226,9 @@ def _run_rnn_case(
             ):
                 raise CheckFailure(
                     f"{failure} Check the shapes: inputs are batch-first (B, T, D), so "
-                    "step t reads inputs[:, t] of shape (B, D); weight_ih is (H, D) and "
-                    "weight_hh is (H, H), as in nn.RNN, so multiply by their transposes."
+                    "step t reads inputs[:, t] of shape (B, D); weight_ih is (H, D) "
+                    "and weight_hh is (H, H), as in nn.RNN, so multiply by their "
+                    "transposes."
                 ) from cause
             raise
     if not isinstance(result, tuple) or len(result) != 2:
@@ -245,14 +249,14 @@ def _run_rnn_case(
         raise CheckFailure(f"{what}: return (outputs, h_n), in that order.")
     if tuple(outputs.shape) == final:
         raise CheckFailure(
-            f"{what}: outputs has shape {final}, the shape of one state. Return the states "
-            f"of all {steps} steps stacked along dim 1, shape {full}, and the last state "
-            "separately as h_n."
+            f"{what}: outputs has shape {final}, the shape of one state. Return the "
+            f"states of all {steps} steps stacked along dim 1, shape {full}, and the "
+            "last state separately as h_n."
         )
     if tuple(outputs.shape) == (steps, batch, hidden) and steps != batch:
         raise CheckFailure(
-            f"{what}: outputs has shape {(steps, batch, hidden)}, time first. The book's "
-            f"RNN is batch-first: stack the states along dim 1 to get {full}."
+            f"{what}: outputs has shape {(steps, batch, hidden)}, time first. The "
+            f"book's RNN is batch-first: stack the states along dim 1 to get {full}."
         )
     if tuple(h_n.shape) == (1, batch, hidden):
         raise CheckFailure(
@@ -264,9 +268,9 @@ def _run_rnn_case(
     for name, value in (("outputs", outputs), ("h_n", h_n)):
         if value.dtype != inputs.dtype:
             raise CheckFailure(
-                f"{what}: {name} has dtype {value.dtype}, expected {inputs.dtype} like the "
-                "inputs (a tensor created with torch.zeros(...) is float32 unless you pass "
-                "dtype=inputs.dtype)."
+                f"{what}: {name} has dtype {value.dtype}, expected {inputs.dtype} like "
+                "the inputs (a tensor created with torch.zeros(...) is float32 unless "
+                "you pass dtype=inputs.dtype)."
             )
     expected_outputs, expected_h, _ = _rnn_reference(*tensors)
     if max_abs_error(outputs, expected_outputs) > 1e-5:
@@ -303,8 +307,9 @@ def _run_rnn_case(
             grads = torch.autograd.grad(loss, arguments, allow_unused=True)
         except RuntimeError as err:
             raise CheckFailure(
-                f"{what}: gradients do not flow back to the inputs and weights ({err}). "
-                "Do not use .detach(), .data, .item() or .numpy() inside the recurrence."
+                f"{what}: gradients do not flow back to the inputs and weights "
+                f"({err}). Do not use .detach(), .data, .item() or .numpy() inside the "
+                "recurrence."
             ) from err
         _, _, expected_grads = _rnn_reference(*tensors, grad_upstream=upstream)
         for name, grad, expected_grad in zip(_ARGUMENT_NAMES, grads, expected_grads):
@@ -326,8 +331,8 @@ def _rnn_case(
     h0_zero: bool = False,
     gain: float = 0.9,
 ):
-    # W_hh has entries of variance gain^2 / H: with gain < 1 the recurrence contracts, so
-    # float32 rounding differences between correct implementations stay tiny.
+    # W_hh has entries of variance gain^2 / H: with gain < 1 the recurrence contracts,
+    # so float32 rounding differences between correct implementations stay tiny.
     inputs = torch.randn(batch, steps, size_in, generator=g, dtype=dtype)
     h0 = (
         torch.zeros(batch, hidden, dtype=dtype)
@@ -348,8 +353,9 @@ def check_rnn_forward(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``fn(inputs, h0, weight_ih, weight_hh, bias_ih, bias_hh)``.
 
     ``fn`` runs with ``torch.nn.RNN``, ``torch.nn.RNNCell``, ``torch.rnn_tanh`` (and
-    ``torch._VF``'s copy), ``torch.rnn_tanh_cell`` and the book's ``seqbook.models.recurrent_networks``
-    reference disabled. The result must equal the reference and ``nn.RNN``.
+    ``torch._VF``'s copy), ``torch.rnn_tanh_cell`` and the book's
+    ``seqbook.models.recurrent_networks`` reference disabled. The result must equal the
+    reference and ``nn.RNN``.
     """
     g = _generator(hidden)
     # (label, tensors, check gradients, compare with nn.RNN)
@@ -483,16 +489,16 @@ def _clip_mistakes(
 
 _CLIP_MISTAKES = {
     "per_tensor": "each gradient tensor is clipped to max_norm separately. Clipping by "
-    "global norm computes ONE norm over all gradients together and scales them all by the "
-    "same factor, so the direction of the whole update is kept",
+    "global norm computes ONE norm over all gradients together and scales them all by "
+    "the same factor, so the direction of the whole update is kept",
     "by_value": "the gradients are clipped by value (each entry clamped to "
     "[-max_norm, max_norm]); that changes the direction of the update. Scale all "
     "gradients by one factor instead",
     "always_scaled": "the gradients are scaled although their total norm is below "
     "max_norm: clipping only ever scales down (the factor is min(1, ...))",
-    "sum_of_norms": "the total norm adds up the norms of the tensors. The global norm is "
-    "the square root of the sum of ALL squared entries, i.e. the 2-norm of the vector of "
-    "per-tensor norms",
+    "sum_of_norms": "the total norm adds up the norms of the tensors. The global norm "
+    "is the square root of the sum of ALL squared entries, i.e. the 2-norm of the "
+    "vector of per-tensor norms",
 }
 
 
@@ -537,8 +543,9 @@ def _run_clip_case(
                 and any(grad is None for grad in grads_before)
             ):
                 raise CheckFailure(
-                    f"{failure} Some parameters have .grad None (frozen, or unused in the "
-                    "loss): skip them, as torch.nn.utils.clip_grad_norm_ does."
+                    f"{failure} Some parameters have .grad None "
+                    "(frozen, or unused in the loss): skip them, as "
+                    "torch.nn.utils.clip_grad_norm_ does."
                 ) from cause
             if pass_as == "tensor" and cause is not None:
                 raise CheckFailure(
@@ -547,8 +554,9 @@ def _run_clip_case(
                 ) from cause
             if pass_as == "generator" and cause is not None:
                 raise CheckFailure(
-                    f"{failure} Here `parameters` was a generator (model.parameters() is "
-                    "one), which can be iterated only once: make a list of it first."
+                    f"{failure} Here `parameters` was a generator "
+                    "(model.parameters() is one), which can be iterated only once: "
+                    "make a list of it first."
                 ) from cause
             raise
     clipped = _total_norm([g for g in grads_before if g is not None]) > max_norm
@@ -582,8 +590,9 @@ def _run_clip_case(
             if pass_as == "tensor":
                 raise CheckFailure(
                     f"{what} did not change the gradient. `parameters` can be a single "
-                    "tensor, which torch.nn.utils.clip_grad_norm_ accepts: wrap it in a "
-                    "list first (iterating over a tensor gives its rows, not the tensor)."
+                    "tensor, which torch.nn.utils.clip_grad_norm_ accepts: wrap it in "
+                    "a list first (iterating over a tensor gives its rows, not the "
+                    "tensor)."
                 )
             if pass_as == "generator":
                 raise CheckFailure(
@@ -593,9 +602,9 @@ def _run_clip_case(
                 )
             raise CheckFailure(
                 f"{what} did not change the gradients although their total norm "
-                f"{float(expected_total):.4g} exceeds max_norm = {max_norm}. Scale each "
-                "p.grad in place (p.grad.mul_(factor)); returning new tensors changes "
-                "nothing."
+                f"{float(expected_total):.4g} exceeds max_norm = {max_norm}. Scale "
+                "each p.grad in place (p.grad.mul_(factor)); returning new tensors "
+                "changes nothing."
             )
         for name, variant in _clip_mistakes(before, max_norm).items():
             if _close_lists(got, variant, tolerance):

@@ -55,7 +55,8 @@ _reference_pre_ln = _reference_module.pre_ln_block
 _TorchLayerNorm = nn.LayerNorm
 _TorchEncoderLayer = nn.TransformerEncoderLayer
 # Module-level aliases of methods, so that forbid_calls (which takes import paths) can
-# recognise them by their code even when they are reached through a subclass or an alias.
+# recognise them by their code even when they are reached through a subclass or an
+# alias.
 _reference_layer_norm_forward = _ReferenceLayerNorm.forward
 _torch_layer_norm_forward = _TorchLayerNorm.forward
 _reference_block_forward = _ReferenceEncoderBlock.forward
@@ -179,10 +180,10 @@ _EPSILON = {
     "store it and use it",
 }
 _AXIS = {
-    "batch": "the statistics are taken over the batch axis (dim 0, as batch norm does); "
-    "layer norm normalises each position over its own features, the last axis",
-    "time": "the statistics are taken over the time axis (dim -2); layer norm normalises "
-    "each position over its own features, the last axis",
+    "batch": "the statistics are taken over the batch axis (dim 0, as batch norm "
+    "does); layer norm normalises each position over its own features, the last axis",
+    "time": "the statistics are taken over the time axis (dim -2); layer norm "
+    "normalises each position over its own features, the last axis",
     "all": "the statistics are taken over all axes at once; layer norm normalises each "
     "position separately, over its features (the last axis, keepdim=True)",
 }
@@ -192,7 +193,8 @@ _AFFINE = {
     "(x+bias)*weight": "the bias is added before multiplying by the weight: the affine "
     "part is normalised * weight + bias",
     "weight only": "the bias is not added: return normalised * self.weight + self.bias",
-    "bias only": "the weight is not applied: return normalised * self.weight + self.bias",
+    "bias only": "the weight is not applied: return normalised * self.weight + "
+    "self.bias",
 }
 
 
@@ -365,7 +367,8 @@ def check_layer_norm(layer_norm_class: Any, hidden: bool = False) -> str:
     ):
         raise CheckFailure(
             "LayerNorm should be a class derived from nn.Module, got "
-            f"{'None' if layer_norm_class is None else type(layer_norm_class).__name__}."
+            f"{'None' if layer_norm_class is None else type(layer_norm_class).__name__}"
+            "."
         )
     for forbidden, name in (
         (_ReferenceLayerNorm, "seqbook.models.transformer.LayerNorm"),

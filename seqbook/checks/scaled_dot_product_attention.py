@@ -1,12 +1,12 @@
 """Checks for the exercises of the section "Scaled dot-product attention".
 
 Each ``check_*`` function runs the student's function on small inputs, compares it with
-the reference in :mod:`seqbook.models.attention` and, when it differs, recognises the classic
-mistakes (no scaling, masking after the softmax, softmax over the wrong axis, inverted
-mask convention, NaN for a fully masked row, ...) and names them.
+the reference in :mod:`seqbook.models.attention` and, when it differs, recognises the
+classic mistakes (no scaling, masking after the softmax, softmax over the wrong axis,
+inverted mask convention, NaN for a fully masked row, ...) and names them.
 
-``hidden=False`` is the friendly visible check of the student version. ``hidden=True`` is
-what the hidden tests call: sizes, values and masks are drawn at grading time from a
+``hidden=False`` is the friendly visible check of the student version. ``hidden=True``
+is what the hidden tests call: sizes, values and masks are drawn at grading time from a
 fresh random seed, and expected answers are computed by the reference inside the check,
 so knowing the test code does not help to pass it.
 """
@@ -84,8 +84,8 @@ def check_causal_mask(causal_mask: Callable[[int], Any], hidden: bool = False) -
             )
         if size > 1 and _equal(mask, expected.T):
             raise CheckFailure(
-                f"{what} is True above the diagonal: that lets position i attend to the "
-                "future positions j > i. Keep the lower triangle instead."
+                f"{what} is True above the diagonal: that lets position i attend to "
+                "the future positions j > i. Keep the lower triangle instead."
             )
         if _equal(mask, expected.tril(-1)):
             raise CheckFailure(
@@ -125,8 +125,8 @@ def check_padding_mask(
         shape_is_wrong = tuple(mask.shape) != (batch, 1, max_len)
         if shape_is_wrong and tuple(mask.shape) == (batch, max_len):
             raise CheckFailure(
-                f"{what} has shape {(batch, max_len)}; add an axis for the queries so the "
-                f"mask broadcasts over them: expected {(batch, 1, max_len)}."
+                f"{what} has shape {(batch, max_len)}; add an axis for the queries so "
+                f"the mask broadcasts over them: expected {(batch, 1, max_len)}."
             )
         if shape_is_wrong and tuple(mask.shape) == (batch, max_len, 1):
             raise CheckFailure(
@@ -136,7 +136,8 @@ def check_padding_mask(
         expect_tensor(mask, what, shape=(batch, 1, max_len))
         if mask.dtype != torch.bool:
             raise CheckFailure(
-                f"{what} has dtype {mask.dtype}; expected torch.bool (True = may attend)."
+                f"{what} has dtype {mask.dtype}; expected torch.bool "
+                "(True = may attend)."
             )
         if _equal(mask, expected):
             continue
@@ -154,7 +155,8 @@ def check_padding_mask(
         row = int((mask != expected).flatten(1).any(dim=1).nonzero()[0])
         raise CheckFailure(
             f"{what}: sequence {row} (length {int(lengths[row])}) got "
-            f"{mask[row, 0].int().tolist()}, expected {expected[row, 0].int().tolist()}."
+            f"{mask[row, 0].int().tolist()}, expected "
+            f"{expected[row, 0].int().tolist()}."
         )
     return f"padding_mask is correct on {len(cases)} batch(es) of lengths."
 
@@ -194,14 +196,14 @@ def _weights_variants(
 _MISTAKES = {
     "no_scale": "the scores are not divided by sqrt(d_k)",
     "scale_by_dk": "the scores are divided by d_k instead of sqrt(d_k)",
-    "wrong_axis": "the softmax runs over the queries (dim=-2) instead of the keys (dim=-1): "
-    "each query's weights must sum to 1",
+    "wrong_axis": "the softmax runs over the queries (dim=-2) instead of the keys "
+    "(dim=-1): each query's weights must sum to 1",
     "inverted_mask": "the mask convention is inverted: True means 'may attend', so the "
     "*False* entries must be removed",
-    "mask_after_softmax": "the mask is applied after the softmax: the remaining weights no "
-    "longer sum to 1. Set masked scores to -inf before the softmax",
-    "mask_with_zero": "masked scores are set to 0, but exp(0) = 1 still gives them weight: "
-    "set them to -inf before the softmax",
+    "mask_after_softmax": "the mask is applied after the softmax: the remaining "
+    "weights no longer sum to 1. Set masked scores to -inf before the softmax",
+    "mask_with_zero": "masked scores are set to 0, but exp(0) = 1 still gives them "
+    "weight: set them to -inf before the softmax",
 }
 
 
@@ -266,10 +268,10 @@ def _run_case(
             torch.isnan(weights.detach()[empty_rows]).any()
         ):
             raise CheckFailure(
-                f"{what}: a query whose mask row is all False (it may attend to nothing) "
-                "gets NaN weights -- the softmax of a row of -inf is 0/0. Give such rows "
-                "zero weights, e.g. fill the masked positions of the weights with 0 after "
-                "the softmax."
+                f"{what}: a query whose mask row is all False (it may attend to "
+                "nothing) gets NaN weights -- the softmax of a row of -inf is 0/0. "
+                "Give such rows zero weights, e.g. fill the masked positions of the "
+                "weights with 0 after the softmax."
             )
         if bool(empty_rows.any()):
             t_k = expected_weights.shape[-1]
@@ -277,11 +279,13 @@ def _run_case(
             if max_abs_error(stray, torch.zeros_like(stray)) > 1e-6:
                 uniform = max_abs_error(stray, torch.full_like(stray, 1.0 / t_k)) < 1e-5
                 raise CheckFailure(
-                    f"{what}: a query whose mask row is all False must get zero weights, "
+                    f"{what}: a query whose mask row is all False must get zero "
+                    "weights, "
                     + (
-                        f"but it gets uniform weights 1/{t_k}: masked scores were set to a "
-                        "large finite number such as -1e9, so a fully masked row is a softmax "
-                        "of equal numbers. Use -inf and zero such rows after the softmax."
+                        f"but it gets uniform weights 1/{t_k}: masked scores were set "
+                        "to a large finite number such as -1e9, so a fully masked row "
+                        "is a softmax of equal numbers. Use -inf and zero such rows "
+                        "after the softmax."
                         if uniform
                         else "but its weights are not all zero."
                     )
@@ -330,7 +334,8 @@ def _random_case(
 
 @check
 def check_attention(fn: Callable[..., Any], hidden: bool = False) -> str:
-    """Check ``fn(query, key, value, mask=None) -> (output, weights)`` against the reference.
+    """Check ``fn(query, key, value, mask=None) -> (output, weights)`` against the
+    reference.
 
     The function is run with ``torch.nn.functional.scaled_dot_product_attention`` and
     ``seqbook.models.attention.scaled_dot_product_attention`` disabled.

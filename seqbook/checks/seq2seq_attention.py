@@ -1,10 +1,11 @@
 """Checks for the exercises of the section "Sequence to sequence with attention".
 
 * :func:`check_additive_attention` -- the student's ``AdditiveAttention`` class gets the
-  reference's parameters copied in and is compared with :class:`seqbook.models.seq2seq_attention.
-  AdditiveAttention` on padded batches; the classic mistakes (softmax over the batch,
-  mask after the softmax or not at all, missing tanh, a dot-product score, a context
-  built from the projected keys, NaN for a fully masked row, ...) are named.
+  reference's parameters copied in and is compared with
+  :class:`seqbook.models.seq2seq_attention.AdditiveAttention` on padded batches; the
+  classic mistakes (softmax over the batch, mask after the softmax or not at all,
+  missing tanh, a dot-product score, a context built from the projected keys, NaN for a
+  fully masked row, ...) are named.
 * :func:`check_decode_steps` -- the student's decoding loop drives a small hand-built
   decoder that records every input it is given, so a wrong input (the answer ``y_t``
   instead of ``y_{t-1}``, no ``<bos>``, gold tokens when the model should read its own
@@ -73,11 +74,11 @@ def _weight_variants(ref, query, keys, mask) -> dict[str, torch.Tensor]:
         "to 1: set masked scores to -inf before the softmax": torch.softmax(
             scores, -1
         ).masked_fill(~mask, 0.0),
-        "masked scores are set to 0, but exp(0) = 1 still gives padding weight: use -inf": zero_filled,
-        "masked scores are set to 0, but exp(0) = 1 still takes a share of the softmax, "
-        "so the real positions' weights do not sum to 1: use -inf": zero_filled.masked_fill(
-            ~mask, 0.0
-        ),
+        "masked scores are set to 0, but exp(0) = 1 still gives padding weight: "
+        "use -inf": zero_filled,
+        "masked scores are set to 0, but exp(0) = 1 still takes a share of the "
+        "softmax, so the real positions' weights do not sum to 1: "
+        "use -inf": zero_filled.masked_fill(~mask, 0.0),
         "the mask convention is inverted: True marks the real positions, so remove the "
         "False ones": masked_softmax(scores, ~mask),
         "the tanh is missing: the score is v^T tanh(W_q q + W_k k_j)": masked_softmax(
@@ -223,9 +224,9 @@ def _case(cls, g, dims, lengths, label, dtype=torch.float32, grads=False) -> Non
 
 @check
 def check_additive_attention(cls: Callable[..., Any], hidden: bool = False) -> str:
-    """Check ``AdditiveAttention(query_dim, key_dim, hidden_dim)`` against the reference:
-    parameter names and shapes, then ``forward(query, keys, mask) -> (context, weights)``
-    with the reference's parameters copied in."""
+    """Check ``AdditiveAttention(query_dim, key_dim, hidden_dim)`` against the
+    reference: parameter names and shapes, then ``forward(query, keys, mask) ->
+    (context, weights)`` with the reference's parameters copied in."""
     g = grading_generator(hidden)
     if not hidden:
         cases = [
@@ -277,7 +278,8 @@ def check_additive_attention(cls: Callable[..., Any], hidden: bool = False) -> s
 
 class _ToyDecoder:
     """A tiny recurrent decoder whose every call is recorded: ``step(tokens, state) ->
-    (logits, state)`` with ``state = tanh(state A + E[tokens])``, ``logits = state W``."""
+    (logits, state)`` with ``state = tanh(state A + E[tokens])``, ``logits = state
+    W``."""
 
     def __init__(self, g: torch.Generator, vocab: int, width: int, what: str) -> None:
         self.E = torch.randn(vocab, width, generator=g, dtype=torch.float64) * 1.5

@@ -3,17 +3,17 @@
 * :func:`check_gaussian_attention_pooling` -- ``gaussian_attention_pooling(queries,
   keys, values, width, mask=None) -> (predictions (n_q,), weights (n_q, n_k))``,
   compared with the reference in :mod:`seqbook.models.soft_lookup`;
-* :func:`check_training_step` -- ``training_step(model, optimizer, queries, keys, values,
-  targets, mask=None) -> float``, compared with one reference step on a copy of the
-  model.
+* :func:`check_training_step` -- ``training_step(model, optimizer, queries, keys,
+  values, targets, mask=None) -> float``, compared with one reference step on a copy of
+  the model.
 
 Both name the classic mistakes: kernel values used without normalising, normalising over
-the queries, the width used as a variance or the factor 2 missing, an unsquared distance,
-a sign error, NaN for a query far from every key, a mask ignored, inverted or applied
-after the softmax; forgetting ``zero_grad`` (gradients accumulate), stepping before
-``backward``, returning a tensor or the loss after the step, a summed loss. ``hidden=True``
-draws sizes and values from a fresh random seed at grading time; expected values are
-computed inside the check.
+the queries, the width used as a variance or the factor 2 missing, an unsquared
+distance, a sign error, NaN for a query far from every key, a mask ignored, inverted or
+applied after the softmax; forgetting ``zero_grad`` (gradients accumulate), stepping
+before ``backward``, returning a tensor or the loss after the step, a summed loss.
+``hidden=True`` draws sizes and values from a fresh random seed at grading time;
+expected values are computed inside the check.
 """
 
 from __future__ import annotations
@@ -99,37 +99,38 @@ def _weight_variants(q, k, width: float, mask) -> dict[str, torch.Tensor]:
 
 
 _POOLING_MISTAKES = {
-    "unnormalised": "the kernel values are used as weights directly: divide by their sum "
-    "over the keys (a softmax of the scores does it) so that each query's weights sum to 1",
-    "over_queries": "the weights are normalised over the queries (dim=0) instead of over "
-    "the keys (dim=-1): each query's row of weights must sum to 1",
+    "unnormalised": "the kernel values are used as weights directly: divide by their "
+    "sum over the keys (a softmax of the scores does it) so that each query's weights "
+    "sum to 1",
+    "over_queries": "the weights are normalised over the queries (dim=0) instead of "
+    "over the keys (dim=-1): each query's row of weights must sum to 1",
     "width_as_variance": "the width is used as a variance: the score is "
     "-(q - k)^2 / (2 width^2), with the width squared",
     "missing_two": "the factor 2 is missing: the score is -(q - k)^2 / (2 width^2)",
     "variance_and_missing_two": "the score is -(q - k)^2 / width: the width must be "
     "squared and the factor 2 kept, -(q - k)^2 / (2 width^2)",
-    "not_squared": "the distance is not squared: the score is -(q - k)^2 / (2 width^2), "
-    "not -|q - k| / (2 width^2)",
+    "not_squared": "the distance is not squared: the score is -(q - k)^2 / "
+    "(2 width^2), not -|q - k| / (2 width^2)",
     "not_squared_width": "the distance and the width are not squared: the score is "
     "-(q - k)^2 / (2 width^2)",
-    "sign": "the sign of the score is wrong: exp(+(q - k)^2 / ...) gives far keys the most "
-    "weight. The score is -(q - k)^2 / (2 width^2)",
-    "mask_ignored": "the mask is ignored: set the scores of masked keys (mask False) to "
-    "-inf before the softmax",
-    "mask_inverted": "the mask convention is inverted: True means 'may attend', so the keys "
-    "where the mask is False must get zero weight",
-    "mask_after_softmax": "the mask is applied after the softmax, so the remaining weights "
-    "no longer sum to 1: set masked scores to -inf before the softmax",
-    "mask_with_zero": "masked scores are set to 0, which is the LARGEST possible score here "
-    "(all scores are <= 0): set them to -inf before the softmax",
+    "sign": "the sign of the score is wrong: exp(+(q - k)^2 / ...) gives far keys the "
+    "most weight. The score is -(q - k)^2 / (2 width^2)",
+    "mask_ignored": "the mask is ignored: set the scores of masked keys (mask False) "
+    "to -inf before the softmax",
+    "mask_inverted": "the mask convention is inverted: True means 'may attend', so the "
+    "keys where the mask is False must get zero weight",
+    "mask_after_softmax": "the mask is applied after the softmax, so the remaining "
+    "weights no longer sum to 1: set masked scores to -inf before the softmax",
+    "mask_with_zero": "masked scores are set to 0, which is the LARGEST possible score "
+    "here (all scores are <= 0): set them to -inf before the softmax",
 }
 
 
 def _diagnose_weights(
     weights: torch.Tensor, expected: torch.Tensor, q, k, width: float, mask
 ) -> str | None:
-    """The named mistake that reproduces ``weights``, or None when none does, or when two
-    do about equally well (a diagnosis could then be wrong, so none is given).
+    """The named mistake that reproduces ``weights``, or None when none does, or when
+    two do about equally well (a diagnosis could then be wrong, so none is given).
 
     Near-saturated softmaxes of large float32 scores differ by up to ~1e-4 between two
     orders of operations, so a mistake matches when it is within 1e-3 of the weights
@@ -212,11 +213,12 @@ def _run_pooling_case(
     if student_nan and bool((nan_rows & underflow).any()):
         raise CheckFailure(
             f"{what}: the result contains NaN for query "
-            f"{int((nan_rows & underflow).int().argmax())}, which is far from every key: "
-            "each of its kernel values exp(-(q - k)^2 / (2 width^2)) underflows to 0, and "
-            "0 / 0 = NaN. "
-            "Compute the weights as torch.softmax of the scores -(q - k)^2 / (2 width^2): "
-            "it subtracts the largest score first, so the nearest key gets weight ~1."
+            f"{int((nan_rows & underflow).int().argmax())}, which is far from every "
+            "key: each of its kernel values exp(-(q - k)^2 / (2 width^2)) underflows "
+            "to 0, and 0 / 0 = NaN. "
+            "Compute the weights as torch.softmax of the scores -(q - k)^2 / "
+            "(2 width^2): it subtracts the largest score first, so the nearest key "
+            "gets weight ~1."
         )
     if max_abs_error(weights, expected_weights) > 1e-5:
         mistake = _diagnose_weights(weights, expected_weights, q, k, width, mask)
@@ -226,8 +228,8 @@ def _run_pooling_case(
             sums = weights.detach().double().sum(dim=-1)
             if max_abs_error(sums, torch.ones_like(sums)) > 1e-4:
                 raise CheckFailure(
-                    f"{what}: each query's weights must sum to 1 over the keys; row sums "
-                    f"are {[round(float(s), 4) for s in sums[:4]]}"
+                    f"{what}: each query's weights must sum to 1 over the keys; row "
+                    f"sums are {[round(float(s), 4) for s in sums[:4]]}"
                     f"{' ...' if n_q > 4 else ''}."
                 )
     # float32 scores of a few hundred carry rounding errors of ~1e-5 relative.
@@ -255,9 +257,9 @@ def _run_pooling_case(
             (grad,) = torch.autograd.grad((predictions * upstream).sum(), width_arg)
         except RuntimeError as err:
             raise CheckFailure(
-                f"{what}: no gradient reaches the width ({err}). The learned model needs "
-                "it: compute with tensor operations on `width` (no float(), .item() or "
-                "math functions)."
+                f"{what}: no gradient reaches the width ({err}). The learned model "
+                "needs it: compute with tensor operations on `width` "
+                "(no float(), .item() or math functions)."
             ) from err
         expect_close(
             grad,
@@ -280,8 +282,8 @@ def check_gaussian_attention_pooling(
 ) -> str:
     """Check ``fn(queries, keys, values, width, mask=None) -> (predictions, weights)``.
 
-    ``fn`` runs with the book's ``seqbook.models.soft_lookup.gaussian_attention_pooling``
-    disabled.
+    ``fn`` runs with the book's
+    ``seqbook.models.soft_lookup.gaussian_attention_pooling`` disabled.
     """
     g = _generator(hidden)
     # (label, q, k, v, width, mask, width given as a tensor)
@@ -451,14 +453,15 @@ _STEP_MISTAKES = {
     "without zero_grad, so the step applies an old gradient: the order is zero_grad, "
     "forward, loss, backward, step",
     "no_step": "the parameter did not change: optimizer.step() is missing, or it runs "
-    "before loss.backward() while .grad is still empty. The order is zero_grad, forward, "
-    "loss, backward, step",
+    "before loss.backward() while .grad is still empty. The order is zero_grad, "
+    "forward, loss, backward, step",
     "sum_loss": "the loss is the SUM of the squared errors: use their mean "
     "(F.mse_loss(predictions, targets), whose default reduction is 'mean')",
-    "mask_ignored": "the mask is not passed to the model: call model(queries, keys, values, "
-    "mask), or every training point also attends to itself",
-    "loss_after_step": "the returned loss is computed after optimizer.step(): return the "
-    "loss of the forward pass that the step used (the loss before the step)",
+    "mask_ignored": "the mask is not passed to the model: call "
+    "model(queries, keys, values, mask), or every training point also attends to "
+    "itself",
+    "loss_after_step": "the returned loss is computed after optimizer.step(): return "
+    "the loss of the forward pass that the step used (the loss before the step)",
 }
 
 
@@ -482,7 +485,8 @@ def _fresh(width: float, dtype, stale: float | None, make_optimizer):
 
 
 def _trajectory(kind: str, case: dict) -> list[tuple[float, float]]:
-    """(loss returned, log-width after) for each call of a variant, from the same start."""
+    """(loss returned, log-width after) for each call of a variant, from the same
+    start."""
     model, optimizer = _fresh(
         case["width"], case["dtype"], case["stale"], case["make_optimizer"]
     )
@@ -556,8 +560,8 @@ def _run_step_case(fn, case: dict) -> None:
             )
         raise CheckFailure(
             f"{call_what}: after the step log_width is {param:.6g}; one step of the "
-            f"optimizer you are given leads to {expected_param:.6g}. Use optimizer.step() "
-            "(not a hand-written update) after loss.backward()."
+            f"optimizer you are given leads to {expected_param:.6g}. Use "
+            "optimizer.step() (not a hand-written update) after loss.backward()."
         )
 
 
@@ -591,11 +595,12 @@ def _case(
 
 @check(also=_verify_model_class)
 def check_training_step(fn: Callable[..., Any], hidden: bool = False) -> str:
-    """Check ``fn(model, optimizer, queries, keys, values, targets, mask=None) -> float``.
+    """Check ``fn(model, optimizer, queries, keys, values, targets, mask=None) ->
+    float``.
 
-    The model is a fresh :class:`seqbook.models.soft_lookup.KernelRegression`; after each
-    call its parameter must equal that of a copy trained by one reference step, and the
-    returned float must be the loss before the step.
+    The model is a fresh :class:`seqbook.models.soft_lookup.KernelRegression`; after
+    each call its parameter must equal that of a copy trained by one reference step, and
+    the returned float must be the loss before the step.
     """
     g = _generator(hidden)
     cases = []

@@ -1,13 +1,13 @@
 """Checks for the exercises of the section "A Transformer from blocks".
 
 ``check_causal_lm_loss`` runs the student's ``causal_lm_loss(logits, tokens,
-pad_id=None)`` and compares it with the reference in :mod:`seqbook.models.transformer_from_blocks`;
-when it differs it recognises the classic mistakes (no shift, so each position is scored
-on its own token; the shift in the wrong direction; ``(B, T, V)`` logits handed to
-``cross_entropy`` unflattened, which reads the time axis as the classes; logits and
-targets flattened in different orders; a sum instead of a mean; padding counted; a mean
-of per-sequence means; padding recognised by the input instead of the target) and names
-them.
+pad_id=None)`` and compares it with the reference in
+:mod:`seqbook.models.transformer_from_blocks`; when it differs it recognises the classic
+mistakes (no shift, so each position is scored on its own token; the shift in the wrong
+direction; ``(B, T, V)`` logits handed to ``cross_entropy`` unflattened, which reads the
+time axis as the classes; logits and targets flattened in different orders; a sum
+instead of a mean; padding counted; a mean of per-sequence means; padding recognised by
+the input instead of the target) and names them.
 
 ``check_masked_mean_pool`` does the same for ``masked_mean_pool(hidden, mask)`` (a mean
 over all positions, padding included; dividing by ``T`` instead of the number of real
@@ -60,7 +60,8 @@ _POOL_REFERENCE = existing_paths(
 
 
 def _token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of each (position, target) pair: logits (B, n, V), targets (B, n)."""
+    """Cross-entropy of each (position, target) pair: logits (B, n, V), targets
+    (B, n)."""
     log_probs = _log_softmax(logits.double(), dim=-1)
     return -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, n)
 
@@ -110,9 +111,9 @@ def _loss_variants(
 
 
 _LOSS_MISTAKES = {
-    "no_shift": "there is no shift: each position is scored on its *own* token, which it "
-    "can see (after training such a loss is close to 0). Position t must predict token "
-    "t + 1: compare logits[:, :-1] with tokens[:, 1:]",
+    "no_shift": "there is no shift: each position is scored on its *own* token, which "
+    "it can see (after training such a loss is close to 0). Position t must predict "
+    "token t + 1: compare logits[:, :-1] with tokens[:, 1:]",
     "wrong_direction": "the shift goes the wrong way: logits[:, 1:] are scored against "
     "tokens[:, :-1], so position t 'predicts' the token before it. Use logits[:, :-1] "
     "with tokens[:, 1:]",
@@ -123,11 +124,11 @@ _LOSS_MISTAKES = {
     "counted in the denominator: divide by the number of real targets",
     "pads_counted": "targets equal to pad_id are counted: leave them out of the mean "
     "(e.g. cross_entropy(..., ignore_index=pad_id))",
-    "pad_by_input": "padding is recognised by the *input* token instead of the *target* "
-    "token: a position is left out when the token it must predict, tokens[:, t + 1], is "
-    "pad_id",
-    "mean_of_means": "it averages per-sequence means; every real target token must weigh "
-    "the same, so take one mean over all of them",
+    "pad_by_input": "padding is recognised by the *input* token instead of the "
+    "*target* token: a position is left out when the token it must predict, "
+    "tokens[:, t + 1], is pad_id",
+    "mean_of_means": "it averages per-sequence means; every real target token must "
+    "weigh the same, so take one mean over all of them",
     "mixed_flatten": "logits and targets are flattened in different orders (one "
     "time-major, the other batch-major), so predictions are scored against the wrong "
     "tokens. Flatten both with .reshape(-1, V) and .reshape(-1) from (B, T-1, ...)",
@@ -170,8 +171,8 @@ def _run_loss_case(
     expect_tensor(loss, what)
     if loss.dim() != 0:
         raise CheckFailure(
-            f"{what} returned a tensor of shape {tuple(loss.shape)}; the loss must be a "
-            "single number (a 0-dimensional tensor), the mean over all real targets."
+            f"{what} returned a tensor of shape {tuple(loss.shape)}; the loss must be "
+            "a single number (a 0-dimensional tensor), the mean over all real targets."
         )
     if loss.dtype != logits.dtype:
         raise CheckFailure(
@@ -368,7 +369,8 @@ def _run_pool_case(
         if bool(torch.isnan(rows).any()):
             raise CheckFailure(
                 f"{what}: a sequence without real tokens gives NaN, a mean of nothing "
-                "(0 / 0). It must give zeros: divide by the count clamped to at least 1."
+                "(0 / 0). It must give zeros: divide by the count clamped to at least "
+                "1."
             )
         if max_abs_error(rows, torch.zeros_like(rows)) > 1e-6:
             raise CheckFailure(
@@ -437,8 +439,8 @@ def check_masked_mean_pool(fn: Callable[..., Any], hidden: bool = False) -> str:
     else:
         for index in range(4):
             batch, length = random_int(g, 2, 6), random_int(g, 2, 12)
-            # D = T once, so that pooling over the wrong axis runs and gives wrong values;
-            # D >= 2, since with D = 1 that mistake only shows as a wrong shape.
+            # D = T once, so that pooling over the wrong axis runs and gives wrong
+            # values; D >= 2, since with D = 1 that mistake only shows as a wrong shape.
             dim = length if index == 1 else random_int(g, 2, 16)
             dtype = torch.float64 if index >= 2 else torch.float32
             x = 2 * torch.randn(batch, length, dim, generator=g, dtype=dtype) + 1

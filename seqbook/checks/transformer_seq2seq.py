@@ -50,7 +50,8 @@ _LOSS_FORBIDDEN = existing_paths(
 
 # --------------------------------------------------------------------------- masks
 def _tokens(g, lengths, width, pad_id, vocab=9, left=False):
-    """``(B, width)`` ids in ``[0, vocab)`` other than ``pad_id``, padded to ``width``."""
+    """``(B, width)`` ids in ``[0, vocab)`` other than ``pad_id``, padded to
+    ``width``."""
     ids = torch.randint(0, vocab - 1, (len(lengths), width), generator=g)
     ids = ids + (ids >= pad_id).long()  # skip the pad id
     positions = torch.arange(width)
@@ -95,8 +96,8 @@ def _mask_variants(source, target, pad_id):
 _MASK_MISTAKES = {
     "inverted": "the convention is inverted: in this book True means 'may attend' "
     "(PyTorch's nn.MultiheadAttention reads a boolean mask the other way round)",
-    "pytorch": "it is PyTorch's convention, True = 'may NOT attend' (the upper triangle "
-    "is True); in this book True means 'may attend'",
+    "pytorch": "it is PyTorch's convention, True = 'may NOT attend' "
+    "(the upper triangle is True); in this book True means 'may attend'",
     "transposed": "the causal part is transposed: it lets position i attend to the "
     "future positions j > i. Keep the lower triangle (j <= i)",
     "strict": "the diagonal is False: position i must be allowed to attend to itself "

@@ -1,12 +1,13 @@
 """A short message, instead of a long traceback, for an exercise not answered yet.
 
-A student version's answer cells contain ``raise NotImplementedError()`` until the student
-writes the code, and the cells after them call the function. In a notebook, IPython would
-print a traceback of a dozen lines through the student's own stub; this handler prints one
-line that says which function is still a stub and what to do. The cell still fails (the
-error is reported to Jupyter, nbval and nbgrader as before, with the same exception type),
-only its display is shorter. Installed when :mod:`seqbook.checks` is imported, before the
-integrity baseline is recorded, so replacing it is detected like any other tampering.
+A student version's answer cells contain ``raise NotImplementedError()`` until the
+student writes the code, and the cells after them call the function. In a notebook,
+IPython would print a traceback of a dozen lines through the student's own stub; this
+handler prints one line that says which function is still a stub and what to do. The
+cell still fails (the error is reported to Jupyter, nbval and nbgrader as before, with
+the same exception type), only its display is shorter. Installed when
+:mod:`seqbook.checks` is imported, before the integrity baseline is recorded, so
+replacing it is detected like any other tampering.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def _handler(
     shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
 ) -> list[str]:
     # IPython discards a custom handler's return value when the error happens in a
-    # cell: show the one-line "traceback" ourselves (ipykernel sends it to Jupyter as the
-    # cell's error output and records it for the execute reply).
+    # cell: show the one-line "traceback" ourselves (ipykernel sends it to Jupyter as
+    # the cell's error output and records it for the execute reply).
     lines = message(tb)
     shell._showtraceback(etype, value, lines)
     return lines

@@ -1,4 +1,5 @@
-"""The book's English corpus: the help topics that ship with Python (``pydoc_data.topics``).
+"""The book's English corpus: the help topics that ship with Python
+(``pydoc_data.topics``).
 
 Every Python installation carries about half a million characters of English prose in
 ``pydoc_data.topics`` (the text ``help("if")`` prints), so the corpus needs no download.
@@ -68,13 +69,15 @@ def help_topics() -> dict[str, str]:
 
 
 def raw_topics() -> str:
-    """All help topics of the snapshot, in sorted topic order, separated by blank lines."""
+    """All help topics of the snapshot, in sorted topic order, separated by blank
+    lines."""
     topics = _snapshot()["topics"]
     return "\n\n".join(topics[name] for name in sorted(topics))
 
 
 def clean_text(text: str) -> str:
-    """Plain lower-case prose from help-page text (the four steps in the module docstring)."""
+    """Plain lower-case prose from help-page text (the four steps in the module
+    docstring)."""
     if not isinstance(text, str):
         raise TypeError(f"clean_text expects a str, got {type(text).__name__}")
     kept = []
@@ -102,15 +105,16 @@ def load_corpus() -> str:
 def split_text(
     text: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
 ) -> tuple[str, str, str]:
-    """Contiguous train / validation / test pieces of ``text`` (no shuffling, so no leakage
-    of a sentence across pieces beyond the two cut points)."""
+    """Contiguous train / validation / test pieces of ``text`` (no shuffling, so no
+    leakage of a sentence across pieces beyond the two cut points)."""
     if (
         len(fractions) != 3
         or any(f < 0 for f in fractions)
         or abs(sum(fractions) - 1) > 1e-9
     ):
         raise ValueError(
-            f"fractions must be three non-negative numbers summing to 1, got {fractions}"
+            "fractions must be three non-negative numbers summing to 1, "
+            f"got {fractions}"
         )
     first = int(len(text) * fractions[0])
     second = first + int(len(text) * fractions[1])

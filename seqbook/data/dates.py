@@ -96,7 +96,8 @@ DATE_FORMATS: dict[str, Callable[[datetime.date], str]] = {
 
 
 def format_date(date: datetime.date, style: str) -> str:
-    """``date`` written in the format named ``style`` (a key of :data:`DATE_FORMATS`)."""
+    """``date`` written in the format named ``style`` (a key of
+    :data:`DATE_FORMATS`)."""
     return DATE_FORMATS[style](date)
 
 

@@ -1,4 +1,5 @@
-"""A generated task whose solution needs two kinds of attention, and a small model for it.
+"""A generated task whose solution needs two kinds of attention, and a small model for
+it.
 
 The *previous-minus-first* task: a sequence of random tokens ``x_0, ..., x_{T-1}`` from
 ``{0, ..., V-1}``; the target at position ``t >= 1`` is ``(x_{t-1} - x_0) mod V``. Every

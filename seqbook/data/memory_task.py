@@ -40,9 +40,9 @@ def memory_batch(
     """A batch of the memory task.
 
     Returns ``tokens`` of shape ``(B, gap + 1)`` (integers in ``[0, n_symbols)``) and
-    ``targets`` of shape ``(B,)``, where ``targets == tokens[:, 0]``. Random numbers come
-    from ``generator`` (a CPU generator) so batches are reproducible; the tensors are
-    then moved to ``device``.
+    ``targets`` of shape ``(B,)``, where ``targets == tokens[:, 0]``. Random numbers
+    come from ``generator`` (a CPU generator) so batches are reproducible; the tensors
+    are then moved to ``device``.
     """
     if gap < 0:
         raise ValueError(f"gap must be >= 0, got {gap}")
@@ -130,7 +130,8 @@ def memory_accuracy(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> float:
-    """Fraction of fresh examples with this ``gap`` whose first token ``model`` names."""
+    """Fraction of fresh examples with this ``gap`` whose first token ``model``
+    names."""
     model.eval()
     tokens, targets = memory_batch(n_examples, gap, n_symbols, generator, device)
     return (model(tokens).argmax(dim=-1) == targets).float().mean().item()

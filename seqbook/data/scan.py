@@ -108,7 +108,8 @@ def simple_split(
 def length_split(
     max_train_actions: int = LENGTH_SPLIT_MAX_ACTIONS,
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Train on commands with at most ``max_train_actions`` actions, test on the rest."""
+    """Train on commands with at most ``max_train_actions`` actions, test on the
+    rest."""
     train, test = [], []
     for command, actions in scan_examples():
         (train if len(actions.split()) <= max_train_actions else test).append(

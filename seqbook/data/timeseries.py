@@ -42,8 +42,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SeasonalSeries:
-    """A generated series: the observed ``values``, the noise-free ``signal``, the periods
-    and the noise standard deviation."""
+    """A generated series: the observed ``values``, the noise-free ``signal``, the
+    periods and the noise standard deviation."""
 
     values: torch.Tensor  # (length,) float32, what a forecaster sees
     signal: torch.Tensor  # (length,) float32, values without the noise
@@ -96,8 +96,8 @@ def train_test_split(
 
     ``train`` is everything but the last ``test_size`` values. ``test`` is the last
     ``test_size`` values preceded by ``context`` values of the training part, so that
-    windows of ``context`` past values can be cut whose *targets* all lie in the held-out
-    part (the past may be seen; the future being forecast may not).
+    windows of ``context`` past values can be cut whose *targets* all lie in the
+    held-out part (the past may be seen; the future being forecast may not).
     """
     if series.dim() != 1:
         raise ValueError(f"expected a 1-D series, got shape {tuple(series.shape)}")
@@ -131,7 +131,8 @@ def seasonal_naive(inputs: torch.Tensor, period: int, horizon: int) -> torch.Ten
     """Forecast by repeating the last season: ``y_hat[t + h] = y[t + h - period * m]``
     with ``m`` the smallest whole number of seasons that reaches back into the window.
 
-    ``inputs`` is ``(..., window)`` with ``window >= period``; returns ``(..., horizon)``.
+    ``inputs`` is ``(..., window)`` with ``window >= period``; returns
+    ``(..., horizon)``.
     """
     if inputs.shape[-1] < period:
         raise ValueError(

@@ -33,12 +33,14 @@ __all__ = [
 
 
 def causal_mask(size: int) -> torch.Tensor:
-    """Boolean ``(size, size)`` mask: position ``i`` may attend to positions ``j <= i``."""
+    """Boolean ``(size, size)`` mask: position ``i`` may attend to positions
+    ``j <= i``."""
     return torch.ones(size, size, dtype=torch.bool).tril()
 
 
 def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """Boolean ``(B, 1, max_len)`` mask: key ``j`` of sequence ``b`` is real iff ``j < lengths[b]``.
+    """Boolean ``(B, 1, max_len)`` mask: key ``j`` of sequence ``b`` is real iff
+    ``j < lengths[b]``.
 
     The middle axis of size 1 broadcasts over the queries, so the mask applies to
     scores of shape ``(B, T_q, max_len)``.
@@ -82,7 +84,8 @@ def scaled_dot_product_attention(
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """``(B, T, D)`` -> ``(B, H, T, D / H)``: feature ``h * D/H + i`` goes to head ``h``.
+    """``(B, T, D)`` -> ``(B, H, T, D / H)``: feature ``h * D/H + i`` goes to head
+    ``h``.
 
     Each head owns a contiguous block of features, the layout PyTorch's
     ``nn.MultiheadAttention`` uses.
@@ -182,9 +185,10 @@ def attend_projected(attention: MultiHeadAttention, query, keys, values, mask=No
 def sinusoidal_positional_encoding(num_positions: int, dim: int) -> torch.Tensor:
     """The ``(num_positions, dim)`` sinusoidal encodings of Vaswani et al. (2017).
 
-    ``PE[t, 2i] = sin(t / 10000^(2i/dim))`` and ``PE[t, 2i+1] = cos(t / 10000^(2i/dim))``:
-    every pair of features is a clock turning at its own frequency, from one turn
-    per ``2 pi`` positions down to one per ``10000 * 2 pi``.
+    ``PE[t, 2i] = sin(t / 10000^(2i/dim))`` and
+    ``PE[t, 2i+1] = cos(t / 10000^(2i/dim))``: every pair of features is a clock turning
+    at its own frequency, from one turn per ``2 pi`` positions down to one per
+    ``10000 * 2 pi``.
     """
     positions = torch.arange(num_positions, dtype=torch.float32)[:, None]  # (T, 1)
     even = torch.arange(0, dim, 2, dtype=torch.float32)  # (ceil(dim / 2),)

@@ -1,15 +1,16 @@
 """Causal 1-D convolutions, their receptive field, and a dilated causal CNN forecaster.
 
 The single source of the solutions of the section "Convolutions and time series"
-(``tests/book/test_sync.py`` and ``tests/unit/models/test_convolutions.py`` check that the solution cells
-define exactly :class:`CausalConv1d` and :func:`receptive_field`). Later sections import
-them from here instead of depending on a student's answer.
+(``tests/book/test_sync.py`` and ``tests/unit/models/test_convolutions.py`` check that
+the solution cells define exactly :class:`CausalConv1d` and :func:`receptive_field`).
+Later sections import them from here instead of depending on a student's answer.
 
 Convention: sequences are ``(B, C, T)`` (batch, channels, time), as for
 :class:`torch.nn.Conv1d`. A causal convolution with kernel size ``k`` and dilation ``d``
 computes
 
-    y[:, t] = b + sum_{j=0}^{k-1} W[:, :, j] x[:, t - (k - 1 - j) d],   x[:, s] = 0 for s < 0,
+    y[:, t] = b + sum_{j=0}^{k-1} W[:, :, j] x[:, t - (k - 1 - j) d],
+    x[:, s] = 0 for s < 0,
 
 so output ``t`` depends on inputs ``t, t - d, ..., t - (k - 1) d`` only: it is
 ``nn.Conv1d`` applied to the input padded with ``(k - 1) d`` zeros **on the left**.
@@ -57,8 +58,8 @@ def receptive_field(kernel_sizes: Sequence[int], dilations: Sequence[int]) -> in
 
     Layer ``l`` has kernel size ``kernel_sizes[l]`` and dilation ``dilations[l]``; the
     result is the number of consecutive time steps, ending at ``t``, that can influence
-    the output at ``t``. An empty stack has receptive field 1. Raises ``ValueError`` when
-    the two sequences differ in length.
+    the output at ``t``. An empty stack has receptive field 1. Raises ``ValueError``
+    when the two sequences differ in length.
     """
     if len(kernel_sizes) != len(dilations):
         raise ValueError(

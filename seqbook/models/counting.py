@@ -33,7 +33,8 @@ def feed_forward_parameters(dim: int, hidden_dim: int, bias: bool = True) -> int
 
 
 def swiglu_parameters(dim: int, hidden_dim: int) -> int:
-    """Parameters of the SwiGLU network: three bias-free ``dim x hidden_dim`` matrices."""
+    """Parameters of the SwiGLU network: three bias-free ``dim x hidden_dim``
+    matrices."""
     return 3 * dim * hidden_dim
 
 
@@ -59,10 +60,11 @@ def layer_norm_parameters(dim: int, bias: bool = True) -> int:
 def transformer_layer_parameters(
     dim: int, num_heads: int, hidden_dim: int, bias: bool = True, decoder: bool = False
 ) -> int:
-    """Parameters of ``nn.TransformerEncoderLayer(dim, num_heads, hidden_dim, bias=bias)``
-    or, with ``decoder=True``, of ``nn.TransformerDecoderLayer`` (which adds
-    cross-attention and a third layer norm). ``bias=False`` removes the biases of the
-    linear maps and of the layer norms, as PyTorch does."""
+    """Parameters of
+    ``nn.TransformerEncoderLayer(dim, num_heads, hidden_dim, bias=bias)`` or, with
+    ``decoder=True``, of ``nn.TransformerDecoderLayer`` (which adds cross-attention and
+    a third layer norm). ``bias=False`` removes the biases of the linear maps and of the
+    layer norms, as PyTorch does."""
     if dim % num_heads != 0:
         raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}")
     attention = 4 * dim * dim + (4 * dim if bias else 0)  # Q, K, V and output maps

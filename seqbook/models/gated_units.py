@@ -2,9 +2,9 @@
 
 The functions :func:`lstm_cell` and :func:`gru_cell` are the *single source* of the
 solutions to the exercises of the section "Gated units: LSTM and GRU"
-(``tests/book/test_sync.py`` checks that the solution cells define exactly these functions).
-The modules :class:`LSTMCell` and :class:`GRUCell` wrap them with PyTorch's parameter
-names, shapes, gate order and initialisation, so that::
+(``tests/book/test_sync.py`` checks that the solution cells define exactly these
+functions). The modules :class:`LSTMCell` and :class:`GRUCell` wrap them with PyTorch's
+parameter names, shapes, gate order and initialisation, so that::
 
     cell = LSTMCell(8, 16)
     cell.load_state_dict(torch.nn.LSTMCell(8, 16).state_dict())

@@ -4,10 +4,10 @@ With counts ``c`` from the training tokens, the add-k estimate of the next token
 
     P(w | h) = (c(h, w) + k) / (c(h) + k V)
 
-where ``h`` is the previous ``n - 1`` tokens, ``c(h)`` counts how often ``h`` occurs as a
-context (i.e. followed by some token) and ``V`` is the vocabulary size. Perplexity on
-held-out tokens is ``exp`` of the mean negative log-probability of every token that has a
-full context (the first ``n - 1`` tokens are only context).
+where ``h`` is the previous ``n - 1`` tokens, ``c(h)`` counts how often ``h`` occurs as
+a context (i.e. followed by some token) and ``V`` is the vocabulary size. Perplexity on
+held-out tokens is ``exp`` of the mean negative log-probability of every token that has
+a full context (the first ``n - 1`` tokens are only context).
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class NGramModel:
 def bigram_perplexity(
     train_ids: Sequence[int], test_ids: Sequence[int], vocab_size: int, k: float = 1.0
 ) -> float:
-    """Perplexity of an add-k bigram model fitted on ``train_ids``, measured on ``test_ids``."""
+    """Perplexity of an add-k bigram model fitted on ``train_ids``, measured on
+    ``test_ids``."""
     pair_counts = Counter(zip(train_ids[:-1], train_ids[1:]))
     context_counts = Counter(train_ids[:-1])
     total = 0.0

@@ -19,8 +19,8 @@ The references of the section "Parameter-efficient fine-tuning and prompting":
   measure forgetting.
 
 The section trains, tests and counts the parameters of its models with the code of the
-previous section (:mod:`seqbook.train.fine_tuning`: ``make_loader``, ``fit``, ``predict``,
-``count_parameters``), so this module holds no training loop of its own.
+previous section (:mod:`seqbook.train.fine_tuning`: ``make_loader``, ``fit``,
+``predict``, ``count_parameters``), so this module holds no training loop of its own.
 
 :class:`LoRALinear` and :func:`mean_pool` are the single source of the section's
 exercises (``tests/book/test_sync.py`` compares them with the solution cells).
@@ -58,11 +58,12 @@ __all__ = [
 
 
 class LoRALinear(nn.Module):
-    """``base(x) + (alpha / r) * x A^T B^T`` with ``base`` frozen and ``A``, ``B`` trained.
+    """``base(x) + (alpha / r) * x A^T B^T`` with ``base`` frozen and ``A``, ``B``
+    trained.
 
     ``lora_A`` is ``(r, in_features)``, drawn at random with standard deviation
-    ``1 / sqrt(in_features)``; ``lora_B`` is ``(out_features, r)`` and starts at zero, so
-    a new layer computes exactly what ``base`` computes. :meth:`merge` adds
+    ``1 / sqrt(in_features)``; ``lora_B`` is ``(out_features, r)`` and starts at zero,
+    so a new layer computes exactly what ``base`` computes. :meth:`merge` adds
     ``scaling * B @ A`` to ``base.weight`` once; afterwards ``forward`` returns
     ``base(x)`` alone.
     """

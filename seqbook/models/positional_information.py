@@ -13,8 +13,8 @@ what the section "Positional information" builds on top of
   keys are rotated by position-dependent angles so that their dot product depends only
   on the offset between the two positions;
 * a generated task that *needs* order -- :func:`order_batch`: does token ``A`` occur
-  before token ``B``? Every sequence holds one ``A``, one ``B`` and filler tokens, so the
-  bag of tokens carries no information about the label -- and the small attention
+  before token ``B``? Every sequence holds one ``A``, one ``B`` and filler tokens, so
+  the bag of tokens carries no information about the label -- and the small attention
   classifier :class:`OrderClassifier` with :func:`train_order_model` and
   :func:`order_accuracy`.
 """
@@ -48,13 +48,13 @@ __all__ = [
 def shift_matrix(k: int, dim: int) -> torch.Tensor:
     """The ``(dim, dim)`` float32 matrix ``M_k`` with ``PE[t + k] = PE[t] @ M_k``.
 
-    ``PE`` is :func:`seqbook.models.attention.sinusoidal_positional_encoding` (row vectors).
-    Feature pair ``(2i, 2i + 1)`` holds ``(sin, cos)`` of the angle ``t * w_i`` with
-    ``w_i = 1 / 10000^(2i/dim)``; shifting by ``k`` positions adds ``k * w_i`` to the
-    angle, a rotation of the pair. ``M_k`` is block diagonal with the 2 x 2 blocks
-    ``[[cos(k w_i), -sin(k w_i)], [sin(k w_i), cos(k w_i)]]`` (rows 2i, 2i + 1).
-    ``dim`` must be even: with an odd ``dim`` the last sine has no cosine partner and
-    no such matrix exists.
+    ``PE`` is :func:`seqbook.models.attention.sinusoidal_positional_encoding` (row
+    vectors). Feature pair ``(2i, 2i + 1)`` holds ``(sin, cos)`` of the angle
+    ``t * w_i`` with ``w_i = 1 / 10000^(2i/dim)``; shifting by ``k`` positions adds
+    ``k * w_i`` to the angle, a rotation of the pair. ``M_k`` is block diagonal with the
+    2 x 2 blocks ``[[cos(k w_i), -sin(k w_i)], [sin(k w_i), cos(k w_i)]]`` (rows 2i,
+    2i + 1). ``dim`` must be even: with an odd ``dim`` the last sine has no cosine
+    partner and no such matrix exists.
     """
     if dim % 2 != 0:
         raise ValueError(
@@ -104,8 +104,8 @@ class LearnedPositionalEmbedding(nn.Module):
 def rotary_embedding(x: torch.Tensor, offset: int = 0) -> torch.Tensor:
     """Rotate the feature pairs of ``x`` ``(..., T, d)`` by position-dependent angles.
 
-    Pair ``(x[2i], x[2i + 1])`` at position ``t`` (counted from ``offset``) is rotated by
-    the angle ``t * w_i`` with ``w_i = 1 / 10000^(2i/d)``:
+    Pair ``(x[2i], x[2i + 1])`` at position ``t`` (counted from ``offset``) is rotated
+    by the angle ``t * w_i`` with ``w_i = 1 / 10000^(2i/d)``:
     ``(x0 cos - x1 sin, x0 sin + x1 cos)``. Applied to queries and keys, the dot product
     of a query at position ``m`` and a key at position ``n`` depends on ``m - n`` only.
     ``d`` must be even.
@@ -142,11 +142,11 @@ def order_batch(
     """A batch of the order task: does ``A`` come before ``B``?
 
     Every sequence of ``length`` tokens holds exactly one :data:`A_TOKEN` (0) and one
-    :data:`B_TOKEN` (1) at two distinct random positions; the other positions hold filler
-    tokens drawn uniformly from ``2 .. n_fillers + 1``. The target is 1 when ``A``
-    occurs before ``B``, else 0. Fillers are drawn independently of the target, so the
-    *bag* of tokens (which tokens, how many times) says nothing about it: a model that
-    ignores order is at chance, 50 %, by construction.
+    :data:`B_TOKEN` (1) at two distinct random positions; the other positions hold
+    filler tokens drawn uniformly from ``2 .. n_fillers + 1``. The target is 1 when
+    ``A`` occurs before ``B``, else 0. Fillers are drawn independently of the target, so
+    the *bag* of tokens (which tokens, how many times) says nothing about it: a model
+    that ignores order is at chance, 50 %, by construction.
 
     Returns ``tokens`` ``(B, length)`` (int64) and ``targets`` ``(B,)`` (int64).
     """
@@ -237,7 +237,8 @@ def train_order_model(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> TrainingLog:
-    """Train ``model`` with Adam on fresh batches of the order task of this ``length``."""
+    """Train ``model`` with Adam on fresh batches of the order task of this
+    ``length``."""
     generator = generator if generator is not None else runtime.generator(0)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)

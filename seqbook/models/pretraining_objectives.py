@@ -11,8 +11,8 @@ The reference code of the section "Pretraining objectives":
 * sentences of Part 1's corpus as word ids framed by ``<cls>`` ... ``<sep>``
   (:func:`corpus_sentences`, :func:`pretraining_vocabulary`, :func:`encode_sentences`);
 * :class:`TinyEncoder` -- embeddings, sinusoidal positions, pre-LN
-  :class:`~seqbook.models.transformer.EncoderBlock` blocks and a language-model head; the same
-  weights run bidirectionally (MLM) or with ``causal=True`` (CLM);
+  :class:`~seqbook.models.transformer.EncoderBlock` blocks and a language-model head;
+  the same weights run bidirectionally (MLM) or with ``causal=True`` (CLM);
 * :func:`mlm_loss`, :func:`clm_loss`, :func:`pretrain` -- the two objectives and a
   seeded training loop;
 * the downstream task, :func:`shuffle_words` (is the word order natural?), and the
@@ -124,8 +124,8 @@ def corpus_sentences(
     text: str, min_words: int = 4, max_words: int = 30
 ) -> list[list[str]]:
     """Sentences of ``text`` as lists of word tokens
-    (:func:`seqbook.text.vocab.word_tokens`), ended by ``.``, ``!`` or ``?``, keeping those with ``min_words`` to ``max_words``
-    tokens (the end mark included)."""
+    (:func:`seqbook.text.vocab.word_tokens`), ended by ``.``, ``!`` or ``?``, keeping
+    those with ``min_words`` to ``max_words`` tokens (the end mark included)."""
     sentences, current = [], []
     for token in word_tokens(text):
         current.append(token)
@@ -166,10 +166,10 @@ class TinyEncoder(nn.Module):
     """A small Transformer for both objectives: ``(B, T)`` ids -> ``(B, T, V)`` logits.
 
     Token embeddings plus sinusoidal positions, ``num_layers`` pre-LN
-    :class:`~seqbook.models.transformer.EncoderBlock` blocks that never attend to ``<pad>``
-    (``pad_id``), a final layer norm (:meth:`encode` stops here: ``(B, T, D)``) and a
-    linear language-model head. ``causal=True`` also hides later positions: the same
-    weights then form a decoder-only language model.
+    :class:`~seqbook.models.transformer.EncoderBlock` blocks that never attend to
+    ``<pad>`` (``pad_id``), a final layer norm (:meth:`encode` stops here:
+    ``(B, T, D)``) and a linear language-model head. ``causal=True`` also hides later
+    positions: the same weights then form a decoder-only language model.
     """
 
     def __init__(
@@ -323,8 +323,9 @@ def probe_features(
     model: TinyEncoder, ids: torch.Tensor, causal: bool = False, batch_size: int = 256
 ) -> torch.Tensor:
     """Frozen sentence features ``(N, D)``: the mean of the encoder's final hidden
-    states over the real tokens (:func:`~seqbook.models.transformer_from_blocks.masked_mean_pool`);
-    ``causal=True`` for a model pretrained as a causal language model."""
+    states over the real tokens
+    (:func:`~seqbook.models.transformer_from_blocks.masked_mean_pool`); ``causal=True``
+    for a model pretrained as a causal language model."""
     model.eval()
     device = next(model.parameters()).device
     features = []

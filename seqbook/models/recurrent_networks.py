@@ -50,8 +50,9 @@ class RNN(nn.Module):
     """A single-layer tanh RNN with batch-first inputs, built on :func:`rnn_forward`.
 
     Parameters have the names, shapes and initialisation (uniform in
-    ``[-1/sqrt(H), 1/sqrt(H)]``) of ``nn.RNN(input_size, hidden_size, batch_first=True)``.
-    ``forward(x, h0=None)`` takes ``x`` ``(B, T, D)`` and ``h0`` ``(1, B, H)`` and returns
+    ``[-1/sqrt(H), 1/sqrt(H)]``) of
+    ``nn.RNN(input_size, hidden_size, batch_first=True)``. ``forward(x, h0=None)`` takes
+    ``x`` ``(B, T, D)`` and ``h0`` ``(1, B, H)`` and returns
     ``(outputs (B, T, H), h_n (1, B, H))``, like ``nn.RNN``.
     """
 
@@ -74,7 +75,8 @@ class RNN(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 3 or x.size(-1) != self.input_size:
             raise ValueError(
-                f"expected inputs of shape (B, T, {self.input_size}), got {tuple(x.shape)}"
+                f"expected inputs of shape (B, T, {self.input_size}), "
+                f"got {tuple(x.shape)}"
             )
         batch = x.size(0)
         if h0 is None:

@@ -67,8 +67,8 @@ def encode_pairs(
     vocab: Vocabulary,
     device: torch.device | str = "cpu",
 ):
-    """``(source, lengths, targets)``: padded source ids ``(B, S)``, their lengths ``(B,)``
-    and target ids ``(B, T)`` (the ISO characters then ``<eos>``)."""
+    """``(source, lengths, targets)``: padded source ids ``(B, S)``, their lengths
+    ``(B,)`` and target ids ``(B, T)`` (the ISO characters then ``<eos>``)."""
     sources = [vocab.encode(written) for written, _ in pairs]
     lengths = torch.tensor([len(s) for s in sources])
     source = torch.full(
@@ -124,9 +124,9 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """One GRU cell step at a time. Without attention the input is the previous character
-    only; with attention it is the character and the context vector, and the output layer
-    also sees the context."""
+    """One GRU cell step at a time. Without attention the input is the previous
+    character only; with attention it is the character and the context vector, and the
+    output layer also sees the context."""
 
     def __init__(
         self,
@@ -278,9 +278,9 @@ def train_seq2seq(
     log_every: int = 10,
     callback: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """Adam with teacher forcing and cross-entropy for ``steps`` steps (never for a time:
-    a step count gives the same run on every machine, busy or not). The batch order is
-    seeded with ``runtime.generator(seed)``. Returns the loss of every
+    """Adam with teacher forcing and cross-entropy for ``steps`` steps (never for a
+    time: a step count gives the same run on every machine, busy or not). The batch
+    order is seeded with ``runtime.generator(seed)``. Returns the loss of every
     ``log_every``-th step, averaged over those steps."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")

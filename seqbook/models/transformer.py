@@ -1,9 +1,9 @@
-"""The Transformer block: layer normalisation, the position-wise feed-forward network and
-the encoder block, built from the book's own multi-head attention.
+"""The Transformer block: layer normalisation, the position-wise feed-forward network
+and the encoder block, built from the book's own multi-head attention.
 
 These are the references of Part 3. ``EncoderBlock.from_torch`` copies the weights of an
-``nn.TransformerEncoderLayer`` (ReLU activation, ``batch_first=True``) into a new block so
-the two can be compared output for output.
+``nn.TransformerEncoderLayer`` (ReLU activation, ``batch_first=True``) into a new block
+so the two can be compared output for output.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ __all__ = [
 
 
 class LayerNorm(nn.Module):
-    """Normalise each position's features to mean 0 and variance 1, then scale and shift.
+    """Normalise each position's features to mean 0 and variance 1, then scale and
+    shift.
 
     ``y = (x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, with the
     *biased* variance (divide by ``dim``), as ``nn.LayerNorm(dim, eps)`` computes it.
@@ -130,9 +131,9 @@ class EncoderBlock(nn.Module):
         x = LN2(x + Dropout(FFN(x)))
 
     ``forward(x, mask=None, causal=False)``: ``x`` is ``(B, T, dim)``; ``mask`` is an
-    optional boolean ``(B, T)`` tensor with ``True`` marking real tokens (padding may not
-    be attended to); ``causal=True`` also hides later positions, which turns the block
-    into the block of a decoder-only language model. The wiring itself is
+    optional boolean ``(B, T)`` tensor with ``True`` marking real tokens (padding may
+    not be attended to); ``causal=True`` also hides later positions, which turns the
+    block into the block of a decoder-only language model. The wiring itself is
     :func:`pre_ln_block` or :func:`post_ln_block`.
     """
 
@@ -174,7 +175,8 @@ class EncoderBlock(nn.Module):
 
     @classmethod
     def from_torch(cls, layer: nn.TransformerEncoderLayer) -> "EncoderBlock":
-        """A new block holding a copy of ``layer``'s weights (ReLU, ``batch_first=True``)."""
+        """A new block holding a copy of ``layer``'s weights (ReLU,
+        ``batch_first=True``)."""
         if layer.activation_relu_or_gelu != 1:
             raise ValueError("from_torch copies layers with the ReLU activation only")
         if not layer.self_attn.batch_first:

@@ -7,8 +7,9 @@ The reference code of the section "A Transformer from blocks":
 * :func:`masked_mean_pool` -- the mean of a padded batch of vectors over the real
   positions only (an all-padding row gives zeros);
 * :class:`TransformerLanguageModel` -- a decoder-only character language model: token
-  embeddings plus sinusoidal positions, pre-LN :class:`~seqbook.models.transformer.EncoderBlock`
-  blocks run with ``causal=True``, a final layer norm and an output layer;
+  embeddings plus sinusoidal positions, pre-LN
+  :class:`~seqbook.models.transformer.EncoderBlock` blocks run with ``causal=True``, a
+  final layer norm and an output layer;
 * :class:`LSTMLanguageModel` -- Part 1's recurrent language model with ``nn.LSTM``,
   the baseline the Transformer is compared with;
 * :class:`TransformerClassifier` -- an encoder-only sequence classifier (blocks with a
@@ -45,7 +46,8 @@ __all__ = [
 def causal_lm_loss(
     logits: torch.Tensor, tokens: torch.Tensor, pad_id: int | None = None
 ) -> torch.Tensor:
-    """Mean cross-entropy (nats) of predicting ``tokens[:, 1:]`` from ``logits[:, :-1]``.
+    """Mean cross-entropy (nats) of predicting ``tokens[:, 1:]`` from
+    ``logits[:, :-1]``.
 
     ``logits`` is ``(B, T, V)``: the model's scores at every position of the input
     ``tokens`` ``(B, T)``. Position ``t`` predicts token ``t + 1``, so the last position
@@ -73,7 +75,8 @@ def masked_mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class _Embedder(nn.Module):
-    """Token embeddings plus fixed sinusoidal positions (Part 2), ``(B, T) -> (B, T, D)``."""
+    """Token embeddings plus fixed sinusoidal positions (Part 2),
+    ``(B, T) -> (B, T, D)``."""
 
     def __init__(self, vocab_size: int, dim: int, max_len: int):
         super().__init__()
@@ -96,8 +99,8 @@ class TransformerLanguageModel(nn.Module):
     """A decoder-only language model: ``(B, T)`` token ids -> ``(B, T, V)`` logits.
 
     Embeddings + sinusoidal positions, ``num_layers`` pre-LN blocks with causal
-    self-attention, a final :class:`~seqbook.models.transformer.LayerNorm` and a linear output
-    layer. The logits at position ``t`` depend on tokens ``0..t`` only.
+    self-attention, a final :class:`~seqbook.models.transformer.LayerNorm` and a linear
+    output layer. The logits at position ``t`` depend on tokens ``0..t`` only.
     """
 
     def __init__(
@@ -221,8 +224,9 @@ def parameter_groups(model: nn.Module) -> dict[str, int]:
     """Parameter counts of a Transformer model by role, from ``named_parameters``.
 
     Names are matched by their parts: ``embed``/``embedding`` -> embeddings,
-    ``attention`` -> attention, ``feed_forward`` -> feed-forward, ``norm`` -> layer norm,
-    ``output``/``head`` -> output layer. A parameter that fits none raises ``ValueError``.
+    ``attention`` -> attention, ``feed_forward`` -> feed-forward, ``norm`` -> layer
+    norm, ``output``/``head`` -> output layer. A parameter that fits none raises
+    ``ValueError``.
     """
     counts = dict.fromkeys(_GROUPS, 0)
     for name, parameter in model.named_parameters():

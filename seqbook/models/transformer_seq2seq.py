@@ -1,22 +1,23 @@
 """The Transformer encoder-decoder of Part 4, trained on SCAN.
 
 Built from the book's own parts: the encoder is a stack of
-:class:`seqbook.models.transformer.EncoderBlock`; the decoder block adds a cross-attention
-sub-layer (a second :class:`seqbook.models.attention.MultiHeadAttention`, queries from the
-decoder, keys and values from the encoder's output) between masked self-attention and
-the feed-forward network, all pre-LN.
+:class:`seqbook.models.transformer.EncoderBlock`; the decoder block adds a
+cross-attention sub-layer (a second
+:class:`seqbook.models.attention.MultiHeadAttention`, queries from the decoder, keys and
+values from the encoder's output) between masked self-attention and the feed-forward
+network, all pre-LN.
 
 Mask convention, as everywhere in the book: boolean, ``True`` = "may attend",
 broadcastable to ``(B, H, T_q, T_k)``. :func:`seq2seq_masks` builds the three masks;
 :func:`label_smoothed_cross_entropy` is the training loss (equal to
 ``F.cross_entropy(..., label_smoothing=..., ignore_index=...)``); :func:`greedy_decode`
-translates a batch with a key/value cache: each layer keeps the projected keys and values
-of the positions decoded so far, and the cross-attention's keys and values of the
-encoder's output are computed once per sentence (:meth:`TransformerSeq2Seq.start_decoding`,
-:meth:`TransformerSeq2Seq.decode_step`).
+translates a batch with a key/value cache: each layer keeps the projected keys and
+values of the positions decoded so far, and the cross-attention's keys and values of the
+encoder's output are computed once per sentence
+(:meth:`TransformerSeq2Seq.start_decoding`, :meth:`TransformerSeq2Seq.decode_step`).
 
-The checkpoints ``seqbook/checkpoints/scan_simple.pt`` and ``scan_length.pt`` are made by
-``tools/train_scan_checkpoints.py`` and read with :func:`load_scan_checkpoint`.
+The checkpoints ``seqbook/checkpoints/scan_simple.pt`` and ``scan_length.pt`` are made
+by ``tools/train_scan_checkpoints.py`` and read with :func:`load_scan_checkpoint`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class WordVocabulary:
         return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
 
     def decode(self, ids) -> str:
-        """Ids to words, stopping at the first ``<eos>``; ``<pad>``/``<bos>`` dropped."""
+        """Ids to words, stopping at the first ``<eos>``; ``<pad>``/``<bos>``
+        dropped."""
         words = []
         for i in ids:
             i = int(i)
@@ -163,9 +165,10 @@ class DecoderBlock(nn.Module):
         x = x + Dropout(CrossAttn(LN2(x), memory, memory_mask))  # queries from x
         x = x + Dropout(FFN(LN3(x)))
 
-    ``forward(x, memory, target_mask=None, memory_mask=None)``: ``x`` is ``(B, T, dim)``,
-    ``memory`` the encoder's output ``(B, S, dim)``. The cross-attention weights of the
-    last call are kept in ``self.cross_weights`` ``(B, H, T, S)`` for plotting.
+    ``forward(x, memory, target_mask=None, memory_mask=None)``: ``x`` is
+    ``(B, T, dim)``, ``memory`` the encoder's output ``(B, S, dim)``. The
+    cross-attention weights of the last call are kept in ``self.cross_weights``
+    ``(B, H, T, S)`` for plotting.
     """
 
     def __init__(self, dim: int, num_heads: int, hidden_dim: int, dropout: float = 0.0):
@@ -192,8 +195,9 @@ class DecoderBlock(nn.Module):
         return x + self.dropout(self.feed_forward(self.norm3(x)))
 
     def memory_keys_values(self, memory):
-        """The cross-attention's keys and values ``(B, H, S, d)`` of the encoder's output
-        ``memory`` ``(B, S, dim)``: they do not change while a sentence is decoded."""
+        """The cross-attention's keys and values ``(B, H, S, d)`` of the encoder's
+        output ``memory`` ``(B, S, dim)``: they do not change while a sentence is
+        decoded."""
         return project_keys_values(self.cross_attention, memory, memory)
 
     def step(self, x, cache, memory_kv, memory_mask=None):
@@ -201,7 +205,8 @@ class DecoderBlock(nn.Module):
         projected keys and values ``(B, H, t, d)`` of the ``t`` earlier positions (or is
         ``None``), ``memory_kv`` those of :meth:`memory_keys_values`. Only the new
         position is projected; returns the output ``(B, 1, dim)`` and the cache extended
-        to ``t + 1`` positions. No causal mask is needed: the new query may see every key.
+        to ``t + 1`` positions. No causal mask is needed: the new query may see every
+        key.
         """
         h = self.norm1(x)  # (B, 1, dim)
         keys, values = project_keys_values(
@@ -222,9 +227,10 @@ class DecoderBlock(nn.Module):
 @dataclass
 class DecodingState:
     """What :meth:`TransformerSeq2Seq.decode_step` carries from one position to the next
-    for a batch of sentences: per decoder layer, the self-attention cache (projected keys
-    and values of the positions so far, ``None`` before the first) and the cross-attention
-    keys and values of the encoder's output; the memory mask; the next position."""
+    for a batch of sentences: per decoder layer, the self-attention cache (projected
+    keys and values of the positions so far, ``None`` before the first) and the
+    cross-attention keys and values of the encoder's output; the memory mask; the next
+    position."""
 
     caches: list
     memory_kv: list
@@ -309,7 +315,8 @@ class TransformerSeq2Seq(nn.Module):
         return self.dropout(x + self.positions[offset : offset + ids.size(1)])
 
     def encode(self, source, source_mask):
-        """``(B, S)`` ids and the ``(B, 1, 1, S)`` source mask -> memory ``(B, S, dim)``."""
+        """``(B, S)`` ids and the ``(B, 1, 1, S)`` source mask -> memory
+        ``(B, S, dim)``."""
         x = self._embed(self.source_embedding, source)
         real = source_mask.flatten(1)  # (B, S): EncoderBlock takes True = real token
         for block in self.encoder:
@@ -333,8 +340,8 @@ class TransformerSeq2Seq(nn.Module):
         )
 
     def decode_step(self, tokens, state: DecodingState):
-        """Log-probabilities ``(B, V)`` of the token after ``tokens`` ``(B,)`` (the ids at
-        position ``state.position``), and the state advanced by one position."""
+        """Log-probabilities ``(B, V)`` of the token after ``tokens`` ``(B,)`` (the ids
+        at position ``state.position``), and the state advanced by one position."""
         x = self.embed_target(tokens[:, None], offset=state.position)  # (B, 1, dim)
         caches = []
         for block, cache, memory_kv in zip(self.decoder, state.caches, state.memory_kv):
@@ -347,8 +354,8 @@ class TransformerSeq2Seq(nn.Module):
 
     def prefix_log_probs(self, source, prefixes):
         """Without a cache: log-probabilities ``(N, V)`` of the token after each prefix
-        ``(N, t)`` (which starts with ``<bos>``), the whole prefix run through the decoder
-        with the causal mask; ``source`` is ``(1, S)`` or ``(N, S)``."""
+        ``(N, t)`` (which starts with ``<bos>``), the whole prefix run through the
+        decoder with the causal mask; ``source`` is ``(1, S)`` or ``(N, S)``."""
         source = source.expand(prefixes.size(0), -1)
         return self(source, prefixes)[:, -1].log_softmax(dim=-1)
 
@@ -373,9 +380,9 @@ def greedy_decode(model, source, bos_id, eos_id, max_len, cache=True):
 
     With ``cache`` (the default) each step runs the decoder on the new position only,
     reusing the keys and values of the earlier positions and of the encoder's output
-    (:meth:`TransformerSeq2Seq.decode_step`); without it, each step runs the whole prefix
-    through the decoder again (the same result, for comparison). A sequence leaves the
-    batch as soon as it has emitted ``<eos>``."""
+    (:meth:`TransformerSeq2Seq.decode_step`); without it, each step runs the whole
+    prefix through the decoder again (the same result, for comparison). A sequence
+    leaves the batch as soon as it has emitted ``<eos>``."""
     was_training = model.training
     model.eval()
     batch = source.size(0)

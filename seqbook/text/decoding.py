@@ -1,21 +1,22 @@
 """Decoding strategies for autoregressive models: greedy, beam search, sampling.
 
-Used by the section "Decoding and evaluation" (Part 4). Every strategy talks to the model
-through one small interface, a *scorer*::
+Used by the section "Decoding and evaluation" (Part 4). Every strategy talks to the
+model through one small interface, a *scorer*::
 
     next_log_probs(prefixes: LongTensor (N, t)) -> Tensor (N, V)
 
-which takes ``N`` prefixes, each starting with ``<bos>``, and returns the log-probability
-of each of the ``V`` tokens coming next. Decoding never needs to know more about the
-model, so the same code decodes a GRU, a Transformer or a hand-written table.
-:func:`date_scorer` and :func:`scan_scorer` wrap the models of
-:mod:`seqbook.models.seq2seq_attention` and :mod:`seqbook.models.transformer_seq2seq` into scorers; they cache
-the decoder's state for every prefix they have seen, so each call reads one new token
-per prefix (:func:`full_prefix_scorer` reruns the whole prefix instead, to check them).
+which takes ``N`` prefixes, each starting with ``<bos>``, and returns the
+log-probability of each of the ``V`` tokens coming next. Decoding never needs to know
+more about the model, so the same code decodes a GRU, a Transformer or a hand-written
+table. :func:`date_scorer` and :func:`scan_scorer` wrap the models of
+:mod:`seqbook.models.seq2seq_attention` and :mod:`seqbook.models.transformer_seq2seq`
+into scorers; they cache the decoder's state for every prefix they have seen, so each
+call reads one new token per prefix (:func:`full_prefix_scorer` reruns the whole prefix
+instead, to check them).
 
 Conventions, shared by all functions: a returned sequence holds the generated tokens
-without ``<bos>``; it ends with ``<eos>`` when the model chose ``<eos>``, or stops without
-one after ``max_len`` tokens. The length of a sequence counts its ``<eos>``.
+without ``<bos>``; it ends with ``<eos>`` when the model chose ``<eos>``, or stops
+without one after ``max_len`` tokens. The length of a sequence counts its ``<eos>``.
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ def beam_search(
     ``score = sum of log-probabilities / length ** alpha``.
 
     At each step every alive hypothesis is extended by every token, and the
-    ``beam_size - (number finished so far)`` best candidates over all (hypothesis, token)
-    pairs survive. A candidate that ends with ``<eos>`` or has ``max_len`` tokens is
-    finished and set aside, so the beam shrinks; the search stops when ``beam_size``
+    ``beam_size - (number finished so far)`` best candidates over all (hypothesis,
+    token) pairs survive. A candidate that ends with ``<eos>`` or has ``max_len`` tokens
+    is finished and set aside, so the beam shrinks; the search stops when ``beam_size``
     hypotheses have finished.
     """
     alive = [([], 0.0)]  # (tokens without <bos>, sum of log-probabilities)
@@ -197,9 +198,9 @@ def _cached_scorer(first, extend) -> Scorer:
 
 
 def date_scorer(model, written: str, vocab) -> Scorer:
-    """A scorer for the GRU date model of :mod:`seqbook.models.seq2seq_attention` reading ``written``.
-    Each call runs one GRU step per prefix, starting from the cached state of the
-    prefix without its last token."""
+    """A scorer for the GRU date model of :mod:`seqbook.models.seq2seq_attention`
+    reading ``written``. Each call runs one GRU step per prefix, starting from the
+    cached state of the prefix without its last token."""
     device = next(model.parameters()).device
     source = torch.tensor([vocab.encode(written)], device=device)  # (1, S)
     lengths = torch.tensor([source.size(1)])
@@ -222,10 +223,10 @@ def date_scorer(model, written: str, vocab) -> Scorer:
 
 
 def scan_scorer(model, command: str, source_vocab) -> Scorer:
-    """A scorer for the SCAN Transformer of :mod:`seqbook.models.transformer_seq2seq`. Each
-    call runs the decoder on the new position only: every layer keeps the projected keys
-    and values of the earlier positions, and the cross-attention's keys and values of
-    the encoder's output are computed once (``TransformerSeq2Seq.decode_step``)."""
+    """A scorer for the SCAN Transformer of :mod:`seqbook.models.transformer_seq2seq`.
+    Each call runs the decoder on the new position only: every layer keeps the projected
+    keys and values of the earlier positions, and the cross-attention's keys and values
+    of the encoder's output are computed once (``TransformerSeq2Seq.decode_step``)."""
     device = next(model.parameters()).device
     source = torch.tensor([source_vocab.encode(command)], device=device)  # (1, S)
     model.eval()

@@ -1,10 +1,10 @@
 """Evaluation metrics for generated sequences: exact match and corpus BLEU.
 
 :func:`corpus_bleu` follows the definition of Papineni et al. (2002) with the choices
-sacrebleu makes by default, so the two agree (tested): n-grams up to 4, counts clipped by
-the largest count in any one reference, the reference length closest to each hypothesis
-(the shorter on a tie), one brevity penalty for the whole corpus, and the "exp"
-smoothing of precisions whose match count is zero.
+sacrebleu makes by default, so the two agree (tested): n-grams up to 4, counts clipped
+by the largest count in any one reference, the reference length closest to each
+hypothesis (the shorter on a tie), one brevity penalty for the whole corpus, and the
+"exp" smoothing of precisions whose match count is zero.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ MAX_ORDER = 4
 
 
 def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Percentage of hypotheses equal to their reference after splitting on whitespace."""
+    """Percentage of hypotheses equal to their reference after splitting on
+    whitespace."""
     if len(hypotheses) != len(references):
         raise ValueError(
             f"{len(hypotheses)} hypotheses but {len(references)} references"
@@ -67,8 +68,8 @@ def corpus_bleu(
         for n in range(1, MAX_ORDER + 1):
             counts = ngram_counts(tokens, n)
             ceiling = Counter()  # the most times any single reference has each n-gram
-            for reference in reference_tokens:
-                ceiling |= ngram_counts(reference, n)
+            for one_reference in reference_tokens:
+                ceiling |= ngram_counts(one_reference, n)
             matches[n - 1] += sum(min(c, ceiling[g]) for g, c in counts.items())
             totals[n - 1] += sum(counts.values())
     if sum(matches) == 0:

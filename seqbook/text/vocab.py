@@ -2,7 +2,8 @@
 
 Rules (the same as the exercise of the section "Sequences and language models"):
 
-* the special tokens come first, in the order given (by default ``<pad>`` = 0, ``<unk>`` = 1);
+* the special tokens come first, in the order given (by default ``<pad>`` = 0,
+  ``<unk>`` = 1);
 * then every token seen at least ``min_freq`` times, most frequent first, ties broken
   alphabetically (so the result does not depend on the order of first appearance);
 * a special token that also occurs in the text is not listed twice;
@@ -26,7 +27,8 @@ def char_tokens(text: str) -> list[str]:
 
 
 def word_tokens(text: str) -> list[str]:
-    """Word-level tokens: runs of letters, digits and apostrophes, and single punctuation marks."""
+    """Word-level tokens: runs of letters, digits and apostrophes, and single
+    punctuation marks."""
     import re
 
     return re.findall(r"[a-z0-9']+|[.,;:!?()\"-]", text)

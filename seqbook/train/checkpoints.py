@@ -5,7 +5,8 @@ A checkpoint is one file written by :func:`save_checkpoint`: the model's configu
 tensors, what else the model needs to be used (its vocabularies, as lists of tokens)
 and ``info`` (how, where and how long it was trained). :func:`read_checkpoint` loads it
 with ``weights_only=True`` -- tensors and plain containers, never code -- and each model
-module rebuilds its model from that (``seqbook.models.seq2seq_attention.load_checkpoint``,
+module rebuilds its model from that
+(``seqbook.models.seq2seq_attention.load_checkpoint``,
 ``seqbook.models.transformer_seq2seq.load_checkpoint``). The checkpoints that ship with
 the package live in ``seqbook/checkpoints`` and are named without their suffix.
 """
@@ -23,7 +24,8 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 def checkpoint_path(name_or_path: str | Path) -> Path:
-    """A path as given, or the shipped checkpoint called ``name`` (``"dates_attention"``)."""
+    """A path as given, or the shipped checkpoint called ``name``
+    (``"dates_attention"``)."""
     path = Path(name_or_path)
     return path if path.suffix else CHECKPOINT_DIR / f"{name_or_path}.pt"
 

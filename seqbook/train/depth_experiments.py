@@ -2,15 +2,15 @@
 normalisation": what happens to activations and gradients through depth, and how
 pre-LN and post-LN stacks train with and without learning-rate warm-up.
 
-* :class:`BlockStack` -- ``depth`` encoder blocks wired ``"pre"`` (pre-LN, with the final
-  layer norm a pre-LN stack needs), ``"post"`` (post-LN) or ``"none"`` (residual
+* :class:`BlockStack` -- ``depth`` encoder blocks wired ``"pre"`` (pre-LN, with the
+  final layer norm a pre-LN stack needs), ``"post"`` (post-LN) or ``"none"`` (residual
   connections without any normalisation);
 * :func:`stream_statistics` -- mean and standard deviation of the residual stream after
   every block;
 * :func:`gradient_norms` -- gradient norms with respect to the residual stream and to
   every block's parameters, for a cross-entropy loss on random labels;
-* :func:`counting_batch` -- a generated task: for every token, how often it occurs in its
-  sequence (attention can count; a per-position network cannot);
+* :func:`counting_batch` -- a generated task: for every token, how often it occurs in
+  its sequence (attention can count; a per-position network cannot);
 * :class:`CountingModel`, :func:`warmup_factor` and :func:`train_counting` -- a small
   model for that task and a seeded training run with an optional linear warm-up.
 """
@@ -90,8 +90,8 @@ def stream_statistics(
 def gradient_norms(
     stack: BlockStack, x: torch.Tensor, num_classes: int = 16, seed: int = 0
 ) -> dict[str, list[float]]:
-    """Gradient norms for a cross-entropy loss of a random linear read-out against random
-    labels, at the stack's present weights:
+    """Gradient norms for a cross-entropy loss of a random linear read-out against
+    random labels, at the stack's present weights:
 
     * ``"stream"``: the norm of the gradient with respect to the residual stream, at the
       input and after each block (``depth + 1`` values);
@@ -125,7 +125,8 @@ def counting_batch(
     generator: torch.Generator | None = None,
 ):
     """Random token sequences ``(B, T)`` and, for each token, how many times it occurs
-    in its own sequence minus one, ``(B, T)`` in ``0 .. T-1`` (the classes to predict)."""
+    in its own sequence minus one, ``(B, T)`` in ``0 .. T-1`` (the classes to
+    predict)."""
     tokens = torch.randint(vocab_size, (batch_size, length), generator=generator)
     same = tokens[:, :, None] == tokens[:, None, :]  # (B, T, T)
     return tokens, same.sum(-1) - 1

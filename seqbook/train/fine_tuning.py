@@ -113,7 +113,8 @@ def make_loader(
     seed: int = 0,
     max_length: int = 64,
 ) -> DataLoader:
-    """A ``DataLoader`` of padded batches; shuffling is seeded (same order every run)."""
+    """A ``DataLoader`` of padded batches; shuffling is seeded (same order every
+    run)."""
     dataset = TextClassificationDataset(texts, labels, tokenizer, max_length)
     generator = runtime.generator(seed) if shuffle else None
     return DataLoader(
@@ -215,8 +216,9 @@ class EarlyStopping:
 def linear_warmup_lambda(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     """The factor that multiplies the base learning rate after ``step`` optimizer steps:
     it rises linearly from 0 to 1 over ``warmup_steps`` steps, then falls linearly to 0
-    at ``total_steps`` (the schedule of ``transformers.get_linear_schedule_with_warmup``,
-    for ``torch.optim.lr_scheduler.LambdaLR``)."""
+    at ``total_steps`` (the schedule of
+    ``transformers.get_linear_schedule_with_warmup``, for
+    ``torch.optim.lr_scheduler.LambdaLR``)."""
 
     def factor(step: int) -> float:
         if step < warmup_steps:

@@ -1,9 +1,9 @@
 """A small, explicit training loop shared by the sections that train models.
 
-It does what every section's loop would repeat -- sample a batch, forward, loss, backward,
-optional clipping by global norm, step, record -- and stops after a number of steps or
-a wall-clock budget, whichever comes first (so a section stays inside its time budget on
-slow machines and the text can compare models at equal time).
+It does what every section's loop would repeat -- sample a batch, forward, loss,
+backward, optional clipping by global norm, step, record -- and stops after a number of
+steps or a wall-clock budget, whichever comes first (so a section stays inside its time
+budget on slow machines and the text can compare models at equal time).
 """
 
 from __future__ import annotations
@@ -70,10 +70,12 @@ def language_model_batch(
     seq_len: int,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows of a 1-D token tensor: inputs ``(B, T)`` and targets shifted by one."""
+    """Random windows of a 1-D token tensor: inputs ``(B, T)`` and targets shifted by
+    one."""
     if ids.dim() != 1 or len(ids) <= seq_len:
         raise ValueError(
-            f"need a 1-D tensor longer than seq_len={seq_len}, got shape {tuple(ids.shape)}"
+            f"need a 1-D tensor longer than seq_len={seq_len}, "
+            f"got shape {tuple(ids.shape)}"
         )
     starts = torch.randint(0, len(ids) - seq_len, (batch_size,), generator=generator)
     offsets = torch.arange(seq_len + 1)

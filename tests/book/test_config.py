@@ -71,8 +71,8 @@ def test_every_toc_entry_exists_and_every_chapter_is_listed():
 
 
 def test_the_section_registry_is_the_table_of_contents():
-    """seqbook.book.sections lists every section notebook, in the order of _toc.yml, and each
-    section's one name names its notebooks and its check module."""
+    """seqbook.book.sections lists every section notebook, in the order of _toc.yml, and
+    each section's one name names its notebooks and its check module."""
     sections = [
         name.removeprefix("chapters/")
         for name in toc_files()
@@ -116,7 +116,8 @@ def test_colab_cells_install_seqbook_from_the_configured_repository():
     assert (
         CONFIG["launch_buttons"]["colab_url"] and CONFIG["html"]["use_download_button"]
     )
-    # Sections that need optional dependencies install an extra: "seqbook[finetuning] @ ...".
+    # Sections that need optional dependencies install an extra:
+    # "seqbook[finetuning] @ ...".
     extras = set(importlib.metadata.metadata("seqbook").get_all("Provides-Extra") or [])
     expected = re.compile(
         r'"seqbook(\[(?P<extra>[a-z]+)\])? @ git\+' + re.escape(f"{url}@{branch}") + '"'
@@ -205,11 +206,12 @@ def test_written_questions_have_mark_schemes_outside_the_release(notebook_path):
     assert not release.with_suffix(".marking.md").exists(), "a mark scheme was released"
 
 
-# The book shows a notebook's output in a column 688 px wide (a 1280-px window, measured in
-# headless Chromium). A figure W inches wide (100 dpi) is shrunk to it by 6.88 / W, and its
-# 10-pt text with it: at 10 inches the text still reads as 7 pt, at 13 as 5 pt.
+# The book shows a notebook's output in a column 688 px wide (a 1280-px window, measured
+# in headless Chromium). A figure W inches wide (100 dpi) is shrunk to it by 6.88 / W,
+# and its 10-pt text with it: at 10 inches the text still reads as 7 pt, at 13 as 5 pt.
 WIDEST_FIGURE_INCHES = 10
-# Code lines longer than this scroll sideways in the book's code column (_static/book.css).
+# Code lines longer than this scroll sideways in the book's code column
+# (_static/book.css).
 LONGEST_CODE_LINE = 88
 
 
@@ -231,13 +233,15 @@ def test_figures_and_code_fit_the_book_column(notebook_path):
 
 
 def test_each_section_shows_its_measured_run_time():
-    """The "Run time." paragraph near each section's top is generated from the benchmark's
-    figures (tools/runtime_notes.py), so it cannot drift from back/runtimes.json."""
+    """The "Run time." paragraph near each section's top is generated from the
+    benchmark's figures (tools/runtime_notes.py), so it cannot drift from
+    back/runtimes.json."""
     import runtime_notes
 
     figures = runtime_notes.load_figures()
     assert not runtime_notes.stale_notebooks(figures), (
-        "run `python tools/runtime_notes.py` (or `make benchmark`), then `make chapters`"
+        "run `python tools/runtime_notes.py` (or `make benchmark`), "
+        "then `make chapters`"
     )
     for section in map(runtime_notes.section_of, runtime_notes.solution_notebooks()):
         assert section in figures["sections"], f"{section} was never benchmarked"
@@ -260,7 +264,8 @@ def test_pages_are_published_from_main_only_after_the_tests_pass():
         for s in cpu_steps
         if s.get("uses", "").startswith("actions/upload-pages-artifact")
     )
-    # The artifact is the public book (never the instructors' edition), built after tests.
+    # The artifact is the public book (never the instructors' edition), built after
+    # tests.
     assert upload["with"]["path"] == "_build/html"
     assert (
         names.index("Tests (CPU build of PyTorch)")

@@ -1,4 +1,5 @@
-"""Figures get alt text from their own titles: seqbook.book.plotting writes it, _ext reads it."""
+"""Figures get alt text from their own titles: seqbook.book.plotting writes it, _ext
+reads it."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def test_panels_heat_maps_and_super_title_colour_bar_left_out():
     plotting.attention_heatmap([[0.5, 0.5], [1.0, 0.0]], ax=right, title="Weights")
     fig.suptitle("Two views")
     assert plotting.describe_figure(fig) == (
-        "Two views. Panels: Curve; Weights (heat map): query position against key position."
+        "Two views. Panels: Curve; Weights (heat map): "
+        "query position against key position."
     )
     plt.close(fig)
 
@@ -60,7 +62,8 @@ def test_extension_reads_the_description_back(tmp_path: Path):
 
 
 def test_inline_figures_in_a_kernel_carry_their_description(monkeypatch):
-    """In Jupyter the inline backend's PNGs carry the text, even for the first figure."""
+    """In Jupyter the inline backend's PNGs carry the text, even for the first
+    figure."""
     monkeypatch.delenv(
         "MPLBACKEND", raising=False
     )  # the kernel picks its inline backend

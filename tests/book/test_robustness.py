@@ -1,4 +1,5 @@
-"""The robustness matrix (tools/robustness.py) and its generated page back/robustness.md."""
+"""The robustness matrix (tools/robustness.py) and its generated page
+back/robustness.md."""
 
 import json
 import re
@@ -115,7 +116,8 @@ def _literal_claims(notebook: Path) -> set[str]:
 
 @pytest.mark.parametrize("section", robustness.toc_sections())
 def test_the_records_are_current_for_every_notebook(section):
-    """Each claim written in a notebook was recorded, in a matrix covering that notebook."""
+    """Each claim written in a notebook was recorded, in a matrix covering that
+    notebook."""
     records = _records()
     runs = [r for r in records["results"] if r["section"] == section]
     claims = _literal_claims(REPO / "solutions" / f"{section}.ipynb")

@@ -33,7 +33,8 @@ def test_committed_chapters_match_a_fresh_regeneration(tmp_path):
         assert (release / relative).read_bytes() == (
             REPO / "chapters" / relative
         ).read_bytes(), (
-            f"chapters/{relative} is out of date: run `make chapters` and commit the result"
+            f"chapters/{relative} is out of date: run `make chapters` "
+            "and commit the result"
         )
 
 

@@ -1,18 +1,19 @@
-"""The rendered book, read as a reader's browser reads it.
+r"""The rendered book, read as a reader's browser reads it.
 
 These tests open every page of the table of contents of the built book (``_build/html``,
-or the folder in ``BOOK_HTML``), served on localhost by the tests themselves, in Debian's
-headless Chromium (``/usr/bin/chromium``, or ``BOOK_CHROMIUM``) driven by Playwright,
-which downloads no browser. One pass opens each page at a desktop size and then at a
-phone's size and records what the checks need; each check is then its own test per page,
-so a failure names the page and what is wrong on it. Screenshots of three representative
-pages go to ``_build/screenshots/`` (beside the HTML folder).
+or the folder in ``BOOK_HTML``), served on localhost by the tests themselves, in
+Debian's headless Chromium (``/usr/bin/chromium``, or ``BOOK_CHROMIUM``) driven by
+Playwright, which downloads no browser. One pass opens each page at a desktop size and
+then at a phone's size and records what the checks need; each check is then its own test
+per page, so a failure names the page and what is wrong on it. Screenshots of three
+representative pages go to ``_build/screenshots/`` (beside the HTML folder).
 
 They need a built book and a browser, so ``make test`` skips them; they run when
 ``BOOK_BROWSER_TESTS=1``, as ``make browser-test`` (after ``make book``) sets:
 
     make book && make browser-test
-    BOOK_BROWSER_TESTS=1 BOOK_HTML=/tmp/copy/_build/html .venv/bin/python -m pytest tests/browser
+    BOOK_BROWSER_TESTS=1 BOOK_HTML=/tmp/copy/_build/html \
+        .venv/bin/python -m pytest tests/browser
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ SCREENSHOT_PAGES = [
 ]
 
 # What the page reports about itself once MathJax has finished typesetting.
-SURVEY_JS = r"""
+SURVEY_JS = (
+    r"""
 async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
@@ -97,7 +99,8 @@ async () => {
     acceptNode: (node) => node.parentElement && !node.parentElement.closest(skip)
       ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_REJECT,
   });
-  const texPattern = /\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\s]([^$]*[^$\s])?\$|\\(frac|sqrt|sum|mathbf|mathrm|begin|end|alpha|cdot|top|operatorname)\b/;
+  const texPattern = /\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\s]([^$]*[^$\s])?\$|"""
+    r"""\\(frac|sqrt|sum|mathbf|mathrm|begin|end|alpha|cdot|top|operatorname)\b/;
   const rawTex = [];
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const match = node.textContent.match(texPattern);
@@ -121,20 +124,24 @@ async () => {
   // Code cells whose lines do not fit the column (each scrolls sideways in its box).
   const scrollingCode = [...document.querySelectorAll(".cell_input pre")]
     .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
-    .map((pre) => pre.innerText.split("\n").reduce((a, b) => (b.length > a.length ? b : a)));
+    .map((pre) => pre.innerText.split("\n")"""
+    r""".reduce((a, b) => (b.length > a.length ? b : a)));
   return {rawTex, mathCount: mathNodes.length, untypeset, mathErrors, images, links,
           scrollingCode};
 }
 """
+)
 
 # The elements that stick out of a narrow window and are not inside a box that scrolls
 # (or clips) on its own: what makes the whole page scroll sideways.
-OVERFLOW_JS = r"""
+OVERFLOW_JS = (
+    r"""
 () => {
   const limit = window.innerWidth + 1;
   const clipped = (el) => {
     for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
-      if (["auto", "scroll", "hidden", "clip"].includes(getComputedStyle(p).overflowX)) {
+      if (["auto", "scroll", "hidden", "clip"]"""
+    r""".includes(getComputedStyle(p).overflowX)) {
         return true;
       }
     }
@@ -164,6 +171,7 @@ OVERFLOW_JS = r"""
   };
 }
 """
+)
 
 
 @dataclass
@@ -199,7 +207,8 @@ def site():
 
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory):
-    """Headless Debian Chromium with a fresh profile (Playwright drives, never downloads)."""
+    """Headless Debian Chromium with a fresh profile (Playwright drives, never
+    downloads)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -221,7 +230,8 @@ def browser(tmp_path_factory):
 
 
 def _open(context, url: str, report: PageReport):
-    """Open ``url`` in a new tab, recording errors and every request that leaves localhost."""
+    """Open ``url`` in a new tab, recording errors and every request that leaves
+    localhost."""
     page = context.new_page()
     base = url.split("/", 3)[:3]
     origin = "/".join(base) + "/"
@@ -266,7 +276,8 @@ def _open(context, url: str, report: PageReport):
 
 @pytest.fixture(scope="session")
 def reports(site, browser) -> dict[str, PageReport]:
-    """Open every page of the table of contents: desktop survey, then a phone-sized window."""
+    """Open every page of the table of contents: desktop survey, then a phone-sized
+    window."""
     result = {}
     for name in PAGES:
         report = result[name] = PageReport(url=site + name + ".html")
@@ -283,7 +294,8 @@ def reports(site, browser) -> dict[str, PageReport]:
 
 
 def _html_file(url: str, site: str) -> Path | None:
-    """The file under the HTML folder that a localhost URL names (None for other hosts)."""
+    """The file under the HTML folder that a localhost URL names (None for other
+    hosts)."""
     if not url.startswith(site):
         return None
     path = unquote(urlsplit(url).path).lstrip("/")
@@ -306,7 +318,7 @@ def _anchors(path: Path) -> frozenset[str]:
     return frozenset(found)
 
 
-# ---------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # The checks, one test per page.
 
 
@@ -328,7 +340,8 @@ def test_formulas_are_typeset(reports, name):
         f"raw TeX left in the text of {name}.html: {survey['rawTex'][:5]}"
     )
     assert not survey["untypeset"], (
-        f"{len(survey['untypeset'])} of {survey['mathCount']} formulas on {name}.html were not "
+        f"{len(survey['untypeset'])} of {survey['mathCount']} formulas "
+        f"on {name}.html were not "
         f"typeset by MathJax, e.g. {survey['untypeset'][:3]}"
     )
     assert not survey["mathErrors"], (
@@ -372,8 +385,9 @@ def test_images_have_alt_text(reports, name):
 
 @pytest.mark.parametrize("name", SECTIONS)
 def test_code_cells_fit_the_column_on_a_desktop(reports, name):
-    # Code lines are at most 88 characters (tests/book/test_config.py); _static/book.css sizes
-    # the code font so that 88 fit at the desktop size. The Colab install line is longer.
+    # Code lines are at most 88 characters (tests/book/test_config.py); _static/book.css
+    # sizes the code font so that 88 fit at the desktop size. The Colab install line is
+    # longer.
     scrolling = [
         line
         for line in reports[name].survey["scrollingCode"]
@@ -386,7 +400,8 @@ def test_code_cells_fit_the_column_on_a_desktop(reports, name):
 
 
 def broken_links(links: list[dict], site: str) -> list[str]:
-    """The links to this site whose file, or whose #anchor in that file, does not exist."""
+    """The links to this site whose file, or whose #anchor in that file, does not
+    exist."""
     broken = []
     for link in links:
         target = _html_file(link["url"], site)
@@ -413,7 +428,8 @@ def test_no_sideways_scrolling_on_a_phone(reports, name):
     overflow = reports[name].overflow
     assert overflow["innerWidth"] == PHONE["width"]
     assert overflow["scrollWidth"] <= overflow["innerWidth"] + 1, (
-        f"{name}.html is {overflow['scrollWidth']} px wide in a {overflow['innerWidth']} px "
+        f"{name}.html is {overflow['scrollWidth']} px wide "
+        f"in a {overflow['innerWidth']} px "
         f"window; sticking out: {overflow['culprits']}"
     )
 
@@ -518,7 +534,8 @@ def test_screenshots(site, browser):
 
 
 # A page with one of each defect: the detectors above must see every one of them.
-DEFECTS = """<!DOCTYPE html><html><head><meta name="viewport" content="width=device-width">
+DEFECTS = """<!DOCTYPE html><html><head>\
+<meta name="viewport" content="width=device-width">
 </head><body><main>
 <p>The score is $q^\\top k$ and \\(x\\) stayed raw; code keeps <code>$HOME</code>.</p>
 <span class="math">\\(y\\)</span>
@@ -527,7 +544,8 @@ DEFECTS = """<!DOCTYPE html><html><head><meta name="viewport" content="width=dev
 <a href="intro.html#no-such-anchor">x</a><a href="no-such-page.html">y</a>
 <a href="intro.html">z</a><a href="https://example.org/">w</a>
 <div style="width: 600px">too wide</div>
-<div style="overflow-x: auto"><div style="width: 900px">scrolls in its own box</div></div>
+<div style="overflow-x: auto">\
+<div style="width: 900px">scrolls in its own box</div></div>
 </main></body></html>"""
 
 

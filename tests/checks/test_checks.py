@@ -354,7 +354,8 @@ def test_replaced_comparison_is_detected_and_restored(module, name, monkeypatch)
     with pytest.raises(IntegrityError, match=f"{name}` was replaced"):
         checks.check_causal_mask(correct_causal_mask)
     assert getattr(module, name) is original
-    # The marker on stderr is what makes nbgrader give 0 even if the exception is swallowed.
+    # The marker on stderr is what makes nbgrader give 0 even if the exception is
+    # swallowed.
     assert notebook_stderr.getvalue().startswith("SEQBOOK-INTEGRITY")
 
 

@@ -1,6 +1,7 @@
 """The checks of "Decoding and evaluation": correct answers written in other ways pass
 (repeatedly, in hidden mode), each classic mistake is rejected with a message that names
-it, stubs and bad returns get clear messages, and the forbidden functions are refused."""
+it, stubs and bad returns get clear messages, and the forbidden functions are
+refused."""
 
 from __future__ import annotations
 

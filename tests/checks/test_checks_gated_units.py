@@ -17,7 +17,8 @@ check_gru_cell = gated_checks.check_gru_cell
 
 
 # ------------------------------------------------------------ answers, right and wrong
-# Written out independently of seqbook.models.gated_units (which is forbidden while answers run).
+# Written out independently of seqbook.models.gated_units (which is forbidden while
+# answers run).
 
 
 def lstm_answer(

@@ -1,6 +1,7 @@
 """The checks of the multi-head attention exercises: they accept correct answers written
 in several ways (repeatedly, in hidden mode), reject each classic mistake with a message
-that names it, survive bad input, and refuse PyTorch's module and the book's reference."""
+that names it, survive bad input, and refuse PyTorch's module and the book's
+reference."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ check_multi_head_attention = mha_checks.check_multi_head_attention
 
 
 # ------------------------------------------------------------ split and merge heads
-# Written out independently of seqbook.models.attention (which is forbidden while answers run).
+# Written out independently of seqbook.models.attention (which is forbidden while
+# answers run).
 
 
 def split_ok(x, num_heads):

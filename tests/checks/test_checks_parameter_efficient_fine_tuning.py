@@ -1,7 +1,7 @@
-"""The checks of the section "Parameter-efficient fine-tuning and prompting": they accept
-correct answers written in several ways (repeatedly, in hidden mode), reject each classic
-mistake with a message that names it, survive stubs and bad input, and refuse the book's
-references."""
+"""The checks of the section "Parameter-efficient fine-tuning and prompting": they
+accept correct answers written in several ways (repeatedly, in hidden mode), reject each
+classic mistake with a message that names it, survive stubs and bad input, and refuse
+the book's references."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from seqbook.checks.guard import ForbiddenCall
 from seqbook.models import parameter_efficient_fine_tuning as reference
 
 # ----------------------------------------------------------------- LoRALinear answers
-# Written out independently of seqbook.models.parameter_efficient_fine_tuning (forbidden while answers run).
+# Written out independently of seqbook.models.parameter_efficient_fine_tuning (forbidden
+# while answers run).
 
 
 def lora_answer(
@@ -95,7 +96,8 @@ def lora_answer(
 
 
 class LoRAFunctional(nn.Module):
-    """A correct answer in another style: F.linear with W + s B A, merge that zeroes B."""
+    """A correct answer in another style: F.linear with W + s B A, merge that zeroes
+    B."""
 
     def __init__(self, base, r=8, alpha=16.0):
         super().__init__()

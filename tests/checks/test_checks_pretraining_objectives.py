@@ -16,7 +16,8 @@ check_shift = pre_checks.check_causal_lm_inputs_and_labels
 
 
 # ------------------------------------------------------------ masking answers
-# Written independently of seqbook.models.pretraining_objectives (forbidden while answers run).
+# Written independently of seqbook.models.pretraining_objectives (forbidden while
+# answers run).
 
 
 def mask_bernoulli(

@@ -1,7 +1,7 @@
 """The checks of the section "Residual connections and layer normalisation": they accept
-correct answers written in several ways (repeatedly, in hidden mode), reject each classic
-mistake with a message that names it, survive stubs and bad input, and refuse the
-built-ins and the book's references."""
+correct answers written in several ways (repeatedly, in hidden mode), reject each
+classic mistake with a message that names it, survive stubs and bad input, and refuse
+the built-ins and the book's references."""
 
 from __future__ import annotations
 

@@ -188,10 +188,16 @@ DECODE_MISTAKES = {
 }
 
 
+# Hidden sizes are random: when the batch happens to equal the number of steps, steps
+# stacked along dim=0 give the right shape and are diagnosed from the values instead
+# ("stacks the steps along dim=0; stack them along dim=1").
+SAME_MISTAKE = {"stack the steps along dim=1": "stack (the steps|them) along dim=1"}
+
+
 @pytest.mark.parametrize("words", sorted(DECODE_MISTAKES))
 def test_decoding_mistakes_are_named(words):
     answer = decode(*DECODE_MISTAKES[words])
-    with pytest.raises(CheckFailure, match=re.escape(words)):
+    with pytest.raises(CheckFailure, match=SAME_MISTAKE.get(words, re.escape(words))):
         for _ in range(3):
             s2s_checks.check_decode_steps(answer, hidden=True)
 

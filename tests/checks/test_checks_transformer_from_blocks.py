@@ -17,7 +17,8 @@ check_pool = tfm_checks.check_masked_mean_pool
 
 
 # ---------------------------------------------------------------- loss answers
-# Written out independently of seqbook.models.transformer_from_blocks (forbidden while answers run).
+# Written out independently of seqbook.models.transformer_from_blocks (forbidden while
+# answers run).
 
 
 def loss_flatten(logits, tokens, pad_id=None):

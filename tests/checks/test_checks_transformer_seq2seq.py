@@ -17,7 +17,8 @@ check_loss = ed_checks.check_label_smoothed_cross_entropy
 
 
 # ------------------------------------------------------------------------ masks
-# Written out independently of seqbook.models.transformer_seq2seq (forbidden while answers run).
+# Written out independently of seqbook.models.transformer_seq2seq (forbidden while
+# answers run).
 
 
 def masks_full(source, target, pad_id):

@@ -48,9 +48,9 @@ class Section:
 
     @classmethod
     def of(cls, slug: str, wrong: dict[str, str]) -> Section:
-        """The section called ``slug`` in seqbook.book.sections: its test cells and their
-        points read from the solution notebook (test cell ``<id>-tests`` checks the
-        answer cell ``<id>``), with the wrong answers of the test module."""
+        """The section called ``slug`` in seqbook.book.sections: its test cells and
+        their points read from the solution notebook (test cell ``<id>-tests`` checks
+        the answer cell ``<id>``), with the wrong answers of the test module."""
         section = sections.by_slug(slug)
         notebook = nbformat.read(
             REPO / "solutions" / f"{section.notebook}.ipynb", as_version=4
@@ -90,7 +90,8 @@ class Section:
     def answered(
         self, wrong: tuple[str, ...] = (), prefix: str = ""
     ) -> nbformat.NotebookNode:
-        """The student version with every exercise answered, those in ``wrong`` wrongly."""
+        """The student version with every exercise answered, those in ``wrong``
+        wrongly."""
         notebook = self.student_version()
         for grade_id in self.answers.values():
             code = (
@@ -116,7 +117,8 @@ class Course:
 
 
 def course_fixture(section: Section, **settings: dict[str, object]) -> Callable:
-    """A module-scoped fixture: a course directory with ``section``'s assignment generated.
+    """A module-scoped fixture: a course directory with ``section``'s assignment
+    generated.
 
     ``settings`` overrides the course configuration by class, for example
     ``GuardedExecute={"timeout": 5}``.
@@ -149,7 +151,8 @@ def autograde(
     student: str,
     notebook: nbformat.NotebookNode | Path,
 ) -> dict[str, float]:
-    """Submit ``notebook`` as ``student``, autograde it, return the autograded scores."""
+    """Submit ``notebook`` as ``student``, autograde it, return the autograded
+    scores."""
     from nbgrader.api import Gradebook
 
     target = (
@@ -217,9 +220,9 @@ class RoundTrip:
         class TestRoundTrip(RoundTrip):
             section = SECTION
 
-    next to a module-level ``course = course_fixture(SECTION)``: the solution scores full
-    marks (graded under the second CPU kernel), the blank student version 0, and one
-    wrong answer loses exactly its exercise's points; the first two also check that
+    next to a module-level ``course = course_fixture(SECTION)``: the solution scores
+    full marks (graded under the second CPU kernel), the blank student version 0, and
+    one wrong answer loses exactly its exercise's points; the first two also check that
     every cell ran as nbval would.
     """
 

@@ -7,9 +7,10 @@ the visible check's keys), so the hidden test's traceback would quote the hidden
 
 * Control: nbgrader's default feedback (without grading/feedback.py) does contain the
   hidden-test lines -- so the detector below can find them.
-* The course's feedback (``nbgrader generate_feedback`` with nbgrader_config.py) contains
-  no hidden-test line and no marker, but does contain the score, the per-cell scores and
-  the checks' messages (the visible check's success line, the hidden check's explanation).
+* The course's feedback (``nbgrader generate_feedback`` with nbgrader_config.py)
+  contains no hidden-test line and no marker, but does contain the score, the per-cell
+  scores and the checks' messages (the visible check's success line, the hidden check's
+  explanation).
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ def test_feedback_keeps_scores_and_check_messages(graded, feedback):
     # The visible checks' success lines, the hidden check's failure and its explanation.
     assert "gaussian_attention_pooling matches the reference on 5 cases." in feedback
     assert "CheckFailure" in feedback
-    # The message is wrapped to the page; where the lines break depends on the drawn width.
+    # The message is wrapped to the page; where the lines break depends on the drawn
+    # width.
     assert "the width is used as a variance" in " ".join(feedback.split())
     # The visible part of the test cell is still shown.
     assert (

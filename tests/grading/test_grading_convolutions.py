@@ -11,7 +11,8 @@ SECTION = Section.of(
     wrong={
         "conv-causal-conv": (  # "same" padding: half the zeros on each side
             "class CausalConv1d(nn.Module):\n"
-            "    def __init__(self, in_channels, out_channels, kernel_size, dilation=1):\n"
+            "    def __init__(self, in_channels, out_channels, kernel_size, "
+            "dilation=1):\n"
             "        super().__init__()\n"
             "        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size,\n"
             "                              dilation=dilation, padding='same')\n"

@@ -38,8 +38,8 @@ course = course_fixture(
 
 @pytest.fixture(scope="module", autouse=True)
 def kernels_on_the_cpu():
-    """These submissions are graded on the CPU, even on the GPU runner: CUDA cannot start
-    under a 2 GiB address-space limit, and nothing here is about the device."""
+    """These submissions are graded on the CPU, even on the GPU runner: CUDA cannot
+    start under a 2 GiB address-space limit, and nothing here is about the device."""
     import os
 
     saved = {
@@ -94,7 +94,7 @@ def outputs_of(notebook: nbformat.NotebookNode, grade_id: str) -> str:
     )
 
 
-# -- the control ------------------------------------------------------------------------
+# -- the control -----------------------------------------------------------------------
 
 
 def test_correct_answers_score_full_marks_under_the_limits(course):
@@ -103,7 +103,7 @@ def test_correct_answers_score_full_marks_under_the_limits(course):
     )
 
 
-# -- time -------------------------------------------------------------------------------
+# -- time ------------------------------------------------------------------------------
 
 
 def test_an_infinite_loop_costs_only_its_exercise(course):
@@ -151,7 +151,7 @@ def test_a_loop_that_ignores_the_interrupt_is_stopped(course):
     assert any(NOT_RUN in error for error in errors_of(graded, ATTENTION))
 
 
-# -- the kernel ---------------------------------------------------------------------------
+# -- the kernel ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -165,8 +165,9 @@ def test_a_kernel_that_exits_keeps_the_scores_before_it(course, how):
     assert "The kernel stopped while this cell ran" in graded
     if how == "exit()":
         # exit() does not raise: the check sees None and fails, and the kernel shuts
-        # itself down a little later, after one or a few more cells. The correct attention
-        # answer may or may not have been graded by then -- never more than its due.
+        # itself down a little later, after one or a few more cells. The correct
+        # attention answer may or may not have been graded by then -- never more than
+        # its due.
         assert (
             scores["sdpa-causal-mask-tests"] == 2
             and scores["sdpa-padding-mask-tests"] == 0
@@ -200,7 +201,7 @@ def test_a_memory_bomb_fails_its_own_cell_only(course):
     )
 
 
-# -- output -------------------------------------------------------------------------------
+# -- output ----------------------------------------------------------------------------
 
 
 def test_huge_outputs_are_cut_while_they_arrive(course):
@@ -250,7 +251,7 @@ def test_flooding_the_output_cannot_hide_tampering(course):
     )
 
 
-# -- tampering with the checks themselves ------------------------------------------------
+# -- tampering with the checks themselves ----------------------------------------------
 
 TAMPERING = {
     # The check the test cell calls is replaced by one that checks nothing.
@@ -296,7 +297,7 @@ def test_tampering_gains_nothing_and_is_flagged(course, name):
     )
 
 
-# -- the built-in or the book's reference instead of an implementation ---------------------
+# -- the built-in or the book's reference instead of an implementation -----------------
 
 BORROWED = {
     # PyTorch's fused attention, through a name captured before any check runs.
@@ -309,11 +310,13 @@ BORROWED = {
         "    if mask is not None:\n"
         "        scores = scores.masked_fill(~mask, float('-inf'))\n"
         "    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)\n"
-        "    return _fused(query, key, value, attn_mask=mask).nan_to_num(0.0), weights\n"
+        "    return _fused(query, key, value, attn_mask=mask).nan_to_num(0.0), "
+        "weights\n"
     ),
     # The book's own reference, under another name.
     "reference": (
-        "from seqbook.models.attention import scaled_dot_product_attention as _answer\n\n"
+        "from seqbook.models.attention "
+        "import scaled_dot_product_attention as _answer\n\n"
         "def scaled_dot_product_attention(query, key, value, mask=None):\n"
         "    return _answer(query, key, value, mask)\n"
     ),
@@ -331,7 +334,7 @@ def test_borrowing_the_answer_through_an_alias_scores_nothing(course, name):
     )
 
 
-# -- cells moved or removed ----------------------------------------------------------------
+# -- cells moved or removed ------------------------------------------------------------
 
 
 def test_tampering_before_the_set_up_cell_is_still_detected(course):
@@ -383,7 +386,7 @@ def test_a_deleted_answer_cell_costs_its_exercise(course):
     ) == SECTION.full_marks_except("sdpa-padding-mask-tests")
 
 
-# -- knowing the hidden tests --------------------------------------------------------------
+# -- knowing the hidden tests ----------------------------------------------------------
 
 GRADING_AWARE = """
 import json, os, pathlib

@@ -44,7 +44,8 @@ on_linux = pytest.mark.skipif(
 
 
 def running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie, killed and not yet reaped, is not)."""
+    """Whether ``pid`` is a live process (a zombie, killed and not yet reaped, is
+    not)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             state = stat.read().rpartition(")")[2].split()[0]
@@ -64,7 +65,8 @@ def gone_within(pid: int, seconds: float = 5.0) -> bool:
 
 @pytest.fixture
 def local_kernel():
-    """A real python3 kernel under jupyter_client's LocalProvisioner, and a client to it."""
+    """A real python3 kernel under jupyter_client's LocalProvisioner, and a client to
+    it."""
     km = KernelManager(kernel_name=KERNEL_NAME)
     km.start_kernel()
     kc = km.client()
@@ -89,7 +91,7 @@ def execute(kc, code: str, **user_expressions: str) -> dict:
     return reply["content"]
 
 
-# -- real kernels ---------------------------------------------------------------------------
+# -- real kernels ----------------------------------------------------------------------
 
 
 @on_linux
@@ -104,7 +106,8 @@ def test_the_limit_is_applied_to_a_real_local_kernel(local_kernel):
         LIMIT_MB * MIB,
     )
 
-    # ... and it holds in the kernel: an allocation beyond it fails there, the kernel lives.
+    # ... and it holds in the kernel: an allocation beyond it fails there, the kernel
+    # lives.
     content = execute(kc, f"hoard = bytearray({2 * LIMIT_MB} * 2**20)")
     assert (content["status"], content["ename"]) == ("error", "MemoryError")
     content = execute(kc, "small = bytearray(2**20)", size="len(small)")
@@ -169,11 +172,12 @@ def test_a_sandboxed_kernel_keeps_the_limit_it_was_started_with(tmp_path, caplog
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-# -- fakes -------------------------------------------------------------------------------
+# -- fakes -----------------------------------------------------------------------------
 
 
 class RemoteProvisioner(KernelProvisionerBase):
-    """A provisioner whose kernel runs elsewhere: it has a kernel, but no local process."""
+    """A provisioner whose kernel runs elsewhere: it has a kernel, but no local
+    process."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -212,7 +216,8 @@ class BrokenProvisioner(RemoteProvisioner):
 
 
 class FakeManager:
-    """What KernelProcess reads of a kernel manager: ``has_kernel`` and ``provisioner``."""
+    """What KernelProcess reads of a kernel manager: ``has_kernel`` and
+    ``provisioner``."""
 
     def __init__(self, provisioner):
         self.provisioner = provisioner
@@ -303,7 +308,7 @@ def test_attribute_errors_are_not_swallowed():
         KernelProcess(NoProvisioner(), LOG).limit_address_space(512)
 
 
-# -- GuardedExecute uses it ------------------------------------------------------------------
+# -- GuardedExecute uses it ------------------------------------------------------------
 
 
 def test_guarded_execute_warns_or_refuses_and_stops_through_the_adapter(caplog):

@@ -22,7 +22,8 @@ SECTION = Section.of(
             "    contexts = Counter(train_ids)\n"
             "    total = 0.0\n"
             "    for h, w in zip(test_ids[:-1], test_ids[1:]):\n"
-            "        total -= math.log((pairs[(h, w)] + k) / (contexts[h] + k * vocab_size))\n"
+            "        total -= math.log("
+            "(pairs[(h, w)] + k) / (contexts[h] + k * vocab_size))\n"
             "    return math.exp(total / (len(test_ids) - 1))\n"
         ),
     },

@@ -39,7 +39,8 @@ SECTION = Section.of(
             "    def merge(self):\n"
             "        if not self.merged:\n"
             "            with torch.no_grad():\n"
-            "                self.base.weight += self.scaling * self.lora_B @ self.lora_A\n"
+            "                self.base.weight += "
+            "self.scaling * self.lora_B @ self.lora_A\n"
             "            self.merged = True\n"
         ),
     },

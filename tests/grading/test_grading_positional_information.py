@@ -11,7 +11,8 @@ SECTION = Section.of(
     wrong={
         "pos-sinusoidal": (  # sine and cosine swapped
             "def sinusoidal_positional_encoding(num_positions, dim):\n"
-            "    positions = torch.arange(num_positions, dtype=torch.float32)[:, None]\n"
+            "    positions = "
+            "torch.arange(num_positions, dtype=torch.float32)[:, None]\n"
             "    even = torch.arange(0, dim, 2, dtype=torch.float32)\n"
             "    angles = positions / 10000.0 ** (even / dim)\n"
             "    encoding = torch.zeros(num_positions, dim)\n"

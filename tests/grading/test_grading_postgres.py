@@ -1,11 +1,11 @@
 """Autograding with parallel workers that share a PostgreSQL gradebook.
 
-A real PostgreSQL server is started on localhost in a temporary folder (grading/postgres.py;
-as the system user `postgres` or `nobody` when the tests run as root). Thirteen fabricated
-submissions of "Attention as a soft dictionary lookup" (tools/grading_benchmark.py:
-correct, buggy, hostile -- edited, deleted and re-pointed test cells, redefined
-comparisons, an exception-swallowing input transformer, a warning, a file that is not a
-notebook) are autograded twice:
+A real PostgreSQL server is started on localhost in a temporary folder
+(grading/postgres.py; as the system user `postgres` or `nobody` when the tests run as
+root). Thirteen fabricated submissions of "Attention as a soft dictionary lookup"
+(tools/grading_benchmark.py: correct, buggy, hostile -- edited, deleted and re-pointed
+test cells, redefined comparisons, an exception-swallowing input transformer, a warning,
+a file that is not a notebook) are autograded twice:
 
 * sequentially, by one worker process with a SQLite gradebook (nbgrader as usual);
 * by two worker processes at the same time, sharing one PostgreSQL database.
@@ -18,7 +18,8 @@ sandbox (grading/sandbox.py) it finds nothing and connects nowhere. The workers 
 the URL, password included, in their environment and never on a command line.
 
 Without PostgreSQL (initdb/pg_ctl) or its driver (psycopg2) the test is skipped with the
-reason -- unless REQUIRE_POSTGRES=1 (set by .ci/run, which installs both), where it fails.
+reason -- unless REQUIRE_POSTGRES=1 (set by .ci/run, which installs both), where it
+fails.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ for path in glob.glob("/proc/[0-9]*/cmdline") + glob.glob("/proc/[0-9]*/environ"
     except OSError:
         pass
 ports = {5432}
-for path in glob.glob("/tmp/gradebook-postgres-*/*") + glob.glob("/tmp/*/gradebook-postgres-*/*"):
+for path in glob.glob("/tmp/gradebook-postgres-*/*") + \
+glob.glob("/tmp/*/gradebook-postgres-*/*"):
     try:
         with open(path) as file:
             text = file.read().strip()

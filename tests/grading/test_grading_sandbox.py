@@ -1,7 +1,8 @@
-"""Grading in an operating-system sandbox: a submission sees only itself (grading/sandbox.py).
+"""Grading in an operating-system sandbox: a submission sees only itself
+(grading/sandbox.py).
 
-Hostile submissions of the pilot section ("Scaled dot-product attention"), autograded for
-real in a course laid out as the instructors' guide sets it up -- the instructor's
+Hostile submissions of the pilot section ("Scaled dot-product attention"), autograded
+for real in a course laid out as the instructors' guide sets it up -- the instructor's
 ``solutions/`` and the SQLite gradebook in the course directory, classmates' submissions
 and feedback beside the attacker's:
 
@@ -15,8 +16,9 @@ and feedback beside the attacker's:
 Each is graded twice: in the sandbox, where it must gain nothing and change nothing
 outside its own folder, and -- the control that shows each attack is real, so that the
 test could fail -- with the sandbox off (GRADING_SANDBOX=off), where it succeeds. The
-PostgreSQL gradebook's credentials are attacked in tests/grading/test_grading_postgres.py.
-Without the sandbox, grading must refuse with a message naming the reason and the opt-out.
+PostgreSQL gradebook's credentials are attacked in
+tests/grading/test_grading_postgres.py. Without the sandbox, grading must refuse with a
+message naming the reason and the opt-out.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ STEAL = '''
 import json as _json, os as _os
 
 def _solution_of(grade_id, known={known!r}, relative={relative!r}):
-    """The instructor's code for ``grade_id``, from solutions/ wherever it can be found."""
+    """The instructor's code for ``grade_id``, from solutions/ \
+wherever it can be found."""
     candidates, folder = [known], _os.getcwd()
     while True:
         candidates.append(_os.path.join(folder, relative))
@@ -94,11 +97,14 @@ course, me = {course!r}, {student!r}
 
 # (b) the gradebook: classmates to 0, myself to full marks.
 try:
-    db = sqlite3.connect("file:" + os.path.join(course, "gradebook.db") + "?mode=rw", uri=True)
+    db = sqlite3.connect("file:" + os.path.join(course, "gradebook.db") + "?mode=rw", \
+uri=True)
     mine = ("SELECT sn.id FROM submitted_notebook sn JOIN submitted_assignment sa "
             "ON sn.assignment_id = sa.id WHERE sa.student_id")
-    db.execute(f"UPDATE grade SET manual_score = 0 WHERE notebook_id IN ({{mine}} != ?)", (me,))
-    db.execute(f"UPDATE grade SET manual_score = 100 WHERE notebook_id IN ({{mine}} = ?)", (me,))
+    db.execute(\
+f"UPDATE grade SET manual_score = 0 WHERE notebook_id IN ({{mine}} != ?)", (me,))
+    db.execute(\
+f"UPDATE grade SET manual_score = 100 WHERE notebook_id IN ({{mine}} = ?)", (me,))
     db.commit()
     report["gradebook"] = "rewritten"
 except Exception as error:
@@ -155,7 +161,8 @@ print("ATTACK-REPORT " + json.dumps(report))
 
 
 def thief() -> nbformat.NotebookNode:
-    """The student version, each answer cell replaced by code that steals its solution."""
+    """The student version, each answer cell replaced by code that steals its
+    solution."""
     notebook = SECTION.student_version()
     for grade_id in SECTION.answers.values():
         cell_with_id(notebook, grade_id).source = STEAL.format(
@@ -223,7 +230,8 @@ def processes_with(marker: str) -> list[int]:
 
 
 def final_scores(course, student: str) -> dict[str, float]:
-    """Scores as the gradebook reports them (a manual score overrides the autograded one)."""
+    """Scores as the gradebook reports them (a manual score overrides the autograded
+    one)."""
     from nbgrader.api import Gradebook
 
     with Gradebook(course.db_url) as gradebook:
@@ -366,7 +374,7 @@ def test_rewriting_the_gradebook_changes_nothing(graded):
     assert set(graded["control vandal final"].values()) == {100}
 
 
-# -- (c) other students' files ----------------------------------------------------------
+# -- (c) other students' files ---------------------------------------------------------
 
 
 def test_classmates_submissions_and_feedback_are_out_of_reach(graded):
@@ -386,7 +394,7 @@ def test_classmates_submissions_and_feedback_are_out_of_reach(graded):
     )
 
 
-# -- (d) secrets in the environment and in /proc ------------------------------------------
+# -- (d) secrets in the environment and in /proc ---------------------------------------
 
 
 def test_the_graders_secrets_and_processes_are_invisible(graded):
@@ -409,7 +417,7 @@ def test_the_graders_loopback_cannot_be_reached(graded):
     assert graded["control connections"] >= 1
 
 
-# -- (f) what outlives grading -------------------------------------------------------------
+# -- (f) what outlives grading ---------------------------------------------------------
 
 
 def test_nothing_outlives_grading(graded):
@@ -428,7 +436,7 @@ def test_grading_without_the_sandbox_is_recorded_for_the_report(graded, course):
     assert f"vandal/{SECTION.assignment}/{SECTION.notebook}" not in unsandboxed
 
 
-# -- failing closed -------------------------------------------------------------------------
+# -- failing closed --------------------------------------------------------------------
 
 
 def test_grading_refuses_where_the_sandbox_cannot_be_made(course, monkeypatch):

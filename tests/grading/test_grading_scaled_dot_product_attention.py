@@ -47,7 +47,8 @@ class TestRoundTrip(RoundTrip):
 
 SWALLOW_EXCEPTIONS = """
 def _wrap_in_try(lines):
-    return ["try:\\n"] + ["    " + line for line in lines] + ["\\nexcept BaseException:\\n    pass\\n"]
+    return ["try:\\n"] + ["    " + line for line in lines] + \
+["\\nexcept BaseException:\\n    pass\\n"]
 get_ipython().input_transformers_post.append(_wrap_in_try)
 """
 
@@ -101,7 +102,8 @@ def test_exception_swallowing_input_transformer_gains_nothing(course):
 
 
 def test_swallowing_transformer_with_correct_answers_is_flagged(course):
-    # Even right answers are not credited when the grading environment was tampered with.
+    # Even right answers are not credited when the grading environment was tampered
+    # with.
     notebook = SECTION.answered(prefix=SWALLOW_EXCEPTIONS)
     assert autograde(
         SECTION, course, "transformer-right", notebook
@@ -113,7 +115,8 @@ def test_a_warning_in_passing_code_still_scores(course):
     cell = cell_with_id(notebook, "sdpa-attention")
     cell.source = cell.source.replace(
         "    d_k = query.size(-1)",
-        "    import warnings\n    warnings.warn('deprecated-looking warning', UserWarning)\n"
+        "    import warnings\n"
+        "    warnings.warn('deprecated-looking warning', UserWarning)\n"
         "    d_k = query.size(-1)",
     )
     assert "warnings.warn" in cell.source

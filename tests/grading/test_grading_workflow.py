@@ -78,7 +78,8 @@ def run(command: str, course: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
-    """A course directory taken through the whole workflow; the tests read what it left."""
+    """A course directory taken through the whole workflow; the tests read what it
+    left."""
     root = tmp_path_factory.mktemp("workflow")
     shutil.copy(REPO / "nbgrader_config.py", root)
     shutil.copytree(
@@ -96,7 +97,8 @@ def course(tmp_path_factory) -> Path:
     )
     run(ROSTER, root)
 
-    # Each student starts from the released notebook; the LMS names files <id>_<notebook>.
+    # Each student starts from the released notebook; the LMS names files
+    # <id>_<notebook>.
     archive = root / "downloaded" / ASSIGNMENT / "archive"
     archive.mkdir(parents=True)
     submissions = {
@@ -136,7 +138,8 @@ def course(tmp_path_factory) -> Path:
 def _same_cells(
     answered: nbformat.NotebookNode, released: nbformat.NotebookNode
 ) -> bool:
-    """The harness's answered notebook is the released one with answer cells filled in."""
+    """The harness's answered notebook is the released one with answer cells filled
+    in."""
     ids = [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in answered.cells]
     return ids == [
         cell.metadata.get("nbgrader", {}).get("grade_id") for cell in released.cells

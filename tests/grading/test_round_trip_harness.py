@@ -1,5 +1,6 @@
 """The round trip's stand-in for nbval (grading_harness.assert_cells_ran) catches a cell
-that raised and lets the cells tagged ``raises-exception`` fail, as nbval --nbval-lax does."""
+that raised and lets the cells tagged ``raises-exception`` fail, as nbval --nbval-lax
+does."""
 
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ def test_a_changed_cell_count_fails(tmp_path):
 
 def test_every_notebook_runs_in_a_round_trip():
     """`make test` executes the notebooks only through the round trips: a notebook
-    without one would never run in the tests. Each section of seqbook.book.sections has a
-    test module with a RoundTrip class for it."""
+    without one would never run in the tests. Each section of seqbook.book.sections has
+    a test module with a RoundTrip class for it."""
     import importlib
 
     from conftest import REPO

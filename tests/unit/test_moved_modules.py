@@ -1,5 +1,6 @@
 """Renamed seqbook modules still import under their old names for one release (a
-notebook saved before the rename keeps working), with a warning that names the new one."""
+notebook saved before the rename keeps working), with a warning that names the new
+one."""
 
 from __future__ import annotations
 

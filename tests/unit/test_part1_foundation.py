@@ -12,7 +12,10 @@ from seqbook.train.loop import TrainingLog, language_model_batch, train
 
 
 def test_clean_text_follows_its_rules():
-    raw = "Title\n*****\n\n------ ----\nSome \u201cQuoted\u201d Text\u2014here.\n   code = 1\n\n\n\nNext   para_graph."
+    raw = (
+        "Title\n*****\n\n------ ----\nSome \u201cQuoted\u201d Text\u2014here.\n"
+        "   code = 1\n\n\n\nNext   para_graph."
+    )
     assert clean_text(raw) == 'title\n\nsome "quoted" text-here.\n\nnext para graph.\n'
     with pytest.raises(TypeError):
         clean_text(None)

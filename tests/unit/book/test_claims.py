@@ -1,4 +1,5 @@
-"""seqbook.book.claims: a claim fails with a sentence, and records itself when asked to."""
+"""seqbook.book.claims: a claim fails with a sentence, and records itself when asked
+to."""
 
 import json
 

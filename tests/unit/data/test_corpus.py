@@ -1,7 +1,8 @@
 """The language-model corpus is one text on every supported Python (issue: one corpus).
 
-``seqbook.data.corpus`` reads a frozen snapshot of Python 3.11's help topics; these tests pin
-its hash and show that Python 3.10-3.13 (where pyenv has them) read the same corpus.
+``seqbook.data.corpus`` reads a frozen snapshot of Python 3.11's help topics; these
+tests pin its hash and show that Python 3.10-3.13 (where pyenv has them) read the same
+corpus.
 """
 
 import gzip

@@ -30,9 +30,14 @@ def parse_back(text: str) -> datetime.date:
             ]
         )
     }
-    year = lambda y: (
-        int(y) if len(y) == 4 else (1900 + int(y) if int(y) >= 50 else 2000 + int(y))
-    )
+
+    def year(y):
+        return (
+            int(y)
+            if len(y) == 4
+            else (1900 + int(y) if int(y) >= 50 else 2000 + int(y))
+        )
+
     text = text.lower().replace(",", "").replace("'", "")
     if m := re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", text):
         return datetime.date(year(m[3]), int(m[2]), int(m[1]))

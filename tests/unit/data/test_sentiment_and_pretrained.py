@@ -62,7 +62,8 @@ def _clause_label(clause):
 
 
 def test_labels_follow_the_grammar(splits):
-    """Re-derive every label from the text: polarity word, negation, last clause wins."""
+    """Re-derive every label from the text: polarity word, negation, last clause
+    wins."""
     for examples in splits.values():
         for example in examples:
             clauses = example.text.split(" but ")

@@ -1,4 +1,5 @@
-"""The reference implementations in seqbook.models.attention, against PyTorch and properties."""
+"""The reference implementations in seqbook.models.attention, against PyTorch and
+properties."""
 
 import math
 

@@ -1,6 +1,6 @@
-"""The reference implementations in seqbook.models.convolutions and the generator and helpers in
-seqbook.data.timeseries: against PyTorch, the formulas, and properties (causality, same
-length, level equivariance, determinism)."""
+"""The reference implementations in seqbook.models.convolutions and the generator and
+helpers in seqbook.data.timeseries: against PyTorch, the formulas, and properties
+(causality, same length, level equivariance, determinism)."""
 
 import math
 

@@ -1,5 +1,5 @@
-"""seqbook.models.gated_units (LSTM and GRU cells from primitives) against PyTorch, and the long-gap
-memory task of seqbook.data.memory_task."""
+"""seqbook.models.gated_units (LSTM and GRU cells from primitives) against PyTorch, and
+the long-gap memory task of seqbook.data.memory_task."""
 
 from __future__ import annotations
 
@@ -139,10 +139,13 @@ def test_functions_unrolled_equal_the_sequence_layers():
     torch.manual_seed(0)
     lstm, gru = nn.LSTM(3, 5, dtype=torch.float64), nn.GRU(3, 5, dtype=torch.float64)
     x = torch.randn(6, 2, 3, dtype=torch.float64)  # (T, B, I)
-    weights = lambda layer: [
-        getattr(layer, f"{n}_l0")
-        for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # noqa: E731
-    ]
+
+    def weights(layer):
+        return [
+            getattr(layer, f"{n}_l0")
+            for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
+
     h = c = torch.zeros(2, 5, dtype=torch.float64)
     hg = torch.zeros(2, 5, dtype=torch.float64)
     lstm_out, gru_out = [], []

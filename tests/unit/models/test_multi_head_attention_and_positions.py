@@ -1,5 +1,5 @@
-"""Multi-head attention and positional encodings in seqbook.models.attention, against PyTorch
-and properties."""
+"""Multi-head attention and positional encodings in seqbook.models.attention, against
+PyTorch and properties."""
 
 import math
 

@@ -1,7 +1,7 @@
-"""seqbook.models.parameter_efficient_fine_tuning: the LoRA layer and its helpers, mean pooling (equal to
-sentence-transformers), few-shot and zero-shot helpers and the topic task of the section
-"Parameter-efficient fine-tuning and prompting"; and LoRA models trained, tested and
-counted with seqbook.train.fine_tuning, as the section does."""
+"""seqbook.models.parameter_efficient_fine_tuning: the LoRA layer and its helpers, mean
+pooling (equal to sentence-transformers), few-shot and zero-shot helpers and the topic
+task of the section "Parameter-efficient fine-tuning and prompting"; and LoRA models
+trained, tested and counted with seqbook.train.fine_tuning, as the section does."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""seqbook.models.positional_information: the shift matrix, learned and rotary position embeddings, and the
-order task with its classifier, against their defining properties."""
+"""seqbook.models.positional_information: the shift matrix, learned and rotary position
+embeddings, and the order task with its classifier, against their defining
+properties."""
 
 import math
 

@@ -1,5 +1,6 @@
-"""Tests of seqbook.models.pretraining_objectives: the masking and shift references, the data helpers,
-the tiny encoder in both modes, the losses, the pretraining loop and the probe."""
+"""Tests of seqbook.models.pretraining_objectives: the masking and shift references, the
+data helpers, the tiny encoder in both modes, the losses, the pretraining loop and the
+probe."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The reference RNN of the section "Recurrent neural networks": equal to nn.RNN with the
-same weights, parameters named like nn.RNN's, and clipping equal to PyTorch's."""
+"""The reference RNN of the section "Recurrent neural networks": equal to nn.RNN with
+the same weights, parameters named like nn.RNN's, and clipping equal to PyTorch's."""
 
 import math
 

@@ -1,5 +1,5 @@
-"""seqbook.models.seq2seq_attention: vocabulary and batches, additive attention, the decoding loop, the
-models, a short training run, and the shipped checkpoints."""
+"""seqbook.models.seq2seq_attention: vocabulary and batches, additive attention, the
+decoding loop, the models, a short training run, and the shipped checkpoints."""
 
 import datetime
 

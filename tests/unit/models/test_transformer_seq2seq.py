@@ -1,5 +1,5 @@
-"""seqbook.models.transformer_seq2seq: masks, loss, decoder block against PyTorch, the model's
-causality and padding invariance, greedy decoding, checkpoints."""
+"""seqbook.models.transformer_seq2seq: masks, loss, decoder block against PyTorch, the
+model's causality and padding invariance, greedy decoding, checkpoints."""
 
 from __future__ import annotations
 

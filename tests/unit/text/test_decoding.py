@@ -1,5 +1,5 @@
-"""seqbook.text.decoding: greedy, beam search (against an exhaustive search), sampling and
-the distribution reshaping, and the model adapters (cached scorers against a full
+"""seqbook.text.decoding: greedy, beam search (against an exhaustive search), sampling
+and the distribution reshaping, and the model adapters (cached scorers against a full
 recomputation)."""
 
 from __future__ import annotations

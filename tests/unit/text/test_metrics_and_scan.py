@@ -1,4 +1,5 @@
-"""seqbook.text.metrics against sacrebleu, and the SCAN grammar against the paper's counts."""
+"""seqbook.text.metrics against sacrebleu, and the SCAN grammar against the paper's
+counts."""
 
 import random
 
@@ -11,7 +12,8 @@ sacrebleu = pytest.importorskip("sacrebleu")
 
 
 def sacrebleu_score(hypotheses, references):
-    """Rearrange per-hypothesis reference lists into sacrebleu's streams (None = absent)."""
+    """Rearrange per-hypothesis reference lists into sacrebleu's streams (None =
+    absent)."""
     width = max(len(r) for r in references)
     streams = [[r[i] if i < len(r) else None for r in references] for i in range(width)]
     return sacrebleu.corpus_bleu(hypotheses, streams, tokenize="none").score

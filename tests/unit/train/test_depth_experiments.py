@@ -1,5 +1,5 @@
-"""seqbook.train.depth_experiments: the stacks, statistics, gradient norms, the counting task
-and the warm-up schedule of the section "Residual connections and layer
+"""seqbook.train.depth_experiments: the stacks, statistics, gradient norms, the counting
+task and the warm-up schedule of the section "Residual connections and layer
 normalisation"."""
 
 import pytest

@@ -1,7 +1,7 @@
-"""The reference code of the section "Fine-tuning a pretrained Transformer": data set and
-padding, the two loops, early stopping, the warm-up schedule, fit and predict. A tiny
-BERT built from a config stands in for MiniLM, so these tests are fast; one test runs
-the packaged MiniLM on a few sentences."""
+"""The reference code of the section "Fine-tuning a pretrained Transformer": data set
+and padding, the two loops, early stopping, the warm-up schedule, fit and predict. A
+tiny BERT built from a config stands in for MiniLM, so these tests are fast; one test
+runs the packaged MiniLM on a few sentences."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from seqbook.checks import integrity
-from seqbook.checks.core import call_student, max_abs_error, passed
+from seqbook.checks.core import CheckFailure, call_student, max_abs_error, passed
 from seqbook.checks.guard import ForbiddenCall, forbid_calls
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "random_uniform",
     "masked_softmax",
     "restore_class",
+    "output_and_weights",
 ]
 
 
@@ -103,6 +104,17 @@ def guarded_call(
         for alias, name in (aliases or {}).items():
             message = message.replace(alias, name)
         raise ForbiddenCall(message) from None
+
+
+def output_and_weights(result: Any, what: str) -> tuple[Any, Any]:
+    """The ``(output, weights)`` pair an attention function returns, or a failure that
+    says what came back instead."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise CheckFailure(
+            f"{what} should return a pair (output, weights), got "
+            f"{'None' if result is None else type(result).__name__}."
+        )
+    return result
 
 
 def close_tensors(actual: Any, expected: torch.Tensor, tolerance: float = 1e-5) -> bool:

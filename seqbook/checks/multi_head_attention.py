@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from seqbook.checks import integrity
-from seqbook.checks._harness import check
+from seqbook.checks._harness import check, output_and_weights
 from seqbook.checks.core import (
     CheckFailure,
     call_student,
@@ -460,12 +460,7 @@ def _run_case(
         result = _call(
             module, *inputs, mask=None if mask is None else mask.clone(), what=what
         )
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise CheckFailure(
-            f"{what} should return a pair (output, weights), got "
-            f"{'None' if result is None else type(result).__name__}."
-        )
-    output, weights = result
+    output, weights = output_and_weights(result, what)
     if (
         isinstance(output, torch.Tensor)
         and isinstance(weights, torch.Tensor)

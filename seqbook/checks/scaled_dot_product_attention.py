@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from seqbook.checks import integrity
-from seqbook.checks._harness import check
+from seqbook.checks._harness import check, output_and_weights
 from seqbook.checks._harness import equal_tensors as _equal
 from seqbook.checks.core import (
     CheckFailure,
@@ -231,12 +231,7 @@ def _run_case(
         result = call_student(
             fn, *inputs, mask=None if mask is None else mask.clone(), what=what
         )
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise CheckFailure(
-            f"{what} should return a pair (output, weights), got "
-            f"{type(result).__name__ if result is not None else 'None'}."
-        )
-    output, weights = result
+    output, weights = output_and_weights(result, what)
     expected_output, expected_weights = _reference_attention(q, k, v, mask)
     if (
         isinstance(output, torch.Tensor)

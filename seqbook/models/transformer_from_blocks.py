@@ -95,6 +95,16 @@ class _Embedder(nn.Module):
         return self.token(ids) + self.positions[: ids.size(1)]  # (B, T, D)
 
 
+def _pre_ln_blocks(
+    dim: int, num_heads: int, hidden_dim: int, num_layers: int, dropout: float
+) -> nn.ModuleList:
+    """The pre-LN blocks that both models below run their embeddings through."""
+    return nn.ModuleList(
+        EncoderBlock(dim, num_heads, hidden_dim, dropout=dropout, norm_first=True)
+        for _ in range(num_layers)
+    )
+
+
 class TransformerLanguageModel(nn.Module):
     """A decoder-only language model: ``(B, T)`` token ids -> ``(B, T, V)`` logits.
 
@@ -115,10 +125,7 @@ class TransformerLanguageModel(nn.Module):
     ):
         super().__init__()
         self.embed = _Embedder(vocab_size, dim, max_len)
-        self.blocks = nn.ModuleList(
-            EncoderBlock(dim, num_heads, hidden_dim, dropout=dropout, norm_first=True)
-            for _ in range(num_layers)
-        )
+        self.blocks = _pre_ln_blocks(dim, num_heads, hidden_dim, num_layers, dropout)
         self.norm = LayerNorm(dim)
         self.output = nn.Linear(dim, vocab_size)
 
@@ -178,10 +185,7 @@ class TransformerClassifier(nn.Module):
     ):
         super().__init__()
         self.embed = _Embedder(vocab_size, dim, max_len)
-        self.blocks = nn.ModuleList(
-            EncoderBlock(dim, num_heads, hidden_dim, dropout=dropout, norm_first=True)
-            for _ in range(num_layers)
-        )
+        self.blocks = _pre_ln_blocks(dim, num_heads, hidden_dim, num_layers, dropout)
         self.norm = LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 

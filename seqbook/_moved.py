@@ -57,7 +57,7 @@ MOVED = {
     "seqbook.depth_experiments": "seqbook.train.depth_experiments",
     "seqbook.vocab": "seqbook.text.vocab",
     "seqbook.decoding": "seqbook.text.decoding",
-    "seqbook.metrics": "seqbook.text.metrics",
+    "seqbook.metrics": "seqbook.text.bleu",
     "seqbook.plotting": "seqbook.book.plotting",
     "seqbook.measure": "seqbook.book.measure",
     "seqbook.claims": "seqbook.book.claims",

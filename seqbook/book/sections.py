@@ -116,7 +116,7 @@ SECTIONS = (
         "encoder_decoder",
         "decoding_and_evaluation",
         "dec",
-        ("seqbook.text.decoding", "seqbook.text.metrics"),
+        ("seqbook.text.decoding", "seqbook.text.bleu"),
     ),
     Section(
         "pretraining",

@@ -30,8 +30,8 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import existing_paths, forbid_calls
+from seqbook.text import bleu as _bleu
 from seqbook.text import decoding as _decoding
-from seqbook.text import metrics as _metrics
 
 try:  # sacrebleu is the standard the exercise is graded against
     import sacrebleu as _sacrebleu
@@ -44,8 +44,8 @@ __all__ = ["check_beam_search", "check_corpus_bleu", "TableScorer"]
 
 # Captured at import, before any student code can touch the modules.
 _reference_beam = _decoding.beam_search
-_reference_bleu = _metrics.corpus_bleu
-_ngram_counts = _metrics.ngram_counts
+_reference_bleu = _bleu.corpus_bleu
+_ngram_counts = _bleu.ngram_counts
 
 _BEAM_FORBIDDEN = existing_paths(
     ("seqbook.text.decoding.beam_search", "seqbook.text.decoding.exhaustive_search")
@@ -56,7 +56,7 @@ _BLEU_FORBIDDEN = existing_paths(
         "sacrebleu.sentence_bleu",
         "sacrebleu.compat.corpus_bleu",
         "sacrebleu.metrics.bleu.BLEU.corpus_score",
-        "seqbook.text.metrics.corpus_bleu",
+        "seqbook.text.bleu.corpus_bleu",
     )
 )
 
@@ -773,5 +773,5 @@ def check_corpus_bleu(corpus_bleu: Callable[..., Any], hidden: bool = False) -> 
 
 
 integrity.protect_module("seqbook.text.decoding")
-integrity.protect_module("seqbook.text.metrics")
+integrity.protect_module("seqbook.text.bleu")
 integrity.protect_module(__name__)

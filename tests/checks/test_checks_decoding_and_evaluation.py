@@ -15,7 +15,7 @@ import torch
 from seqbook.checks import decoding_and_evaluation as dec_checks
 from seqbook.checks.core import CheckFailure
 from seqbook.checks.guard import ForbiddenCall
-from seqbook.text import decoding, metrics
+from seqbook.text import bleu, decoding
 
 sacrebleu = pytest.importorskip("sacrebleu")
 
@@ -247,7 +247,7 @@ def test_bleu_scale_stub_and_forbidden():
             lambda h, r: (_ for _ in ()).throw(NotImplementedError())
         )
     with pytest.raises(ForbiddenCall):
-        dec_checks.check_corpus_bleu(lambda h, r: metrics.corpus_bleu(h, r))
+        dec_checks.check_corpus_bleu(lambda h, r: bleu.corpus_bleu(h, r))
     with pytest.raises(ForbiddenCall):
         dec_checks.check_corpus_bleu(
             lambda h, r: (

@@ -1,12 +1,13 @@
-"""seqbook.text.metrics against sacrebleu, and the SCAN grammar against the paper's
-counts."""
+"""seqbook.text.bleu and exact match against sacrebleu, and the SCAN grammar against
+the paper's counts."""
 
 import random
 
 import pytest
 
 from seqbook.data.scan import interpret, length_split, scan_examples, simple_split
-from seqbook.text.metrics import corpus_bleu, exact_match
+from seqbook.text.bleu import corpus_bleu
+from seqbook.text.metrics import exact_match
 
 sacrebleu = pytest.importorskip("sacrebleu")
 

@@ -89,8 +89,8 @@ def main() -> None:
             path,
             model,
             info,
-            source_tokens=source_vocab.tokens,
-            target_tokens=target_vocab.tokens,
+            source_tokens=source_vocab.itos,
+            target_tokens=target_vocab.itos,
         )
 
     train_seq2seq(

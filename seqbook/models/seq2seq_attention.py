@@ -29,7 +29,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqbook import runtime
 from seqbook.data.dates import DATE_FORMATS, format_date
-from seqbook.text.vocab import PAD, UNK, Vocabulary
+from seqbook.text.vocab import BOS, EOS, PAD, UNK, Vocabulary
 from seqbook.train.checkpoints import checkpoint_path, read_checkpoint
 
 __all__ = [
@@ -47,9 +47,6 @@ __all__ = [
     "exact_match",
     "load_checkpoint",
 ]
-
-BOS = "<bos>"
-EOS = "<eos>"
 
 
 def date_vocabulary() -> Vocabulary:
@@ -76,7 +73,7 @@ def encode_pairs(
     )
     for row, ids in enumerate(sources):
         source[row, : len(ids)] = torch.tensor(ids)
-    targets = torch.tensor([vocab.encode(iso) + [vocab.stoi[EOS]] for _, iso in pairs])
+    targets = torch.tensor([vocab.encode(iso, eos=True) for _, iso in pairs])
     return source.to(device), lengths.to(device), targets.to(device)
 
 

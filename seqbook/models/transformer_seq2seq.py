@@ -38,13 +38,13 @@ from seqbook.models.attention import (
 )
 from seqbook.models.transformer import EncoderBlock, FeedForward, LayerNorm
 from seqbook.text.metrics import exact_match
+from seqbook.text.vocab import BOS, EOS, PAD, Vocabulary
 from seqbook.train.checkpoints import read_checkpoint
 
 __all__ = [
     "PAD",
     "BOS",
     "EOS",
-    "WordVocabulary",
     "scan_vocabularies",
     "encode_pairs",
     "seq2seq_masks",
@@ -60,43 +60,18 @@ __all__ = [
     "load_scan_checkpoint",
 ]
 
-PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
-
 
 # --------------------------------------------------------------------- vocabulary
-class WordVocabulary:
-    """Words <-> ids, with ``<pad>`` = 0, ``<bos>`` = 1 and ``<eos>`` = 2 first."""
-
-    def __init__(self, words):
-        self.tokens = [PAD, BOS, EOS] + [w for w in words if w not in (PAD, BOS, EOS)]
-        self.index = {token: i for i, token in enumerate(self.tokens)}
-        self.pad_id, self.bos_id, self.eos_id = 0, 1, 2
-
-    def __len__(self):
-        return len(self.tokens)
-
-    def encode(self, sentence: str, bos: bool = False, eos: bool = False) -> list[int]:
-        ids = [self.index[word] for word in sentence.split()]
-        return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
-
-    def decode(self, ids) -> str:
-        """Ids to words, stopping at the first ``<eos>``; ``<pad>``/``<bos>``
-        dropped."""
-        words = []
-        for i in ids:
-            i = int(i)
-            if i == self.eos_id:
-                break
-            if i not in (self.pad_id, self.bos_id):
-                words.append(self.tokens[i])
-        return " ".join(words)
-
-
-def scan_vocabularies(pairs) -> tuple[WordVocabulary, WordVocabulary]:
-    """Command and action vocabularies of ``(command, actions)`` pairs, words sorted."""
+def scan_vocabularies(pairs) -> tuple[Vocabulary, Vocabulary]:
+    """Command and action vocabularies of ``(command, actions)`` pairs: ``<pad>`` = 0,
+    ``<bos>`` = 1, ``<eos>`` = 2, then the words sorted (no ``<unk>``: SCAN's words
+    are all known)."""
     commands = sorted({w for command, _ in pairs for w in command.split()})
     actions = sorted({w for _, action in pairs for w in action.split()})
-    return WordVocabulary(commands), WordVocabulary(actions)
+    return (
+        Vocabulary.from_entries([PAD, BOS, EOS, *commands]),
+        Vocabulary.from_entries([PAD, BOS, EOS, *actions]),
+    )
 
 
 def _pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
@@ -108,9 +83,11 @@ def encode_pairs(
     pairs, source_vocab, target_vocab
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Padded ``(B, S)`` commands and ``(B, T)`` ``<bos> actions <eos>`` targets."""
-    source = _pad([source_vocab.encode(c) for c, _ in pairs], source_vocab.pad_id)
+    source = _pad(
+        [source_vocab.encode(c.split()) for c, _ in pairs], source_vocab.pad_id
+    )
     target = _pad(
-        [target_vocab.encode(a, bos=True, eos=True) for _, a in pairs],
+        [target_vocab.encode(a.split(), bos=True, eos=True) for _, a in pairs],
         target_vocab.pad_id,
     )
     return source, target
@@ -423,11 +400,15 @@ def translate(model, commands, source_vocab, target_vocab, batch_size=1000, max_
     outputs = []
     for start in range(0, len(commands), batch_size):
         chunk = commands[start : start + batch_size]
-        source = _pad([source_vocab.encode(c) for c in chunk], source_vocab.pad_id)
+        source = _pad(
+            [source_vocab.encode(c.split()) for c in chunk], source_vocab.pad_id
+        )
         ids = greedy_decode(
             model, source.to(device), target_vocab.bos_id, target_vocab.eos_id, max_len
         )
-        outputs.extend(target_vocab.decode(row) for row in ids.tolist())
+        outputs.extend(
+            " ".join(target_vocab.decode_until_eos(row)) for row in ids.tolist()
+        )
     return outputs
 
 
@@ -521,8 +502,8 @@ def load_checkpoint(name_or_path, device="cpu"):
     model.eval()
     return (
         model,
-        WordVocabulary(data["source_tokens"][3:]),
-        WordVocabulary(data["target_tokens"][3:]),
+        Vocabulary.from_entries(data["source_tokens"]),
+        Vocabulary.from_entries(data["target_tokens"]),
         data["info"],
     )
 

@@ -228,7 +228,8 @@ def scan_scorer(model, command: str, source_vocab) -> Scorer:
     keys and values of the earlier positions, and the cross-attention's keys and values
     of the encoder's output are computed once (``TransformerSeq2Seq.decode_step``)."""
     device = next(model.parameters()).device
-    source = torch.tensor([source_vocab.encode(command)], device=device)  # (1, S)
+    ids = source_vocab.encode(command.split())
+    source = torch.tensor([ids], device=device)  # (1, S)
     model.eval()
     with torch.no_grad():
         start = model.start_decoding(source)  # one sentence: batch of 1
@@ -261,7 +262,8 @@ def full_prefix_scorer(model, command: str, source_vocab) -> Scorer:
     """The same scores as :func:`scan_scorer`, computed without a cache: the whole
     prefix goes through the decoder (with the causal mask) at every call."""
     device = next(model.parameters()).device
-    source = torch.tensor([source_vocab.encode(command)], device=device)  # (1, S)
+    ids = source_vocab.encode(command.split())
+    source = torch.tensor([ids], device=device)  # (1, S)
     model.eval()
 
     @torch.no_grad()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from seqbook.data import corpus
+from seqbook.data.corpus import ALPHABET, clean_text, load_corpus, split_text
 
 ROOT = Path(__file__).resolve().parents[3]
 SNAPSHOT = ROOT / "seqbook" / "data" / "python_help_topics.json.gz"
@@ -92,3 +93,21 @@ def test_every_supported_python_reads_the_same_corpus(version):
         check=True,
     )
     assert result.stdout.strip() == CORPUS_SHA256
+
+
+def test_clean_text_follows_its_rules():
+    raw = (
+        "Title\n*****\n\n------ ----\nSome \u201cQuoted\u201d Text\u2014here.\n"
+        "   code = 1\n\n\n\nNext   para_graph."
+    )
+    assert clean_text(raw) == 'title\n\nsome "quoted" text-here.\n\nnext para graph.\n'
+    with pytest.raises(TypeError):
+        clean_text(None)
+
+
+def test_corpus_is_large_clean_and_offline():
+    text = load_corpus()
+    assert len(text) > 150_000 and set(text) <= ALPHABET
+    train_text, valid_text, test_text = split_text(text)
+    assert train_text + valid_text + test_text == text
+    assert len(train_text) == int(0.8 * len(text))

@@ -19,13 +19,14 @@ def vocabs():
 
 def test_vocabulary_round_trip(vocabs):
     source_vocab, target_vocab = vocabs
-    assert source_vocab.tokens[:3] == [S.PAD, S.BOS, S.EOS]
+    assert source_vocab.itos[:3] == [S.PAD, S.BOS, S.EOS]
     assert len(source_vocab) == 16 and len(target_vocab) == 9
-    actions = "I_TURN_LEFT I_JUMP I_WALK"
+    assert source_vocab.itos[3:] == sorted(source_vocab.itos[3:])
+    actions = "I_TURN_LEFT I_JUMP I_WALK".split()
     ids = target_vocab.encode(actions, bos=True, eos=True)
     assert ids[0] == 1 and ids[-1] == 2
-    assert target_vocab.decode(ids + [0, 0]) == actions
-    assert target_vocab.decode(ids[1:3] + [2, 3, 4]) == "I_TURN_LEFT I_JUMP"
+    assert target_vocab.decode_until_eos(ids + [0, 0]) == actions
+    assert target_vocab.decode_until_eos(ids[1:3] + [2, 3, 4]) == actions[:2]
 
 
 @pytest.mark.parametrize("pad_id", [0, 3])
@@ -174,11 +175,11 @@ def test_checkpoint_round_trip(vocabs, tmp_path):
         path,
         model,
         {"epochs": 3},
-        source_tokens=vocabs[0].tokens,
-        target_tokens=vocabs[1].tokens,
+        source_tokens=vocabs[0].itos,
+        target_tokens=vocabs[1].itos,
     )
     loaded, source_vocab, target_vocab, info = S.load_checkpoint(path)
-    assert info == {"epochs": 3} and source_vocab.tokens == vocabs[0].tokens
+    assert info == {"epochs": 3} and source_vocab.itos == vocabs[0].itos
     source = torch.tensor([[3, 4, 5]])
     target = torch.tensor([[1, 3, 4]])
     torch.testing.assert_close(loaded(source, target), model(source, target))

@@ -126,6 +126,6 @@ def test_model_scorers_match_full_recomputation():
     assert torch.allclose(cached(prefixes[:, :2]), full(prefixes[:, :2]), atol=1e-5)
     tokens, _ = decoding.greedy_search(cached, 1, 2, 8)
     ids = seq2seq_transformer.greedy_decode(
-        net, torch.tensor([source_vocab.encode("jump twice")]), 1, 2, 8
+        net, torch.tensor([source_vocab.encode("jump twice".split())]), 1, 2, 8
     )[0].tolist()
     assert tokens == ids[: len(tokens)]

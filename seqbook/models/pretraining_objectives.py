@@ -36,6 +36,7 @@ from seqbook.models.attention import sinusoidal_positional_encoding
 from seqbook.models.transformer import EncoderBlock, LayerNorm
 from seqbook.models.transformer_from_blocks import masked_mean_pool
 from seqbook.text.vocab import PAD, UNK, Vocabulary, word_tokens
+from seqbook.train.loop import train
 
 __all__ = [
     "CLS",
@@ -270,26 +271,22 @@ def pretrain(
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     vocab_size = model.head.out_features
-    losses: list[float] = []
-    model.train()
-    for _ in range(steps):
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
         batch = ids[torch.randint(len(ids), (batch_size,), generator=g)]  # (B, T)
         if objective == "mlm":
             inputs, labels = mask_tokens(
                 batch, mask_id, vocab_size, special_ids, generator=g
             )
-            loss = mlm_loss(model, inputs.to(device), labels.to(device))
         else:
             inputs, labels = causal_lm_inputs_and_labels(batch, model.pad_id)
-            loss = clm_loss(model, inputs.to(device), labels.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+        return inputs.to(device), labels.to(device)
+
+    loss_fn = mlm_loss if objective == "mlm" else clm_loss
+    log = train(
+        model, next_batch, loss_fn, optimizer, steps, clip_norm=1.0, scheduler=schedule
+    )
+    return log.losses
 
 
 # ------------------------------------------------------ the downstream task and probe

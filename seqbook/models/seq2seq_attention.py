@@ -31,6 +31,7 @@ from seqbook import runtime
 from seqbook.data.dates import DATE_FORMATS, format_date
 from seqbook.text.vocab import BOS, EOS, PAD, UNK, Vocabulary
 from seqbook.train.checkpoints import checkpoint_path, read_checkpoint
+from seqbook.train.loop import train
 
 __all__ = [
     "BOS",
@@ -281,31 +282,40 @@ def train_seq2seq(
     ``log_every``-th step, averaged over those steps."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    model.to(device).train()
+    if len(pairs) < batch_size:
+        raise ValueError(f"{len(pairs)} pairs cannot fill a batch of {batch_size}")
+    model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     g = runtime.generator(seed)
-    losses, window, step = [], [], 0
-    while True:
-        order = torch.randperm(len(pairs), generator=g).tolist()
-        for begin in range(0, len(order) - batch_size + 1, batch_size):
-            batch = [pairs[i] for i in order[begin : begin + batch_size]]
-            source, lengths, targets = encode_pairs(batch, vocab, device)
-            logits = model(source, lengths, targets)  # (B, T, V)
-            loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            window.append(loss.item())
-            step += 1
-            if len(window) == log_every:
-                losses.append(sum(window) / len(window))
-                window = []
-                if callback is not None:
-                    callback(step, losses[-1])
-            if step >= steps:
-                model.eval()
-                return losses
+
+    def batches():  # shuffled epochs; a last batch smaller than batch_size is dropped
+        while True:
+            order = torch.randperm(len(pairs), generator=g).tolist()
+            for begin in range(0, len(order) - batch_size + 1, batch_size):
+                yield [pairs[i] for i in order[begin : begin + batch_size]]
+
+    stream = batches()
+
+    def next_batch():
+        source, lengths, targets = encode_pairs(next(stream), vocab, device)
+        return (source, lengths), targets
+
+    def loss_fn(model, inputs, targets):
+        logits = model(*inputs, targets)  # (B, T, V): teacher forcing
+        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+    losses, window = [], []
+
+    def on_step(step, loss):
+        window.append(loss)
+        if len(window) == log_every:
+            losses.append(sum(window) / len(window))
+            window.clear()
+            if callback is not None:
+                callback(step, losses[-1])
+
+    train(model, next_batch, loss_fn, optimiser, steps, clip_norm=1.0, on_step=on_step)
+    return losses
 
 
 def load_checkpoint(name_or_path: str | Path, device: torch.device | str = "cpu"):

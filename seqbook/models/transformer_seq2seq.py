@@ -40,6 +40,7 @@ from seqbook.models.transformer import EncoderBlock, FeedForward, LayerNorm
 from seqbook.text.metrics import exact_match
 from seqbook.text.vocab import BOS, EOS, PAD, Vocabulary
 from seqbook.train.checkpoints import read_checkpoint
+from seqbook.train.loop import TrainingLog, train
 
 __all__ = [
     "PAD",
@@ -442,54 +443,74 @@ def train_seq2seq(
     """Adam with linear warm-up (and, if ``decay``, a linear decay to 0 at the end of
     the last epoch), teacher forcing and label smoothing.
 
-    Returns the list of per-step losses. Stops after ``epochs`` or ``max_steps`` steps,
-    whichever comes first (never after a time: a step count gives the same run on
-    every machine, busy or not); ``on_epoch_end(epoch, losses)`` is called after
-    every epoch."""
+    Returns the list of per-step losses; the model is left in evaluation mode. Stops
+    after ``epochs`` or ``max_steps`` steps, whichever comes first (never after a time:
+    a step count gives the same run on every machine, busy or not);
+    ``on_epoch_end(epoch, losses)`` is called after every complete epoch."""
     device = device or next(model.parameters()).device
     source, target = encode_pairs(pairs, source_vocab, target_vocab)
     generator = runtime.generator(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
-    total = epochs * math.ceil(len(pairs) / batch_size)
+    per_epoch = math.ceil(len(pairs) / batch_size)
+    total = epochs * per_epoch
 
     def factor(step):
         ramp = min(1.0, (step + 1) / warmup)
         return ramp * (1.0 - step / total) if decay else ramp
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    model.train()
-    losses, start = [], time.perf_counter()
-    for epoch in range(epochs):
-        order = torch.randperm(len(pairs), generator=generator)
-        for first in range(0, len(pairs), batch_size):
-            rows = order[first : first + batch_size]
-            src, tgt = source[rows], target[rows]
-            src = src[:, : int((src != source_vocab.pad_id).sum(1).max())].to(device)
-            tgt = tgt[:, : int((tgt != target_vocab.pad_id).sum(1).max())].to(device)
-            logits = model(src, tgt[:, :-1])  # (B, T - 1, V)
-            loss = label_smoothed_cross_entropy(
-                logits.reshape(-1, logits.size(-1)),
-                tgt[:, 1:].reshape(-1),
-                smoothing,
-                target_vocab.pad_id,
+
+    def batches():  # shuffled epochs, each batch cut to its longest sentence
+        for _ in range(epochs):
+            order = torch.randperm(len(pairs), generator=generator)
+            for first in range(0, len(pairs), batch_size):
+                rows = order[first : first + batch_size]
+                src, tgt = source[rows], target[rows]
+                src = src[:, : int((src != source_vocab.pad_id).sum(1).max())]
+                tgt = tgt[:, : int((tgt != target_vocab.pad_id).sum(1).max())]
+                yield src.to(device), tgt.to(device)
+
+    stream = batches()
+
+    def next_batch():
+        src, tgt = next(stream)
+        return (src, tgt[:, :-1]), tgt[:, 1:]  # teacher forcing: predict the next
+
+    def loss_fn(model, inputs, next_tokens):
+        logits = model(*inputs)  # (B, T - 1, V)
+        return label_smoothed_cross_entropy(
+            logits.reshape(-1, logits.size(-1)),
+            next_tokens.reshape(-1),
+            smoothing,
+            target_vocab.pad_id,
+        )
+
+    log, start = TrainingLog(), time.perf_counter()
+
+    def on_step(step, loss):
+        epoch = (step - 1) // per_epoch
+        if log_every and step % log_every == 0:
+            print(
+                f"epoch {epoch} step {step:5d}  loss {loss:.3f}  "
+                f"{time.perf_counter() - start:.0f} s",
+                flush=True,
             )
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-            if log_every and len(losses) % log_every == 0:
-                print(
-                    f"epoch {epoch} step {len(losses):5d}  loss {loss.item():.3f}  "
-                    f"{time.perf_counter() - start:.0f} s",
-                    flush=True,
-                )
-            if max_steps is not None and len(losses) >= max_steps:
-                return losses
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, losses)
-    return losses
+        if on_epoch_end is not None and step % per_epoch == 0:
+            on_epoch_end(epoch, log.losses)
+
+    steps = total if max_steps is None else min(total, max_steps)
+    train(
+        model,
+        next_batch,
+        loss_fn,
+        optimizer,
+        steps,
+        clip_norm=1.0,
+        log=log,
+        scheduler=schedule,
+        on_step=on_step,
+    )
+    return log.losses
 
 
 # -------------------------------------------------------------------- checkpoints

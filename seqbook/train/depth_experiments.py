@@ -23,6 +23,7 @@ from torch import nn
 
 from seqbook import runtime
 from seqbook.models.transformer import EncoderBlock, LayerNorm
+from seqbook.train.loop import train
 
 __all__ = [
     "VARIANTS",
@@ -195,16 +196,19 @@ def train_counting(
     )
     g = runtime.generator(seed + 1)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "lr": []}
-    for _ in range(steps):
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
         tokens, counts = counting_batch(batch_size, length, vocab_size, g)
-        tokens, counts = tokens.to(device), counts.to(device)
+        return tokens.to(device), counts.to(device)
+
+    def loss_fn(model: CountingModel, tokens: torch.Tensor, counts: torch.Tensor):
         logits = model(tokens)  # (B, T, length)
-        loss = F.cross_entropy(logits.flatten(0, 1), counts.flatten())
-        optimiser.zero_grad()
-        loss.backward()
+        # Recorded here, before the step: the rate this step uses, and the accuracy
+        # on the batch the step learns from.
         history["lr"].append(optimiser.param_groups[0]["lr"])
-        optimiser.step()
-        schedule.step()
-        history["loss"].append(loss.item())
         history["accuracy"].append((logits.argmax(-1) == counts).float().mean().item())
+        return F.cross_entropy(logits.flatten(0, 1), counts.flatten())
+
+    log = train(model, next_batch, loss_fn, optimiser, steps, scheduler=schedule)
+    history["loss"] = log.losses
     return history

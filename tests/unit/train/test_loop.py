@@ -30,3 +30,27 @@ def test_train_reduces_a_simple_loss_and_respects_budget():
     assert isinstance(log, TrainingLog) and log.steps == 200
     assert log.losses[-1] < 0.01 * log.losses[0]
     assert len(log.seconds) == 200  # the clock is watched, never obeyed
+
+
+def test_the_scheduler_steps_after_each_optimiser_step_and_on_step_sees_each_step():
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
+    seen = []
+
+    def on_step(step, loss):
+        seen.append((step, loss, optimizer.param_groups[0]["lr"]))
+        model.eval()  # an evaluation along the way must not end training mode
+
+    def loss_fn(model, x, y):
+        assert model.training
+        return ((model(x) - y) ** 2).mean()
+
+    data = (torch.ones(4, 2), torch.zeros(4, 1))
+    log = train(
+        model, lambda: data, loss_fn, optimizer, 3, scheduler=scheduler, on_step=on_step
+    )
+    assert [s for s, _, _ in seen] == [1, 2, 3]
+    assert [loss for _, loss, _ in seen] == log.losses
+    assert [lr for _, _, lr in seen] == [0.5, 0.25, 0.125]  # already stepped
+    assert not model.training  # left in evaluation mode

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import symtable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -102,11 +103,87 @@ class Section:
             cell_with_id(notebook, grade_id).source = prefix + code
         return notebook
 
+    def exercises_only(self, notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        """``notebook`` (a version of this section) without the code cells no graded
+        cell needs: kept are the markdown cells, the cells nbgrader tracks, every code
+        cell that does not parse, and every other code cell that binds a name a kept
+        cell reads (read from the solution, hidden tests included), and so on.
+
+        For the one-bug round trips, which compare scores only: a score is what a test
+        cell printed, and a test cell sees the same names whether or not the dropped
+        cells ran. Those are the experiments, which (after each exercise) use the
+        book's reference; the solution and blank round trips still run every cell.
+        A one-bug round trip then takes seconds instead of the notebook's minute.
+        """
+        source = nbformat.read(self.solution_path, as_version=4)
+        grade_ids = [
+            [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nb.cells]
+            for nb in (source, notebook)
+        ]
+        assert grade_ids[0] == grade_ids[1], "the cells do not line up with the source"
+        names = [_defined_and_used(cell) for cell in source.cells]
+        keep = {
+            index
+            for index, cell in enumerate(source.cells)
+            if cell.cell_type != "code"
+            or "nbgrader" in cell.metadata
+            or names[index] is None
+        }
+        needed = set().union(*(names[i][1] for i in keep if names[i] is not None))
+        changed = True
+        while changed:
+            changed = False
+            for index, bound_and_read in enumerate(names):
+                if index not in keep and bound_and_read[0] & needed:
+                    keep.add(index)
+                    needed |= bound_and_read[1]
+                    changed = True
+        reduced = nbformat.from_dict(notebook)
+        reduced.cells = [c for i, c in enumerate(notebook.cells) if i in keep]
+        return reduced
+
     def full_marks_except(self, *lost: str) -> dict[str, float]:
         return {
             name: (0 if name in lost else points)
             for name, points in self.points.items()
         }
+
+
+def _defined_and_used(
+    cell: nbformat.NotebookNode,
+) -> tuple[set[str], set[str]] | None:
+    """The global names a code cell binds, and those it reads that it does not bind
+    itself (at module level or inside its functions, as Python's symbol table sees
+    them); None for a cell that does not parse. Missing a read would make a one-bug
+    round trip fail with a NameError, never pass wrongly."""
+    if cell.cell_type != "code":
+        return set(), set()
+    lines = [  # IPython magics and shell lines become ``pass``, indentation kept
+        line[: len(line) - len(line.lstrip())] + "pass"
+        if line.lstrip().startswith(("%", "!"))
+        else line
+        for line in cell.source.splitlines()
+    ]
+    try:
+        module = symtable.symtable("\n".join(lines), "<cell>", "exec")
+    except SyntaxError:
+        return None
+    bound, read = set(), set()
+    for symbol in module.get_symbols():
+        if symbol.is_assigned() or symbol.is_imported() or symbol.is_namespace():
+            bound.add(symbol.get_name())
+        if symbol.is_referenced():
+            read.add(symbol.get_name())
+    pending = list(module.get_children())
+    while pending:  # functions, classes, comprehensions: their global reads
+        scope = pending.pop()
+        pending.extend(scope.get_children())
+        for symbol in scope.get_symbols():
+            if symbol.is_global() and symbol.is_referenced():
+                read.add(symbol.get_name())
+            if symbol.is_declared_global() and symbol.is_assigned():
+                bound.add(symbol.get_name())
+    return bound, read - bound
 
 
 @dataclass
@@ -223,7 +300,8 @@ class RoundTrip:
     next to a module-level ``course = course_fixture(SECTION)``: the solution scores
     full marks (graded under the second CPU kernel), the blank student version 0, and
     one wrong answer loses exactly its exercise's points; the first two also check that
-    every cell ran as nbval would.
+    every cell ran as nbval would. The one-bug submissions keep only the cells the
+    graded cells need (:meth:`Section.exercises_only`).
     """
 
     section: Section
@@ -258,7 +336,9 @@ class RoundTrip:
 
     def test_one_buggy_exercise_loses_exactly_its_points(self, course, test_id):
         section = self.section
-        notebook = section.answered(wrong=(section.answers[test_id],))
+        notebook = section.exercises_only(
+            section.answered(wrong=(section.answers[test_id],))
+        )
         assert autograde(
             section, course, f"buggy-{test_id}", notebook
         ) == section.full_marks_except(test_id)

@@ -15,8 +15,8 @@ changes four things and keeps the pre-norm wiring
   half-split layout of Hugging Face's Llama: feature ``i`` turns together with feature
   ``i + d/2``;
 * grouped-query attention -- :class:`LlamaStyleAttention` has fewer key/value heads than
-  query heads; :func:`repeat_kv_heads` shares each key/value head with a group of
-  consecutive query heads.
+  query heads; ``repeat_kv`` (from the section on attention at scale) shares each
+  key/value head with a group of consecutive query heads.
 
 :class:`ModernDecoderBlock` puts them together and :class:`ModernDecoderLM` stacks the
 blocks into a small decoder-only language model with tied input and output embeddings.
@@ -37,6 +37,7 @@ from seqbook.models.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
+from seqbook.models.attention_at_scale import repeat_kv
 from seqbook.models.transformer import SwiGLUFeedForward, pre_ln_block
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
     "rotary_frequencies",
     "rotate_half",
     "apply_rotary",
-    "repeat_kv_heads",
     "LlamaStyleAttention",
     "ModernDecoderBlock",
     "ModernDecoderLM",
@@ -168,13 +168,6 @@ def apply_rotary(
 # ------------------------------------------------------------- grouped-query attention
 
 
-def repeat_kv_heads(x: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """``(B, H_kv, T, d)`` -> ``(B, H_kv * num_groups, T, d)``: each key/value head
-    repeated ``num_groups`` times in a row, so query head ``h`` meets kv head
-    ``h // num_groups`` (``repeat_interleave``, not ``repeat``)."""
-    return x.repeat_interleave(num_groups, dim=1)
-
-
 class LlamaStyleAttention(nn.Module):
     """Causal self-attention with rotary positions and grouped-query attention.
 
@@ -225,8 +218,8 @@ class LlamaStyleAttention(nn.Module):
         q = apply_rotary(q, self.cos, self.sin, positions)
         k = apply_rotary(k, self.cos, self.sin, positions)
         groups = self.num_heads // self.num_kv_heads
-        k = repeat_kv_heads(k, groups)  # (B, H, T, d)
-        v = repeat_kv_heads(v, groups)  # (B, H, T, d)
+        k = repeat_kv(k, groups)  # (B, H, T, d)
+        v = repeat_kv(v, groups)  # (B, H, T, d)
         keep = causal_mask(x.size(1)).to(x.device)  # (T, T)
         heads, _ = scaled_dot_product_attention(q, k, v, keep)  # (B, H, T, d)
         return self.o_proj(merge_heads(heads))  # (B, T, dim)

@@ -27,21 +27,12 @@ import pytest
 from conftest import REPO
 from grading_harness import Section, autograde, course_fixture
 
-from grading.feedback import BEGIN, END, PLACEHOLDER, split_hidden  # noqa: E402
+from grading import sample_submissions
+from grading.feedback import BEGIN, END, PLACEHOLDER, split_hidden
 
+# Right on the visible check's keys only (they all start at 0.0).
 SECTION = Section.of(
-    "soft_lookup",
-    wrong={
-        "lookup-pooling": (
-            "def gaussian_attention_pooling(queries, keys, values, width, mask=None):\n"
-            "    spread = 2 * width**2 if float(keys[0]) == 0.0 else 2 * width\n"
-            "    scores = -((queries[:, None] - keys[None, :]) ** 2) / spread\n"
-            "    if mask is not None:\n"
-            "        scores = scores.masked_fill(~mask, float('-inf'))\n"
-            "    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)\n"
-            "    return weights @ values, weights\n"
-        )
-    },
+    "soft_lookup", wrong={"lookup-pooling": sample_submissions.VISIBLE_ONLY_POOLING}
 )
 STUDENT = "visible-only"
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbook.models.attention import merge_heads, split_heads
+from seqbook.models.attention_at_scale import repeat_kv
 from seqbook.models.modern_decoder_block import (
     LlamaStyleAttention,
     ModernDecoderBlock,
@@ -18,7 +19,6 @@ from seqbook.models.modern_decoder_block import (
     apply_rotary,
     load_llama_layer_weights,
     load_llama_weights,
-    repeat_kv_heads,
     rotary_frequencies,
     swiglu_hidden_dim,
 )
@@ -373,7 +373,7 @@ def test_attention_equals_pytorchs_grouped_query_attention(num_heads, num_kv_hea
 
 def test_repeat_kv_heads_gives_consecutive_query_heads_one_kv_head():
     kv = torch.arange(3.0).reshape(1, 3, 1, 1).expand(2, 3, 5, 4)  # head h holds h
-    repeated = repeat_kv_heads(kv, 2)  # (2, 6, 5, 4)
+    repeated = repeat_kv(kv, 2)  # (2, 6, 5, 4)
     assert repeated[0, :, 0, 0].tolist() == [0, 0, 1, 1, 2, 2]  # h // 2
     assert kv.repeat(1, 2, 1, 1)[0, :, 0, 0].tolist() == [0, 1, 2, 0, 1, 2]  # wrong
 

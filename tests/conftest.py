@@ -42,6 +42,33 @@ def pytest_runtest_setup(item):
             os.environ["ATEN_CPU_CAPABILITY"] = previous
 
 
+# The files that take longest (their notebooks fine-tune a model, or they grade many
+# submissions), started first: `make test` hands whole files to two workers in
+# collection order (--dist loadfile), so a long file collected last would leave one
+# worker alone at the end. Order only; every test still runs.
+LONGEST_FIRST = (
+    "tests/grading/test_grading_parameter_efficient_fine_tuning.py",
+    "tests/grading/test_grading_fine_tuning.py",
+    "tests/grading/test_grading_postgres.py",
+    "tests/grading/test_grading_hostile.py",
+    "tests/grading/test_grading_gated_units.py",
+    "tests/grading/test_grading_sandbox.py",
+    "tests/grading/test_grading_workflow.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+
+    def position(item):
+        path = Path(str(item.fspath))
+        if not path.is_relative_to(REPO):
+            return len(rank)
+        return rank.get(path.relative_to(REPO).as_posix(), len(rank))
+
+    items.sort(key=position)  # stable: the order within a file is kept
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

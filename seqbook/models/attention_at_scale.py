@@ -38,6 +38,7 @@ __all__ = [
     "tiled_attention",
     "repeat_kv",
     "sliding_window_mask",
+    "kv_head_count",
     "KVCache",
     "CachedSelfAttention",
     "kv_cache_bytes",
@@ -210,6 +211,19 @@ def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
     return expanded.reshape(batch, kv_heads * groups, length, head_dim)
 
 
+def kv_head_count(dim: int, num_heads: int, num_kv_heads: int | None) -> int:
+    """The number of key/value heads (``num_heads`` when None), after checking that the
+    heads split ``dim`` evenly and the key/value heads split the query heads evenly."""
+    num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+    if dim % num_heads != 0:
+        raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}")
+    if num_heads % num_kv_heads != 0:
+        raise ValueError(
+            f"num_heads={num_heads} is not divisible by num_kv_heads={num_kv_heads}"
+        )
+    return num_kv_heads
+
+
 def sliding_window_mask(size: int, window: int) -> torch.Tensor:
     """Boolean ``(size, size)`` mask: position ``i`` may attend to the ``window``
     positions ``i - window < j <= i``.
@@ -316,13 +330,7 @@ class CachedSelfAttention(nn.Module):
         bias: bool = True,
     ):
         super().__init__()
-        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
-        if dim % num_heads != 0:
-            raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}")
-        if num_heads % num_kv_heads != 0:
-            raise ValueError(
-                f"num_heads={num_heads} is not divisible by num_kv_heads={num_kv_heads}"
-            )
+        num_kv_heads = kv_head_count(dim, num_heads, num_kv_heads)
         if window is not None and window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
         self.dim = dim

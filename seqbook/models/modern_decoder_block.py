@@ -37,7 +37,7 @@ from seqbook.models.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
-from seqbook.models.attention_at_scale import repeat_kv
+from seqbook.models.attention_at_scale import kv_head_count, repeat_kv
 from seqbook.models.transformer import SwiGLUFeedForward, pre_ln_block
 
 __all__ = [
@@ -191,13 +191,7 @@ class LlamaStyleAttention(nn.Module):
         rope_base: float = 10000.0,
     ):
         super().__init__()
-        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
-        if dim % num_heads != 0:
-            raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}")
-        if num_heads % num_kv_heads != 0:
-            raise ValueError(
-                f"num_heads={num_heads} is not divisible by num_kv_heads={num_kv_heads}"
-            )
+        num_kv_heads = kv_head_count(dim, num_heads, num_kv_heads)
         self.num_heads = num_heads
         self.num_kv_heads = num_kv_heads
         self.head_dim = dim // num_heads

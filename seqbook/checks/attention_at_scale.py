@@ -43,7 +43,7 @@ from seqbook.checks.core import (
     grading_generator,
     random_int,
 )
-from seqbook.checks.guard import existing_paths
+from seqbook.checks.guard import ForbiddenCall, existing_paths
 from seqbook.models import attention_at_scale as _reference_module
 
 __all__ = ["check_online_softmax", "check_tiled_attention", "check_kv_cache"]
@@ -505,15 +505,26 @@ def _step_outputs(cached_step, layer, x, label):
         for t in range(x.size(1)):
             what = f"cached_step at position {t} ({label})"
             projected.clear()
-            result = guarded_call(
-                _STEP_BUILTINS,
-                "use layer.project_keys_values, the cache and layer.attend.",
-                cached_step,
-                layer,
-                x[:, t : t + 1].clone(),
-                cache,
-                what=what,
-            )
+            try:
+                result = guarded_call(
+                    _STEP_BUILTINS,
+                    "use layer.project_keys_values, the cache and layer.attend.",
+                    cached_step,
+                    layer,
+                    x[:, t : t + 1].clone(),
+                    cache,
+                    what=what,
+                )
+            except ForbiddenCall:
+                raise
+            except CheckFailure as failure:
+                if "unpack" not in str(failure):
+                    raise
+                raise CheckFailure(
+                    f"{failure} -- layer.attend expects keys and values of shape "
+                    "(B, H_kv, T, d): cache what layer.project_keys_values(x) returns, "
+                    "not the inputs x."
+                ) from None
             if not isinstance(result, tuple) or len(result) != 2:
                 raise CheckFailure(
                     f"{what} should return a pair (output, cache), got "

@@ -1,7 +1,8 @@
 """The grading round trip of the section "Attention at scale": the solution scores full
-marks, the blank student version 0, and a classic mistake in one cell loses exactly that
-exercise's points (see grading_harness.py). Each exercise's check runs on its own
-answer only, and later cells use the reference, so one wrong answer costs nothing else."""
+marks, the blank student version 0, and a classic mistake in one cell loses exactly
+that exercise's points (see grading_harness.py). Each exercise's check runs on its own
+answer only, and later cells use the reference, so one wrong answer costs nothing
+else."""
 
 from __future__ import annotations
 

@@ -452,7 +452,10 @@ def _check_repeat(repeat_kv, g: torch.Generator, hidden: bool) -> int:
     configs = (
         [(2, 3, 4), (1, 4, 2), (3, 1, 5)]
         if not hidden
-        else [(random_int(g, 1, 3), random_int(g, 2, 4), random_int(g, 2, 5))] * 2
+        else [  # grouped (the order shows) and multi-query (a single head)
+            (random_int(g, 2, 4), random_int(g, 2, 4), random_int(g, 2, 5)),
+            (1, random_int(g, 2, 4), random_int(g, 2, 5)),
+        ]
     )
     for kv_heads, groups, length in configs:
         x = torch.randn(2, kv_heads, length, 3, generator=g)

@@ -83,6 +83,12 @@ SECTIONS = (
         ("seqbook.models.attention", "seqbook.models.positional_information"),
     ),
     Section(
+        "attention",
+        "attention_at_scale",
+        "scale",
+        ("seqbook.models.attention_at_scale",),
+    ),
+    Section(
         "transformer_block",
         "feed_forward_networks",
         "ffn",

@@ -40,21 +40,20 @@ __all__ = [
     "sliding_window_mask",
     "kv_head_count",
     "KVCache",
+    "cached_step",
     "CachedSelfAttention",
     "kv_cache_bytes",
 ]
 
-_NEG_INF = float("-inf")
 
-
-def _safe_shift(running_max: torch.Tensor) -> torch.Tensor:
+def safe_shift(running_max: torch.Tensor) -> torch.Tensor:
     """The running maximum with ``-inf`` replaced by 0, for subtracting from scores.
 
     While every score seen so far is ``-inf`` the maximum is ``-inf`` too, and
     ``exp(-inf - (-inf))`` would be NaN. Shifting by 0 instead gives ``exp(-inf) = 0``,
     so such a row keeps a running sum of exactly 0 until a finite score arrives.
     """
-    return running_max.masked_fill(running_max == _NEG_INF, 0.0)
+    return running_max.masked_fill(running_max == -math.inf, 0.0)
 
 
 # ------------------------------------------------------------------- online softmax
@@ -85,31 +84,23 @@ def online_softmax(
     if block_size < 1:
         raise ValueError(f"block_size must be at least 1, got {block_size}")
     x = scores.movedim(dim, -1)  # (..., N): the pass runs along the last axis
-    running_max = x.new_full((*x.shape[:-1], 1), _NEG_INF)  # (..., 1)
+    running_max = x.new_full((*x.shape[:-1], 1), -math.inf)  # (..., 1)
     running_sum = x.new_zeros((*x.shape[:-1], 1))  # (..., 1)
     for start in range(0, x.size(-1), block_size):
         block = x[..., start : start + block_size]  # (..., b)
         new_max = torch.maximum(running_max, block.amax(dim=-1, keepdim=True))
-        shift = _safe_shift(new_max)
+        shift = safe_shift(new_max)
         # The old terms were exp(s - m_old); exp(m_old - m_new) turns them into
         # exp(s - m_new), the scale of the new terms.
         rescale = torch.exp(running_max - shift)  # (..., 1); 1 if m did not grow
         block_sum = torch.exp(block - shift).sum(dim=-1, keepdim=True)  # (..., 1)
         running_sum = running_sum * rescale + block_sum
         running_max = new_max
-    probabilities = torch.exp(x - _safe_shift(running_max)) / running_sum
+    probabilities = torch.exp(x - safe_shift(running_max)) / running_sum
     return probabilities.movedim(-1, dim)
 
 
 # ----------------------------------------------------------------- tiled attention
-
-
-def _mask_block(mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """The columns ``start:stop`` of a mask broadcastable to ``(..., T_q, T_k)``; a mask
-    whose key axis has size 1 (or no axes) applies to every block as it is."""
-    if mask.dim() == 0 or mask.size(-1) == 1:
-        return mask
-    return mask[..., start:stop]
 
 
 def tiled_attention(
@@ -160,7 +151,7 @@ def tiled_attention(
         batch_shape = torch.broadcast_shapes(batch_shape, mask.shape[:-2])
     scale = 1.0 / math.sqrt(query.size(-1))
 
-    running_max = query.new_full((*batch_shape, t_q, 1), _NEG_INF)  # (..., T_q, 1)
+    running_max = query.new_full((*batch_shape, t_q, 1), -math.inf)  # (..., T_q, 1)
     running_sum = query.new_zeros((*batch_shape, t_q, 1))  # (..., T_q, 1)
     # (..., T_q, d_v): the softmax-weighted sum of values, not yet divided by l
     accumulator = query.new_zeros((*batch_shape, t_q, value.size(-1)))
@@ -174,13 +165,15 @@ def tiled_attention(
         value_block = value[..., start:stop, :]  # (..., b, d_v)
         scores = (query @ key_block.transpose(-2, -1)) * scale  # (..., T_q, b)
         if mask is not None:
-            scores = torch.where(_mask_block(mask, start, stop), scores, _NEG_INF)
+            # A mask whose key axis has size 1 applies to every block as it is.
+            visible = mask if mask.size(-1) == 1 else mask[..., start:stop]
+            scores = torch.where(visible, scores, -math.inf)
         if is_causal:
             key_positions = torch.arange(start, stop, device=query.device)  # (b,)
-            scores = scores.masked_fill(key_positions > query_positions, _NEG_INF)
+            scores = scores.masked_fill(key_positions > query_positions, -math.inf)
 
         new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
-        shift = _safe_shift(new_max)  # (..., T_q, 1)
+        shift = safe_shift(new_max)  # (..., T_q, 1)
         rescale = torch.exp(running_max - shift)  # (..., T_q, 1); 1 if m did not grow
         weights = torch.exp(scores - shift)  # (..., T_q, b), unnormalised
         running_sum = running_sum * rescale + weights.sum(dim=-1, keepdim=True)
@@ -356,7 +349,7 @@ class CachedSelfAttention(nn.Module):
         values = split_heads(self.v_proj(x), self.num_kv_heads)  # (B, H_kv, T, d)
         return keys, values
 
-    def _attend(self, x, keys, values, mask):
+    def attend(self, x, keys, values, mask=None):
         """Project the queries of ``x`` ``(B, T_q, dim)``, attend over ``keys`` and
         ``values`` ``(B, H_kv, T_k, d)``, merge the heads and project the output."""
         queries = split_heads(self.q_proj(x), self.num_heads)  # (B, H, T_q, d)
@@ -385,7 +378,7 @@ class CachedSelfAttention(nn.Module):
         ``window`` of them with a sliding window)."""
         keys, values = self.project_keys_values(x)  # (B, H_kv, T, d) each
         mask = self._mask(x.size(1)).to(x.device)  # (T, T)
-        output = self._attend(x, keys, values, mask)
+        output = self.attend(x, keys, values, mask)
         cache = KVCache(keys, values)
         if self.window is not None:
             cache.keep_last(self.window)
@@ -399,13 +392,26 @@ class CachedSelfAttention(nn.Module):
         the cache (in place) and attends over the cache; no mask is needed, since the
         cache holds exactly the positions the new one may see. Returns the output
         ``(B, 1, dim)`` and the cache."""
-        if x.size(1) != 1:
-            raise ValueError(f"step takes one position, got {x.size(1)}")
-        keys, values = self.project_keys_values(x)  # (B, H_kv, 1, d) each
-        if cache is None:
-            cache = KVCache(keys, values)
-        else:
-            cache.append(keys, values)
-        if self.window is not None:
-            cache.keep_last(self.window)
-        return self._attend(x, cache.keys, cache.values, None), cache
+        return cached_step(self, x, cache)
+
+
+def cached_step(
+    layer: CachedSelfAttention, x: torch.Tensor, cache: KVCache | None = None
+) -> tuple[torch.Tensor, KVCache]:
+    """One generation step of ``layer``: the new position ``x`` ``(B, 1, dim)`` after
+    the positions held in ``cache`` (``None`` before the first).
+
+    Only ``x`` is projected; its keys and values join the cache, which then holds
+    exactly the positions the new one may see, so the attention needs no mask.
+    """
+    if x.size(1) != 1:
+        raise ValueError(f"a step takes one position, got {x.size(1)}")
+    keys, values = layer.project_keys_values(x)  # (B, H_kv, 1, d) each
+    if cache is None:
+        cache = KVCache(keys, values)
+    else:
+        cache.append(keys, values)  # (B, H_kv, T + 1, d)
+    if layer.window is not None:
+        cache.keep_last(layer.window)
+    output = layer.attend(x, cache.keys, cache.values)  # (B, 1, dim)
+    return output, cache

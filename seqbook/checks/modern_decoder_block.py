@@ -127,8 +127,15 @@ def _build(cls: Any, dim: int, eps: float | None, what: str) -> nn.Module:
     return module
 
 
-def _run_rms_case(cls: Any, dim: int, eps: float | None, x: torch.Tensor,
-                  g: torch.Generator, grads: bool, label: str) -> None:
+def _run_rms_case(
+    cls: Any,
+    dim: int,
+    eps: float | None,
+    x: torch.Tensor,
+    g: torch.Generator,
+    grads: bool,
+    label: str,
+) -> None:
     what = f"RMSNorm on {label}"
     module = _build(cls, dim, eps, what).to(x.dtype)
     builtin = _TorchRMSNorm(dim, eps=1e-6 if eps is None else eps).to(x.dtype)
@@ -145,7 +152,9 @@ def _run_rms_case(cls: Any, dim: int, eps: float | None, x: torch.Tensor,
             if close_tensors(out, value, 1e-5) and not close_tensors(
                 value, expected, 1e-4
             ):
-                raise CheckFailure(f"{what}: wrong values because {_RMS_MISTAKES[name]}.")
+                raise CheckFailure(
+                    f"{what}: wrong values because {_RMS_MISTAKES[name]}."
+                )
         expect_close(out, expected, what)
     if grads:
         upstream = torch.randn(expected.shape, generator=g, dtype=x.dtype)
@@ -167,7 +176,9 @@ def _run_rms_case(cls: Any, dim: int, eps: float | None, x: torch.Tensor,
 @check
 def check_rms_norm(rms_norm_class: Any, hidden: bool = False) -> str:
     """Check an ``RMSNorm(dim, eps=1e-6)`` module class against ``torch.nn.RMSNorm``."""
-    if not isinstance(rms_norm_class, type) or not issubclass(rms_norm_class, nn.Module):
+    if not isinstance(rms_norm_class, type) or not issubclass(
+        rms_norm_class, nn.Module
+    ):
         raise CheckFailure(
             "RMSNorm should be a class derived from nn.Module, got "
             f"{describe(rms_norm_class)}."
@@ -177,18 +188,34 @@ def check_rms_norm(rms_norm_class: Any, hidden: bool = False) -> str:
         (_TorchRMSNorm, "torch.nn.RMSNorm"),
     ):
         if issubclass(rms_norm_class, forbidden):
-            raise ForbiddenCall(f"your RMSNorm is (or derives from) `{name}`: "
-                                f"{_RMS_REASON}.")
+            raise ForbiddenCall(
+                f"your RMSNorm is (or derives from) `{name}`: {_RMS_REASON}."
+            )
     g = grading_generator(hidden)
     cases: list[tuple[int, float | None, torch.Tensor, bool, str]] = []
     if not hidden:
         cases += [
-            (6, None, torch.randn(2, 3, 6, generator=g) + 2.0, False,
-             "a (B=2, T=3, D=6) batch with a mean far from 0"),
-            (5, 0.5, torch.randn(4, 5, generator=g) * 0.3, False,
-             "a (4, 5) batch with a large eps=0.5"),
-            (4, None, torch.randn(3, 4, generator=g, dtype=torch.float64) + 1.0, True,
-             "a float64 (3, 4) batch (gradients checked)"),
+            (
+                6,
+                None,
+                torch.randn(2, 3, 6, generator=g) + 2.0,
+                False,
+                "a (B=2, T=3, D=6) batch with a mean far from 0",
+            ),
+            (
+                5,
+                0.5,
+                torch.randn(4, 5, generator=g) * 0.3,
+                False,
+                "a (4, 5) batch with a large eps=0.5",
+            ),
+            (
+                4,
+                None,
+                torch.randn(3, 4, generator=g, dtype=torch.float64) + 1.0,
+                True,
+                "a float64 (3, 4) batch (gradients checked)",
+            ),
         ]
     else:
         for index in range(3):
@@ -201,8 +228,16 @@ def check_rms_norm(rms_norm_class: Any, hidden: bool = False) -> str:
             x = torch.randn(*leading, dim, generator=g, dtype=dtype) * random_int(
                 g, 1, 4
             ) + random_int(g, -3, 3)
-            cases.append((dim, eps, x, True, f"a random {tuple(x.shape)} input, "
-                          f"eps={eps}, {str(dtype).replace('torch.', '')}"))
+            cases.append(
+                (
+                    dim,
+                    eps,
+                    x,
+                    True,
+                    f"a random {tuple(x.shape)} input, "
+                    f"eps={eps}, {str(dtype).replace('torch.', '')}",
+                )
+            )
     zero = torch.zeros(2, 8)
     zero[1] = torch.randn(8, generator=g)
     cases.append((8, None, zero, False, "a batch whose first row is all zeros"))
@@ -225,7 +260,9 @@ def _interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 def _rotary_variants(
-    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
     positions: torch.Tensor | None,
 ) -> dict[str, torch.Tensor]:
     length = x.size(-2)
@@ -266,14 +303,20 @@ _ROTARY_MISTAKES = {
 }
 
 
-def _run_rotary_case(fn: Callable[..., Any], x: torch.Tensor, cos: torch.Tensor,
-                     sin: torch.Tensor, positions: torch.Tensor | None,
-                     label: str) -> None:
+def _run_rotary_case(
+    fn: Callable[..., Any],
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    positions: torch.Tensor | None,
+    label: str,
+) -> None:
     what = f"apply_rotary on {label}"
     args = [x.clone(), cos.clone(), sin.clone()]
     kwargs = {} if positions is None else {"positions": positions.clone()}
-    out = guarded_call(_ROTARY_REFERENCE, _ROTARY_REASON, fn, *args, what=what,
-                       **kwargs)
+    out = guarded_call(
+        _ROTARY_REFERENCE, _ROTARY_REASON, fn, *args, what=what, **kwargs
+    )
     expected = _reference_rotary(x, cos, sin, positions)
     expect_tensor(out, what, shape=expected.shape, dtype=x.dtype)
     if max_abs_error(args[0], x) != 0:
@@ -298,17 +341,28 @@ def check_apply_rotary(fn: Callable[..., Any], hidden: bool = False) -> str:
         cos, sin = _rotary_frequencies(8, 16)
         x = torch.randn(2, 3, 5, 8, generator=g)
         cases.append((x, cos, sin, None, "(B=2, H=3, T=5, d=8), default positions"))
-        cases.append((x, cos, sin, torch.tensor([3, 4, 5, 6, 7]),
-                      "the same x at positions 3..7"))
+        cases.append(
+            (x, cos, sin, torch.tensor([3, 4, 5, 6, 7]), "the same x at positions 3..7")
+        )
         x64 = torch.randn(2, 1, 4, 6, generator=g, dtype=torch.float64)
         cos64, sin64 = _rotary_frequencies(6, 10, dtype=torch.float64)
-        cases.append((x64, cos64, sin64, torch.tensor([[0, 1, 2, 3], [5, 6, 7, 8]]),
-                      "float64 (2, 1, 4, 6) with positions per sequence (B, T)"))
+        cases.append(
+            (
+                x64,
+                cos64,
+                sin64,
+                torch.tensor([[0, 1, 2, 3], [5, 6, 7, 8]]),
+                "float64 (2, 1, 4, 6) with positions per sequence (B, T)",
+            )
+        )
     else:
         for index in range(3):
             head_dim = 2 * random_int(g, 2, 12)
-            batch, heads, length = (random_int(g, 1, 3), random_int(g, 1, 4),
-                                    random_int(g, 2, 9))
+            batch, heads, length = (
+                random_int(g, 1, 3),
+                random_int(g, 1, 4),
+                random_int(g, 2, 9),
+            )
             max_len = length + random_int(g, 2, 20)
             base = float(random_int(g, 10, 10000))
             dtype = torch.float64 if index == 2 else torch.float32
@@ -322,9 +376,16 @@ def check_apply_rotary(fn: Callable[..., Any], hidden: bool = False) -> str:
             else:
                 starts = torch.randint(1, max_len - length + 1, (batch, 1), generator=g)
                 positions = starts + torch.arange(length)
-            cases.append((x, cos, sin, positions,
-                          f"random {tuple(x.shape)}, base {base:g}, positions "
-                          f"{'default' if positions is None else tuple(positions.shape)}"))
+            cases.append(
+                (
+                    x,
+                    cos,
+                    sin,
+                    positions,
+                    f"random {tuple(x.shape)}, base {base:g}, positions "
+                    f"{'default' if positions is None else tuple(positions.shape)}",
+                )
+            )
     for x, cos, sin, positions, label in cases:
         _run_rotary_case(fn, x, cos, sin, positions, label)
         integrity.verify()

@@ -107,6 +107,12 @@ SECTIONS = (
         ("seqbook.models.transformer_from_blocks",),
     ),
     Section(
+        "transformer_block",
+        "modern_decoder_block",
+        "modern",
+        ("seqbook.models.modern_decoder_block",),
+    ),
+    Section(
         "encoder_decoder",
         "seq2seq_attention",
         "s2s",

@@ -18,7 +18,7 @@ def _records() -> dict:
 
 def test_the_sampled_plan_covers_every_seed_kernel_and_thread_count_per_notebook():
     sections = robustness.toc_sections()
-    assert len(sections) == 18
+    assert len(sections) == 19
     kernels = ["default", "avx2", "avx512"]
     runs = robustness.plan(sections, kernels, full=False)
     for section in sections:
@@ -30,7 +30,7 @@ def test_the_sampled_plan_covers_every_seed_kernel_and_thread_count_per_notebook
         }
     cells = {(r["seed_shift"], r["kernel"], r["threads"]) for r in runs}
     assert len(cells) == 3 * 3 * 2  # the book as a whole meets every configuration
-    assert len(robustness.plan(sections, kernels, full=True)) == 18 * 18
+    assert len(robustness.plan(sections, kernels, full=True)) == 19 * 18
 
 
 def test_the_page_shows_margins_and_flags_failures():

@@ -65,6 +65,7 @@ test: $(STAMP)
 		-n $(PYTEST_WORKERS) --dist loadfile tests
 
 book: $(STAMP)
+	$(RUN) $(BIN)/python tools/execute_book.py
 	$(RUN) $(BIN)/jupyter-book build . --all -W -n --keep-going
 	$(BIN)/python tools/check_public_build.py _build/html
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 
+import execute_book  # tools/ is on the test path
 import nbformat
 import pytest
 import yaml
@@ -14,6 +15,7 @@ from seqbook.book.sections import PARTS, SECTIONS
 
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
+MAKEFILE = (REPO / "Makefile").read_text()
 # Section notebook -> the short prefix of its nbgrader grade ids.
 GRADE_ID_PREFIXES = {section.slug: section.prefix for section in SECTIONS}
 PART_CAPTIONS = [
@@ -104,10 +106,20 @@ def test_each_part_opens_with_its_overview_page():
         assert part["chapters"][0]["file"].startswith("parts/"), part["caption"]
 
 
-def test_execution_is_forced_and_errors_fail_the_build():
+def test_every_build_executes_every_notebook_and_errors_fail_it():
     execute = CONFIG["execute"]
-    assert execute["execute_notebooks"] == "force" and execute["raise_on_error"] is True
+    # The build reads outputs from the cache that `make book` has just emptied and
+    # refilled (tools/execute_book.py), so every notebook runs on every build.
+    assert execute["execute_notebooks"] == "cache" and execute["raise_on_error"] is True
     assert execute["timeout"] >= 60
+    recipe = re.search(r"^book:.*\n((?:\t.*\n)+)", MAKEFILE, re.MULTILINE).group(1)
+    assert recipe.index("tools/execute_book.py") < recipe.index("jupyter-book build")
+    assert "clear_cache()" in (REPO / "tools" / "execute_book.py").read_text()
+
+
+def test_the_parallel_execution_runs_every_page_of_the_book():
+    listed = set(execute_book.longest_first(execute_book.toc_notebooks()))
+    assert listed == set(chapter_notebooks())
 
 
 def test_colab_cells_install_seqbook_from_the_configured_repository():

@@ -13,6 +13,15 @@ layout (pairs ``2i, 2i + 1``) where the half-split one (``i, i + d/2``) is expec
 the rotation turned the wrong way, positions offset by one, and the ``positions``
 argument ignored.
 
+``check_block_forward`` runs ``modern_block_forward(block, x, positions=None)`` on
+reference blocks (``ModernDecoderBlock``) with random weights and gains, grouped
+key/value heads and positions with gaps (a uniform shift of all positions changes no
+score), against the reference forward pass captured at import; it names RoPE applied to
+the values, no rotation, ``positions`` ignored, no causal mask, key/value heads tiled
+instead of repeated in place, post-norm wiring, the norms swapped, the parallel sum of
+the seed article, a missing residual and a missing output projection. Calling the block,
+its attention module or ``pre_ln_block`` is refused while the student's code runs.
+
 ``hidden=False`` is the friendly visible check; ``hidden=True`` draws sizes and values
 from a fresh seed at grading time.
 """

@@ -243,7 +243,7 @@ def block_forward(kind: str = "right"):
         h = attend(norm1(x))
         if kind != "no_attention_residual":
             h = x + h
-        y = h + ffn(norm2(h))
+        y = ffn(norm2(h)) if kind == "no_ffn_residual" else h + ffn(norm2(h))
         if kind == "last_position_lost":
             return y[:, :-1]
         if kind == "float32":
@@ -260,6 +260,7 @@ BLOCK_MISTAKES = {
     "post_norm": "post-norm",
     "norms_swapped": "norms are swapped",
     "no_attention_residual": "first residual is missing",
+    "no_ffn_residual": "second residual is missing",
     "no_causal_mask": "no causal mask",
     "parallel": "seed article",
     "kv_tiled": "tiled",

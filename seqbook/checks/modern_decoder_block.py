@@ -13,6 +13,15 @@ layout (pairs ``2i, 2i + 1``) where the half-split one (``i, i + d/2``) is expec
 the rotation turned the wrong way, positions offset by one, and the ``positions``
 argument ignored.
 
+``check_block_forward`` runs ``modern_block_forward(block, x, positions=None)`` on
+reference blocks (``ModernDecoderBlock``) with random weights and gains, grouped
+key/value heads and positions with gaps (a uniform shift of all positions changes no
+score), against the reference forward pass captured at import; it names RoPE applied to
+the values, no rotation, ``positions`` ignored, no causal mask, key/value heads tiled
+instead of repeated in place, post-norm wiring, the norms swapped, the parallel sum of
+the seed article, a missing residual and a missing output projection. Calling the block,
+its attention module or ``pre_ln_block`` is refused while the student's code runs.
+
 ``hidden=False`` is the friendly visible check; ``hidden=True`` draws sizes and values
 from a fresh seed at grading time.
 """
@@ -36,15 +45,24 @@ from seqbook.checks.core import (
     random_int,
 )
 from seqbook.checks.guard import ForbiddenCall, existing_paths
+from seqbook.models import attention as _attention
+from seqbook.models import attention_at_scale as _at_scale
 from seqbook.models import modern_decoder_block as _reference_module
 
-__all__ = ["check_rms_norm", "check_apply_rotary"]
+__all__ = ["check_rms_norm", "check_apply_rotary", "check_block_forward"]
 
 # Captured at import, before any student code can touch the modules.
 _ReferenceRMSNorm = _reference_module.RMSNorm
 _reference_rotary = _reference_module.apply_rotary
 _rotary_frequencies = _reference_module.rotary_frequencies
 _TorchRMSNorm = nn.RMSNorm
+_ReferenceBlock = _reference_module.ModernDecoderBlock
+_reference_block_forward = _reference_module.ModernDecoderBlock.forward
+_split_heads = _attention.split_heads
+_merge_heads = _attention.merge_heads
+_causal_mask = _attention.causal_mask
+_attend = _attention.scaled_dot_product_attention
+_repeat_kv = _at_scale.repeat_kv
 
 _RMS_BUILTINS = existing_paths(
     (
@@ -62,6 +80,18 @@ _ROTARY_REFERENCE = existing_paths(
     ("seqbook.models.modern_decoder_block.apply_rotary",)
 )
 _ROTARY_REASON = "the book's apply_rotary is disabled while yours is checked"
+_BLOCK_REFERENCE = existing_paths(
+    (
+        "seqbook.models.modern_decoder_block.ModernDecoderBlock.forward",
+        "seqbook.models.modern_decoder_block.LlamaStyleAttention.forward",
+        "seqbook.models.transformer.pre_ln_block",
+    )
+)
+_BLOCK_REASON = (
+    "write the block's forward pass from its parts (block.norm1, block.attention's "
+    "projections, block.feed_forward, ...); calling the block, its attention module "
+    "or pre_ln_block is disabled while your function is checked"
+)
 
 
 # ------------------------------------------------------------------------ RMSNorm
@@ -390,6 +420,215 @@ def check_apply_rotary(fn: Callable[..., Any], hidden: bool = False) -> str:
         _run_rotary_case(fn, x, cos, sin, positions, label)
         integrity.verify()
     return f"apply_rotary matches the reference on {len(cases)} cases."
+
+
+# -------------------------------------------------------------- the block's forward
+
+# The block as each classic mistake computes it (the first two names: correct).
+_BLOCK_MISTAKES = {
+    "rope_on_values": "the values are rotated too. RoPE turns queries and keys only: "
+    "values carry what a token says, not where it stands",
+    "no_rope": "queries and keys are never rotated: apply_rotary(q, ...) and "
+    "apply_rotary(k, ...) with the block's tables block.attention.cos and .sin",
+    "positions_ignored": "the `positions` argument is ignored: pass it on to "
+    "apply_rotary for the queries and the keys",
+    "no_causal_mask": "there is no causal mask: position t may attend only to "
+    "positions 0..t (causal_mask(T) as the mask, or is_causal=True)",
+    "kv_tiled": "the key/value heads are tiled [k0, k1, k0, k1] instead of repeated "
+    "in place [k0, k0, k1, k1]: use repeat_kv (query head h reads key/value head "
+    "h // groups)",
+    "post_norm": "it is wired post-norm, norm1(x + attention(x)) then "
+    "norm2(h + feed_forward(h)); the modern block is pre-norm: "
+    "h = x + attention(norm1(x)), y = h + feed_forward(norm2(h))",
+    "norms_swapped": "the two norms are swapped: norm1 goes before attention, norm2 "
+    "before the feed-forward network",
+    "parallel": "attention and the feed-forward network both read x and are summed "
+    "(the seed article's form); they run one after the other: the feed-forward "
+    "network reads h = x + attention(norm1(x)), through norm2",
+    "no_attention_residual": "the first residual is missing: h = x + "
+    "attention(norm1(x)), not attention(norm1(x))",
+    "no_ffn_residual": "the second residual is missing: y = h + "
+    "feed_forward(norm2(h)), not feed_forward(norm2(h))",
+    "no_o_proj": "the output projection block.attention.o_proj is never applied to "
+    "the merged heads",
+}
+
+
+def _block_variant(
+    block: nn.Module, x: torch.Tensor, positions: torch.Tensor | None, mistake: str
+) -> torch.Tensor:
+    """The block's forward pass, with one classic ``mistake`` (or none: "")."""
+    attention = block.attention
+    cos, sin = attention.cos, attention.sin
+    if mistake == "positions_ignored":
+        positions = None
+
+    def attend(h):  # (B, T, dim) -> (B, T, dim)
+        q = _split_heads(attention.q_proj(h), attention.num_heads)
+        k = _split_heads(attention.k_proj(h), attention.num_kv_heads)
+        v = _split_heads(attention.v_proj(h), attention.num_kv_heads)
+        if mistake != "no_rope":
+            q = _reference_rotary(q, cos, sin, positions)
+            k = _reference_rotary(k, cos, sin, positions)
+        if mistake == "rope_on_values":
+            v = _reference_rotary(v, cos, sin, positions)
+        groups = attention.num_heads // attention.num_kv_heads
+        if mistake == "kv_tiled":
+            k, v = k.repeat(1, groups, 1, 1), v.repeat(1, groups, 1, 1)
+        else:
+            k, v = _repeat_kv(k, groups), _repeat_kv(v, groups)
+        mask = None if mistake == "no_causal_mask" else _causal_mask(h.size(1))
+        heads, _ = _attend(q, k, v, mask)
+        merged = _merge_heads(heads)
+        return merged if mistake == "no_o_proj" else attention.o_proj(merged)
+
+    norm1, norm2, ffn = block.norm1, block.norm2, block.feed_forward
+    if mistake == "norms_swapped":
+        norm1, norm2 = norm2, norm1
+    if mistake == "post_norm":
+        h = norm1(x + attend(x))
+        return norm2(h + ffn(h))
+    if mistake == "parallel":
+        return x + attend(norm1(x)) + ffn(norm2(x))
+    h = attend(norm1(x))
+    if mistake != "no_attention_residual":
+        h = x + h
+    y = ffn(norm2(h))
+    return y if mistake == "no_ffn_residual" else h + y
+
+
+def _random_block(
+    dim: int,
+    heads: int,
+    kv_heads: int,
+    hidden: int,
+    max_len: int,
+    base: float,
+    g: torch.Generator,
+    dtype: torch.dtype,
+) -> nn.Module:
+    """A reference block with random weights and gains (so that swapped norms show)."""
+    block = _ReferenceBlock(
+        dim, heads, kv_heads, hidden, eps=1e-6, max_len=max_len, rope_base=base
+    )
+    with torch.no_grad():
+        for name, parameter in block.named_parameters():
+            noise = torch.randn(parameter.shape, generator=g)
+            if name.startswith("norm"):
+                parameter.copy_(1.0 + 0.5 * noise)
+            else:
+                parameter.copy_(noise * parameter.shape[-1] ** -0.5)
+    return block.to(dtype).eval()
+
+
+def _run_block_case(
+    fn: Callable[..., Any],
+    block: nn.Module,
+    x: torch.Tensor,
+    positions: torch.Tensor | None,
+    label: str,
+) -> None:
+    what = f"modern_block_forward on {label}"
+    with torch.no_grad():
+        expected = _reference_block_forward(block, x, positions)
+        state = {name: value.clone() for name, value in block.state_dict().items()}
+    args = (block, x.clone())
+    kwargs = {} if positions is None else {"positions": positions.clone()}
+    with torch.no_grad():
+        out = guarded_call(
+            _BLOCK_REFERENCE, _BLOCK_REASON, fn, *args, what=what, **kwargs
+        )
+    expect_tensor(out, what, shape=expected.shape, dtype=x.dtype)
+    if max_abs_error(args[1], x) != 0:
+        raise CheckFailure(f"{what} modified x in place.")
+    changed = [
+        name
+        for name, value in block.state_dict().items()
+        if max_abs_error(value, state[name]) != 0
+    ]
+    if changed:
+        raise CheckFailure(
+            f"{what} changed the block's weights ({', '.join(changed)}); the forward "
+            "pass only reads them."
+        )
+    if not close_tensors(out, expected, 1e-5):
+        with torch.no_grad():
+            for name in _BLOCK_MISTAKES:
+                value = _block_variant(block, x, positions, name)
+                if close_tensors(out, value, 1e-5) and not close_tensors(
+                    value, expected, 1e-3
+                ):
+                    raise CheckFailure(
+                        f"{what}: wrong values because {_BLOCK_MISTAKES[name]}."
+                    )
+        expect_close(out, expected, what)
+
+
+@check
+def check_block_forward(fn: Callable[..., Any], hidden: bool = False) -> str:
+    """Check ``fn(block, x, positions=None)`` -> the output of the Llama-style
+    ``block`` (a ``ModernDecoderBlock``) on ``x`` ``(B, T, dim)``."""
+    g = grading_generator(hidden)
+    cases = []
+    if not hidden:
+        block = _random_block(16, 4, 2, 24, 32, 10000.0, g, torch.float32)
+        x = torch.randn(2, 5, 16, generator=g)
+        cases.append(
+            (
+                block,
+                x,
+                None,
+                "(B=2, T=5, dim=16), 4 query and 2 key/value heads, default positions",
+            )
+        )
+        cases.append((block, x, torch.arange(7, 12), "the same x at positions 7..11"))
+        block64 = _random_block(12, 6, 2, 20, 24, 500.0, g, torch.float64)
+        x64 = torch.randn(2, 4, 12, generator=g, dtype=torch.float64)
+        cases.append(
+            (
+                block64,
+                x64,
+                torch.tensor([[0, 1, 4, 5], [2, 6, 7, 11]]),
+                "float64 (2, 4, 12), 6 query and 2 key/value heads, positions "
+                "with gaps, per sequence (B, T)",
+            )
+        )
+    else:
+        for index in range(3):
+            # Groups of at least 2; once 2 or more key/value heads (their order shows).
+            kv_heads = random_int(g, 2 if index == 0 else 1, 3)
+            groups = random_int(g, 2, 3)
+            heads = kv_heads * groups
+            head_dim = 2 * random_int(g, 1, 4)
+            dim = heads * head_dim
+            batch, length = random_int(g, 1, 3), random_int(g, 3, 8)
+            max_len = length + random_int(g, 4, 20)
+            base = float(random_int(g, 10, 10000))
+            dtype = torch.float64 if index == 2 else torch.float32
+            block = _random_block(
+                dim, heads, kv_heads, random_int(g, 4, 40), max_len, base, g, dtype
+            )
+            x = torch.randn(batch, length, dim, generator=g, dtype=dtype)
+            # Positions with gaps: a shift of all positions changes no score.
+            rows = [
+                torch.randperm(max_len, generator=g)[:length].sort().values
+                for _ in range(batch)
+            ]
+            positions = (None, rows[0], torch.stack(rows))[index]
+            cases.append(
+                (
+                    block,
+                    x,
+                    positions,
+                    f"random {tuple(x.shape)}, {heads} query and {kv_heads} key/value "
+                    f"heads, base {base:g}, positions "
+                    f"{'default' if positions is None else tuple(positions.shape)}",
+                )
+            )
+    for block, x, positions, label in cases:
+        _run_block_case(fn, block, x, positions, label)
+        integrity.verify()
+    return f"modern_block_forward matches ModernDecoderBlock on {len(cases)} cases."
 
 
 integrity.protect_module(__name__)

@@ -177,3 +177,138 @@ def test_the_reference_apply_rotary_is_refused():
 
     with pytest.raises(ForbiddenCall):
         check_rotary(apply_rotary)
+
+
+# ------------------------------------------------------------- block forward answers
+
+
+def block_forward(kind: str = "right"):
+    """A student's ``modern_block_forward``, right or with one classic mistake."""
+    from seqbook.models import modern_decoder_block as reference
+    from seqbook.models.attention import (
+        causal_mask,
+        merge_heads,
+        scaled_dot_product_attention,
+        split_heads,
+    )
+    from seqbook.models.attention_at_scale import repeat_kv
+    from seqbook.models.transformer import pre_ln_block
+
+    def modern_block_forward(block, x, positions=None):
+        if kind == "stub":
+            raise NotImplementedError()
+        if kind == "none":
+            return None
+        if kind == "calls_block":
+            return block(x, positions)
+        attention = block.attention
+        cos, sin = attention.cos, attention.sin
+        if kind == "positions_ignored":
+            positions = None
+
+        def attend(h):
+            if kind == "calls_attention":
+                return attention(h, positions)
+            q = split_heads(attention.q_proj(h), attention.num_heads)
+            k = split_heads(attention.k_proj(h), attention.num_kv_heads)
+            v = split_heads(attention.v_proj(h), attention.num_kv_heads)
+            q = reference.apply_rotary(q, cos, sin, positions)
+            k = reference.apply_rotary(k, cos, sin, positions)
+            if kind == "rope_on_values":
+                v = reference.apply_rotary(v, cos, sin, positions)
+            if kind == "torch_sdpa":
+                heads = torch.nn.functional.scaled_dot_product_attention(
+                    q, k, v, is_causal=True, enable_gqa=True
+                )
+            else:
+                groups = attention.num_heads // attention.num_kv_heads
+                if kind == "kv_tiled":
+                    k, v = k.repeat(1, groups, 1, 1), v.repeat(1, groups, 1, 1)
+                else:
+                    k, v = repeat_kv(k, groups), repeat_kv(v, groups)
+                mask = None if kind == "no_causal_mask" else causal_mask(h.size(1))
+                heads, _ = scaled_dot_product_attention(q, k, v, mask)
+            return attention.o_proj(merge_heads(heads))
+
+        norm1, norm2, ffn = block.norm1, block.norm2, block.feed_forward
+        if kind == "pre_ln_block":
+            return pre_ln_block(x, attend, ffn, norm1, norm2)
+        if kind == "post_norm":
+            h = norm1(x + attend(x))
+            return norm2(h + ffn(h))
+        if kind == "norms_swapped":
+            norm1, norm2 = norm2, norm1
+        if kind == "parallel":
+            return x + attend(norm1(x)) + ffn(norm2(x))
+        h = attend(norm1(x))
+        if kind != "no_attention_residual":
+            h = x + h
+        y = ffn(norm2(h)) if kind == "no_ffn_residual" else h + ffn(norm2(h))
+        if kind == "last_position_lost":
+            return y[:, :-1]
+        if kind == "float32":
+            return y.float()
+        return y
+
+    return modern_block_forward
+
+
+check_block = modern_checks.check_block_forward
+
+BLOCK_MISTAKES = {
+    "rope_on_values": "values are rotated too",
+    "post_norm": "post-norm",
+    "norms_swapped": "norms are swapped",
+    "no_attention_residual": "first residual is missing",
+    "no_ffn_residual": "second residual is missing",
+    "no_causal_mask": "no causal mask",
+    "parallel": "seed article",
+    "kv_tiled": "tiled",
+    "positions_ignored": "`positions` argument is ignored",
+}
+
+
+@pytest.mark.parametrize("kind", ["right", "torch_sdpa"])
+def test_a_correct_block_forward_passes_visible_and_hidden(kind, capsys):
+    check_block(block_forward(kind))
+    for _ in range(5):
+        check_block(block_forward(kind), hidden=True)
+    assert "matches ModernDecoderBlock" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind, words", sorted(BLOCK_MISTAKES.items()))
+def test_block_forward_mistakes_are_named(kind, words):
+    with pytest.raises(CheckFailure, match=words):
+        check_block(block_forward(kind))
+
+
+@pytest.mark.parametrize("kind, words", sorted(BLOCK_MISTAKES.items()))
+def test_block_forward_mistakes_are_named_in_hidden_mode_too(kind, words):
+    for _ in range(5):
+        with pytest.raises(CheckFailure, match=words):
+            check_block(block_forward(kind), hidden=True)
+
+
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("stub", "NotImplementedError"),
+        ("none", "None"),
+        ("last_position_lost", "shape"),
+        ("float32", "dtype"),
+    ],
+)
+def test_block_forward_bad_answers_are_explained(kind, words):
+    with pytest.raises(CheckFailure, match=words):
+        check_block(block_forward(kind))
+
+
+def test_block_forward_that_is_not_a_function_is_explained():
+    with pytest.raises(CheckFailure, match="expected a function"):
+        check_block(None)
+
+
+@pytest.mark.parametrize("kind", ["calls_block", "calls_attention", "pre_ln_block"])
+def test_the_reference_block_and_its_wiring_are_refused(kind):
+    with pytest.raises(ForbiddenCall):
+        check_block(block_forward(kind))

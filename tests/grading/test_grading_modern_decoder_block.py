@@ -37,6 +37,33 @@ SECTION = Section.of(
             "    turned = (even * cos - odd * sin, odd * cos + even * sin)\n"
             "    return torch.stack(turned, dim=-1).flatten(-2)\n"
         ),
+        "modern-block-forward": (  # RoPE applied to the values too
+            "from seqbook.models.attention import (causal_mask, merge_heads,\n"
+            "                                      scaled_dot_product_attention, "
+            "split_heads)\n"
+            "from seqbook.models.attention_at_scale import repeat_kv\n"
+            "\n"
+            "\n"
+            "def modern_block_forward(block, x, positions=None):\n"
+            "    attention = block.attention\n"
+            "    cos, sin = attention.cos, attention.sin\n"
+            "\n"
+            "    def self_attention(h):\n"
+            "        q = split_heads(attention.q_proj(h), attention.num_heads)\n"
+            "        k = split_heads(attention.k_proj(h), attention.num_kv_heads)\n"
+            "        v = split_heads(attention.v_proj(h), attention.num_kv_heads)\n"
+            "        q = reference.apply_rotary(q, cos, sin, positions)\n"
+            "        k = reference.apply_rotary(k, cos, sin, positions)\n"
+            "        v = reference.apply_rotary(v, cos, sin, positions)\n"
+            "        groups = attention.num_heads // attention.num_kv_heads\n"
+            "        k, v = repeat_kv(k, groups), repeat_kv(v, groups)\n"
+            "        keep = causal_mask(h.size(1))\n"
+            "        heads, _ = scaled_dot_product_attention(q, k, v, keep)\n"
+            "        return attention.o_proj(merge_heads(heads))\n"
+            "\n"
+            "    h = x + self_attention(block.norm1(x))\n"
+            "    return h + block.feed_forward(block.norm2(h))\n"
+        ),
     },
 )
 

@@ -369,6 +369,10 @@ def _tiled_cases(hidden: bool):
     arbitrary[:, -1] = True  # the last block always has a visible key ...
     arbitrary[1] = False  # ... except for query 1, which sees none
     square = torch.randn(batch, heads, t_k, d, generator=g, dtype=dtype)
+    # One flag per query, applied to every key: the mask's last axis has size 1.
+    per_query = torch.rand(batch, 1, t_q, 1, generator=g) < 0.7  # (B, 1, T_q, 1)
+    per_query[:, :, 0] = True
+    per_query[0, 0, -1] = False  # a query that sees no key
     return [
         (f"no mask, T_q={t_q}, T_k={t_k}, block_size={block}", q, k, v, None, block, 0),
         ("no mask, block_size=1", q, k, v, None, 1, False),
@@ -383,7 +387,9 @@ def _tiled_cases(hidden: bool):
             block,
             0,
         ),
+        ("a (B, 1, T_q, 1) mask (one flag per query)", q, k, v, per_query, block, 0),
         (f"is_causal=True, T_q=T_k={t_k}", square, k, v, None, block, True),
+        (f"is_causal=True, T_q={t_q} < T_k={t_k}", q, k, v, None, block, True),
         ("is_causal=True and a padding mask", square, k, v, padding, block, True),
     ]
 
@@ -439,6 +445,17 @@ def check_tiled_attention(fn: Callable[..., Any], hidden: bool = False) -> str:
         raise CheckFailure(f"{what} should raise ValueError, raised {err!r}") from None
     else:
         raise CheckFailure(f"{what} should raise ValueError (block_size >= 1).")
+    what = "tiled_attention with a float mask"
+    try:
+        fn(q.clone(), k.clone(), v.clone(), mask=torch.ones(q.size(-2), k.size(-2)))
+    except TypeError:
+        pass
+    except Exception as err:  # noqa: BLE001
+        raise CheckFailure(f"{what} should raise TypeError, raised {err!r}") from None
+    else:
+        raise CheckFailure(
+            f"{what} should raise TypeError: a mask is boolean (True = may attend)."
+        )
     return (
         f"tiled_attention equals PyTorch's attention on {len(cases)} cases (padding, "
         "causal and arbitrary masks) without building the T_q x T_k matrix."

@@ -129,6 +129,8 @@ def test_online_softmax_needs_the_block_size_error():
 def tiled(q, k, v, mask=None, block_size=64, is_causal=False, mistake=None):
     if block_size < 1:
         raise ValueError("block_size")
+    if mask is not None and mask.dtype != torch.bool and mistake != "float_mask":
+        raise TypeError("mask must be boolean")
     t_q, t_k = q.shape[-2], k.shape[-2]
     shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     if mask is not None:
@@ -141,15 +143,17 @@ def tiled(q, k, v, mask=None, block_size=64, is_causal=False, mistake=None):
         stop = min(start + block_size, t_k)
         s = q @ k[..., start:stop, :].transpose(-1, -2) * scale
         if mask is not None:
-            if mask.shape[-1] == 1:
+            if mask.shape[-1] == 1 and mistake != "sliced_flags":
                 cols = mask
             elif mistake == "same_columns":
                 cols = mask[..., : stop - start]
             else:
                 cols = mask[..., start:stop]
-            s = s.masked_fill(~cols, -math.inf)
+            s = s.masked_fill(~cols.bool(), -math.inf)
         if is_causal:
             offset = 0 if mistake == "causal_local" else start
+            if mistake == "causal_bottom_right":  # aligned to the last query instead
+                offset -= t_k - t_q
             keys = torch.arange(offset, offset + stop - start)
             s = s.masked_fill(keys[None, :] > torch.arange(t_q)[:, None], -math.inf)
         new = torch.maximum(m, s.amax(-1, keepdim=True))
@@ -187,6 +191,23 @@ def test_tiled_attention_names_the_classic_mistakes(mistake, words):
         return tiled(q, k, v, mask, block_size, is_causal, mistake)
 
     for hidden in (False, True, True, True):
+        with pytest.raises(CheckFailure, match=words):
+            check_tiled_attention(wrong, hidden=hidden)
+
+
+@pytest.mark.parametrize(
+    "mistake, words",
+    [
+        ("sliced_flags", r"\(B, 1, T_q, 1\) mask"),
+        ("causal_bottom_right", "T_q=.* < T_k="),
+        ("float_mask", "should raise TypeError"),
+    ],
+)
+def test_tiled_attention_catches_mask_shapes_alignment_and_dtype(mistake, words):
+    def wrong(q, k, v, mask=None, block_size=64, is_causal=False):
+        return tiled(q, k, v, mask, block_size, is_causal, mistake)
+
+    for hidden in (False, True, True):
         with pytest.raises(CheckFailure, match=words):
             check_tiled_attention(wrong, hidden=hidden)
 

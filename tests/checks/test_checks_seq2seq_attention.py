@@ -165,9 +165,9 @@ DECODE_MISTAKES = {
     ),
     "should read bos_id": (
         ("tokens = targets[:, t]", "tokens = targets[:, t]"),
-        (
+        (  # another valid id: bos_id + 1 is out of range when <bos> is the last id
             "tokens = torch.full((batch,), bos_id,",
-            "tokens = torch.full((batch,), bos_id + 1,",
+            "tokens = torch.full((batch,), abs(bos_id - 1),",
         ),
     ),
     "fed its own predictions": (("if teacher_forcing:", "if False:"),),

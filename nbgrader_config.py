@@ -32,10 +32,11 @@ c.CourseDirectory.ignore = [
     "*.marking.md",
 ]
 
-# Each cell may run for two minutes before the kernel is interrupted (the default, 30 s,
-# is too short for the training cells of later parts). An infinite loop in a student's
-# answer therefore costs that run two minutes, not the whole grading session.
-c.Execute.timeout = 120
+# Each cell may run for five minutes before the kernel is interrupted (the default,
+# 30 s, is too short for the training cells of later parts: fine-tuning's took over two
+# minutes under the portable `default` CPU kernel on a slow day). An infinite loop in a
+# student's answer therefore costs that run five minutes, not the whole grading session.
+c.Execute.timeout = 300
 
 # Submissions run under limits (grading/execution.py): the kernel's address space, a
 # budget for the whole notebook, output per cell; a kernel that dies or cannot be

@@ -199,6 +199,21 @@ def _same_with_nan(a: Any, b: torch.Tensor) -> bool:
     return close_tensors(a.nan_to_num(), b.nan_to_num())
 
 
+def _expect_raises(call: Callable[[], Any], error: type, what: str, why: str) -> None:
+    """Fail unless ``call()`` raises ``error`` (the input it gets is invalid)."""
+    try:
+        call()
+    except error:
+        return
+    except NotImplementedError:
+        raise CheckFailure(f"{what} still raises NotImplementedError.") from None
+    except Exception as err:  # noqa: BLE001
+        raise CheckFailure(
+            f"{what} should raise {error.__name__}, raised {err!r}"
+        ) from None
+    raise CheckFailure(f"{what} should raise {error.__name__} ({why}).")
+
+
 @check
 def check_online_softmax(fn: Callable[..., Any], hidden: bool = False) -> str:
     """Check ``online_softmax(scores, dim=-1, block_size=1)`` against ``torch.softmax``,
@@ -227,17 +242,12 @@ def check_online_softmax(fn: Callable[..., Any], hidden: bool = False) -> str:
                 )
             expect_close(result.nan_to_num(), expected.nan_to_num(), what)
         integrity.verify()
-    what = "online_softmax(scores, block_size=0)"
-    try:
-        fn(cases[0][1].clone(), dim=-1, block_size=0)
-    except ValueError:
-        pass
-    except NotImplementedError:
-        raise CheckFailure(f"{what} still raises NotImplementedError.") from None
-    except Exception as err:  # noqa: BLE001
-        raise CheckFailure(f"{what} should raise ValueError, raised {err!r}") from None
-    else:
-        raise CheckFailure(f"{what} should raise ValueError (block_size must be >= 1).")
+    _expect_raises(
+        lambda: fn(cases[0][1].clone(), dim=-1, block_size=0),
+        ValueError,
+        "online_softmax(scores, block_size=0)",
+        "block_size must be >= 1",
+    )
     return (
         f"online_softmax equals torch.softmax on {len(cases)} cases, extreme logits "
         "and fully masked rows included."
@@ -434,28 +444,18 @@ def check_tiled_attention(fn: Callable[..., Any], hidden: bool = False) -> str:
             )
         integrity.verify()
     q, k, v = cases[0][1:4]
-    what = "tiled_attention(..., block_size=0)"
-    try:
-        fn(q.clone(), k.clone(), v.clone(), block_size=0)
-    except ValueError:
-        pass
-    except NotImplementedError:
-        raise CheckFailure(f"{what} still raises NotImplementedError.") from None
-    except Exception as err:  # noqa: BLE001
-        raise CheckFailure(f"{what} should raise ValueError, raised {err!r}") from None
-    else:
-        raise CheckFailure(f"{what} should raise ValueError (block_size >= 1).")
-    what = "tiled_attention with a float mask"
-    try:
-        fn(q.clone(), k.clone(), v.clone(), mask=torch.ones(q.size(-2), k.size(-2)))
-    except TypeError:
-        pass
-    except Exception as err:  # noqa: BLE001
-        raise CheckFailure(f"{what} should raise TypeError, raised {err!r}") from None
-    else:
-        raise CheckFailure(
-            f"{what} should raise TypeError: a mask is boolean (True = may attend)."
-        )
+    _expect_raises(
+        lambda: fn(q.clone(), k.clone(), v.clone(), block_size=0),
+        ValueError,
+        "tiled_attention(..., block_size=0)",
+        "block_size >= 1",
+    )
+    _expect_raises(
+        lambda: fn(q.clone(), k.clone(), v.clone(), mask=torch.ones(q.shape[-2:])),
+        TypeError,
+        "tiled_attention with a float mask",
+        "a mask is boolean, True = may attend",
+    )
     return (
         f"tiled_attention equals PyTorch's attention on {len(cases)} cases (padding, "
         "causal and arbitrary masks) without building the T_q x T_k matrix."

@@ -17,7 +17,7 @@ STAMP  := $(VENV)/.installed
 # nbgrader starts `alembic` in a subprocess: the environment's bin/ must be on PATH.
 RUN    := PATH="$(BIN):$$PATH"
 
-.PHONY: env test test-oldest book instructors-book browser-test chapters benchmark robustness clean
+.PHONY: env test test-oldest book instructors-book browser-test chapters translations font benchmark robustness clean
 
 env: $(STAMP)
 
@@ -64,9 +64,17 @@ test: $(STAMP)
 		SEQBOOK_SOLUTIONS_CPU_CAPABILITY=$(SOLUTIONS_CPU_KERNEL) $(BIN)/python -m pytest \
 		-n $(PYTEST_WORKERS) --dist loadfile tests
 
+# Both editions. The Chinese one (tools/translation.py) has the same code cells as the
+# English one, so its build finds every notebook's outputs in the same execution cache:
+# the notebooks run once, not once per language. It lands in _build/html/zh_CN.
+ZH_SOURCE := _build/zh_CN-source
 book: $(STAMP)
 	$(RUN) $(BIN)/python tools/execute_book.py
 	$(RUN) $(BIN)/jupyter-book build . --all -W -n --keep-going
+	$(RUN) $(BIN)/python tools/translation.py source $(ZH_SOURCE)
+	$(RUN) $(BIN)/jupyter-book build $(ZH_SOURCE) --all -W -n --keep-going
+	rm -rf _build/html/zh_CN
+	cp -r $(ZH_SOURCE)/_build/html _build/html/zh_CN
 	$(BIN)/python tools/check_public_build.py _build/html
 
 # The instructors' edition (solutions, hidden tests, mark schemes) into _build/instructors.
@@ -79,9 +87,24 @@ instructors-book: $(STAMP)
 browser-test: $(STAMP)
 	$(RUN) BOOK_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/browser
 
-# Regenerate the student versions in chapters/ from solutions/ (nbgrader + tagging).
+# Regenerate the student versions in chapters/ from solutions/ (nbgrader + tagging), and
+# their Chinese versions in zh_CN/chapters/ from those and locale/zh_CN.
 chapters: $(STAMP)
 	$(RUN) $(BIN)/python tools/regenerate_chapters.py
+	$(RUN) $(BIN)/python tools/translation.py notebooks
+
+# After changing English text: new or changed messages in locale/zh_CN (changed ones
+# keep their old translation, marked fuzzy), then the list of what to translate.
+# CONTRIBUTING.md explains the workflow.
+translations: $(STAMP)
+	$(RUN) $(BIN)/python tools/translation.py update
+	$(RUN) $(BIN)/python tools/translation.py check || true
+
+# Re-subset the Chinese font to the characters the book uses (needs Debian's
+# fonts-noto-cjk, only where you run this; the subset is committed).
+NOTO_CJK ?= /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+font: $(STAMP)
+	$(BIN)/python tools/cjk_font.py --source $(NOTO_CJK)
 
 # Time every notebook and measure its peak memory; rewrites back/runtimes.md.
 benchmark: $(STAMP)

@@ -26,7 +26,11 @@ FORBIDDEN = (
 )
 BANNER = FORBIDDEN[-1]
 # Where the sections' pages and downloadable notebooks are, relative to the build root.
-SECTION_FOLDERS = (("chapters",), ("_sources", "chapters"))
+SECTION_FOLDERS = tuple(
+    edition + folder
+    for edition in ((), ("zh_CN",))  # the English book and the Chinese one inside it
+    for folder in (("chapters",), ("_sources", "chapters"))
+)
 TEXT_SUFFIXES = {".html", ".ipynb", ".js", ".txt", ".md", ".json"}
 
 

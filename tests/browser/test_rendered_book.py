@@ -75,13 +75,22 @@ def toc_pages() -> list[str]:
     return pages
 
 
-PAGES = toc_pages()
-SECTIONS = [page for page in PAGES if page.startswith("chapters/")]
-# The start page, a section with formulas and figures (desktop), a section on a phone.
+# Both editions: the Chinese one is built into zh_CN/ with the same page names.
+CHINESE = "zh_CN/"
+ENGLISH_PAGES = toc_pages()
+PAGES = ENGLISH_PAGES + [CHINESE + page for page in ENGLISH_PAGES]
+SECTIONS = [
+    page for page in PAGES if page.removeprefix(CHINESE).startswith("chapters/")
+]
+# The start page, a section with formulas and figures (desktop), a section on a phone,
+# and the Chinese edition's start page and a Chinese section.
 SCREENSHOT_PAGES = [
     ("intro", DESKTOP, "intro-desktop.png"),
     ("chapters/attention/scaled_dot_product_attention", DESKTOP, "sdpa-desktop.png"),
     ("chapters/sequence_models/gated_units", PHONE, "gated-units-phone.png"),
+    (CHINESE + "intro", DESKTOP, "zh-intro-desktop.png"),
+    (CHINESE + "chapters/attention/soft_lookup", DESKTOP, "zh-soft-lookup-desktop.png"),
+    (CHINESE + "chapters/attention/multi_head_attention", PHONE, "zh-mha-phone.png"),
 ]
 
 # What the page reports about itself once MathJax has finished typesetting.
@@ -120,6 +129,7 @@ async () => {
   const links = [...document.querySelectorAll("a[href]")].map((a) => ({
     raw: a.getAttribute("href"), url: a.href,
     download: a.classList.contains("btn-download-source-button"),
+    switch: !!a.closest("nav.language-switch"),
   }));
   // Code cells whose lines do not fit the column (each scrolls sideways in its box).
   const scrollingCode = [...document.querySelectorAll(".cell_input pre")]
@@ -472,7 +482,9 @@ def test_download_button_serves_the_student_notebook(reports, site, name):
         link["url"] for link in reports[name].survey["links"] if link["download"]
     ]
     notebooks = [url for url in downloads if url.endswith(".ipynb")]
-    assert notebooks == [f"{site}_sources/{name}.ipynb"], downloads
+    edition = CHINESE if name.startswith(CHINESE) else ""
+    page = name.removeprefix(edition)
+    assert notebooks == [f"{site}{edition}_sources/{page}.ipynb"], downloads
     with urlopen(notebooks[0]) as response:
         served = json.loads(response.read().decode("utf-8"))
     student = json.loads((REPO / f"{name}.ipynb").read_text(encoding="utf-8"))
@@ -491,15 +503,19 @@ def test_download_button_serves_the_student_notebook(reports, site, name):
     [
         ("attention", "chapters/attention/scaled_dot_product_attention.html"),
         ("LSTM", "chapters/sequence_models/gated_units.html"),
+        # The Chinese edition's index is built with jieba's word segmentation.
+        ("注意力", CHINESE + "chapters/attention/scaled_dot_product_attention.html"),
+        ("门控", CHINESE + "chapters/sequence_models/gated_units.html"),
     ],
 )
 def test_search_finds(site, browser, term, expected):
-    report = PageReport(url=f"{site}search.html?q={term}")
+    edition = CHINESE if expected.startswith(CHINESE) else ""
+    report = PageReport(url=f"{site}{edition}search.html?q={term}")
     page = _open(browser, report.url, report)
     try:
         page.wait_for_function(
             "() => { const h = document.querySelector('#search-results h2');"
-            " return h && h.textContent.startsWith('Search Results'); }",
+            " return h && ['Search Results', '搜索结果'].includes(h.textContent); }",
             timeout=30_000,
         )
         hits = page.eval_on_selector_all(
@@ -512,6 +528,86 @@ def test_search_finds(site, browser, term, expected):
     assert site + expected in pages, f"searching {term!r} found {sorted(pages)}"
     for url in pages:
         assert _html_file(url, site).is_file(), f"search result {url} does not exist"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_links_to_itself_in_the_other_language(reports, site, name):
+    other = name.removeprefix(CHINESE) if name.startswith(CHINESE) else CHINESE + name
+    switches = [link["url"] for link in reports[name].survey["links"] if link["switch"]]
+    assert switches == [site + other + ".html"], (
+        f"{name}.html should link once to {other}.html: {switches}"
+    )
+
+
+# Each distinct CJK character of the page's prose, drawn on a canvas in the page's own
+# font, compared pixel for pixel with a character no font has (U+E000, private use):
+# a character drawn like it is an empty box (tofu). Fonts are awaited first.
+TOFU_JS = r"""
+async () => {
+  await document.fonts.ready;
+  const root = document.querySelector("main") || document.body;
+  const sidebar = document.querySelector(".bd-sidebar-primary") || document.body;
+  const text = root.innerText + sidebar.innerText + document.title;
+  const chars = [...new Set(text.match(/[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]/g)
+                 || [])];
+  const family = getComputedStyle(root).fontFamily;
+  // A face that fails to load (the control test blocks it) must not stop the count.
+  await Promise.all(chars.map((c) => document.fonts.load(`32px ${family}`, c)
+    .catch(() => null)));
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 40;
+  const ctx = canvas.getContext("2d", {willReadFrequently: true});
+  const draw = (c) => {
+    ctx.clearRect(0, 0, 40, 40);
+    ctx.font = `32px ${family}`;
+    ctx.fillText(c, 2, 32);
+    return ctx.getImageData(0, 0, 40, 40).data.join(",");
+  };
+  const box = draw("\ue000");
+  return {count: chars.length, tofu: chars.filter((c) => draw(c) === box)};
+}
+"""
+# Pages whose prose is Chinese: the Chinese edition's, and the English glossary.
+CJK_PAGES = [
+    CHINESE + "intro",
+    CHINESE + "chapters/attention/soft_lookup",
+    CHINESE + "back/glossary",
+    "back/glossary",
+]
+
+
+def _tofu(browser, url: str, block_font: bool = False) -> dict:
+    report = PageReport(url=url)
+    page = _open(browser, url, report)
+    try:
+        if block_font:
+            page.route("**/*.woff2", lambda route_: route_.abort())
+            page.reload(wait_until="load")
+        return page.evaluate(TOFU_JS)
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("name", CJK_PAGES)
+def test_chinese_text_has_no_missing_glyphs(site, browser, name):
+    found = _tofu(browser, site + name + ".html")
+    assert found["count"] > 10, found
+    assert not found["tofu"], (
+        f"{name}.html draws {len(found['tofu'])} of its {found['count']} Chinese "
+        f"characters as empty boxes: {''.join(found['tofu'][:40])}"
+    )
+
+
+def test_the_tofu_detector_sees_boxes_without_the_served_font(site, browser):
+    import subprocess
+
+    fonts = subprocess.run(
+        ["fc-list", ":lang=zh"], capture_output=True, text=True, check=False
+    ).stdout
+    if fonts.strip():
+        pytest.skip("this machine has a CJK font of its own: no boxes to see")
+    found = _tofu(browser, site + CHINESE + "intro.html", block_font=True)
+    assert len(found["tofu"]) == found["count"] > 10, found
 
 
 def test_screenshots(site, browser):

@@ -80,8 +80,14 @@ class Section:
     def student_path(self) -> Path:
         return REPO / "chapters" / self.assignment / f"{self.notebook}.ipynb"
 
-    def student_version(self) -> nbformat.NotebookNode:
-        return nbformat.read(self.student_path, as_version=4)
+    @property
+    def chinese_path(self) -> Path:
+        """The Chinese student version (tools/translation.py), same cells and code."""
+        return REPO / "zh_CN" / "chapters" / self.assignment / f"{self.notebook}.ipynb"
+
+    def student_version(self, chinese: bool = False) -> nbformat.NotebookNode:
+        path = self.chinese_path if chinese else self.student_path
+        return nbformat.read(path, as_version=4)
 
     def solution_code(self, grade_id: str) -> str:
         return solution_code(
@@ -89,11 +95,11 @@ class Section:
         )
 
     def answered(
-        self, wrong: tuple[str, ...] = (), prefix: str = ""
+        self, wrong: tuple[str, ...] = (), prefix: str = "", chinese: bool = False
     ) -> nbformat.NotebookNode:
-        """The student version with every exercise answered, those in ``wrong``
-        wrongly."""
-        notebook = self.student_version()
+        """The student version (English, or the Chinese one) with every exercise
+        answered, those in ``wrong`` wrongly."""
+        notebook = self.student_version(chinese)
         for grade_id in self.answers.values():
             code = (
                 self.wrong[grade_id]
@@ -301,7 +307,9 @@ class RoundTrip:
     full marks (graded under the second CPU kernel), the blank student version 0, and
     one wrong answer loses exactly its exercise's points; the first two also check that
     every cell ran as nbval would. The one-bug submissions keep only the cells the
-    graded cells need (:meth:`Section.exercises_only`).
+    graded cells need (:meth:`Section.exercises_only`). A submission made from the
+    Chinese notebook (zh_CN/chapters/) is graded with the same gradebook and must score
+    what the same answers score in English.
     """
 
     section: Section
@@ -342,6 +350,22 @@ class RoundTrip:
         assert autograde(
             section, course, f"buggy-{test_id}", notebook
         ) == section.full_marks_except(test_id)
+
+    def test_chinese_version_grades_like_the_english(self, course):
+        # A submission made from the Chinese notebook, graded with the gradebook of
+        # the English one: every answer right but the first exercise's, which is
+        # wrong, scores what the same answers score in English.
+        section = self.section
+        first = sorted(section.points)[0]
+        notebook = section.exercises_only(
+            section.answered(wrong=(section.answers[first],), chinese=True)
+        )
+        assert any(
+            "\u4e00" <= ch <= "\u9fff" for c in notebook.cells for ch in c.source
+        )
+        assert autograde(
+            section, course, "chinese", notebook
+        ) == section.full_marks_except(first)
 
 
 def printed_report(path: Path, prefix: str) -> dict:

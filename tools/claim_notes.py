@@ -51,11 +51,11 @@ def cell_text(section: str, records: dict) -> str | None:
         HEADING,
         "",
         f"The statements this section makes about its experiments were checked in "
-        f"{len(results)} runs on {max(r.get('date', meta['date']) for r in results)}: "
-        "seed shifts "
-        f"{', '.join(map(str, seeds))}, CPU kernels "
-        f"{' and '.join(f'`{k}`' for k in kernels)}, "
-        f"{' and '.join(map(str, threads))} threads (how, and why: "
+        f"{len(results)} runs on {max(r.get('date', meta['date']) for r in results)}, "
+        "which between them vary the seed shift "
+        f"({', '.join(map(str, seeds))}), the CPU kernel "
+        f"({' and '.join(f'`{k}`' for k in kernels)}) and the number of threads "
+        f"({' and '.join(map(str, threads))}), not in every combination (how, and why: "
         "[Robustness of the claims](../../back/robustness.md)). "
         + (
             "Each held in every run. "

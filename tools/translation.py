@@ -55,9 +55,11 @@ PROTECTED = re.compile(
     r"|\{\{[^}]*\}\}",
     re.S,
 )
-# A number in prose: a date, or an integer or decimal not glued to a word or a hyphen
-# (GPT-2 and fp16 stay as they are).
-NUMBER = re.compile(r"\d{4}-\d{2}-\d{2}|(?<![\w.\-])-?\d+(?:\.\d+)*(?!\w)")
+# A number in prose: a date, an integer or decimal not glued to a word or a hyphen
+# (GPT-2 and fp16 stay as they are), or the second number of a range such as 93-98.
+NUMBER = re.compile(
+    r"\d{4}-\d{2}-\d{2}|(?<![\w.\-])-?\d+(?:\.\d+)*(?!\w)|(?<=\d-)\d+(?:\.\d+)*(?!\w)"
+)
 PLACEHOLDER = re.compile(r"\{#(\d+)\}")
 WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*[A-Za-z]|[A-Za-z]")
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")

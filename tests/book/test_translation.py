@@ -206,3 +206,16 @@ def test_make_book_builds_both_editions_from_one_execution():
     assert [recipe.index(step) for step in steps] == sorted(
         recipe.index(step) for step in steps
     )
+
+
+def test_numbers_of_the_prose_become_placeholders():
+    held = translation.hold_numbers
+    assert held("seen 93-98 %, GPT-2 and fp16 at -1.4") == (
+        "seen {#0}-{#1} %, GPT-2 and fp16 at {#2}",
+        ["93", "98", "-1.4"],
+    )
+    assert held("on 2026-12-03, `lr=1e-3` and $w = 0.5$") == (
+        "on {#0}, `lr=1e-3` and $w = 0.5$",
+        ["2026-12-03"],
+    )
+    assert translation.fill_numbers("{#1} 至 {#0}", ["3", "4"]) == "4 至 3"

@@ -9,8 +9,8 @@ TORCH  ?= torch
 # pytest-xdist workers; the GPU job uses 1 so notebook kernels do not share the GPU.
 PYTEST_WORKERS ?= 2
 # The round trips grade the instructor notebooks under this second CPU kernel
-# (ATEN_CPU_CAPABILITY) and the student versions under the native one
-# (tests/grading/grading_harness.py); empty: native for all.
+# (ATEN_CPU_CAPABILITY); `make book` runs the student versions under the native one.
+# Empty: native for all.
 SOLUTIONS_CPU_KERNEL ?= default
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
@@ -54,9 +54,10 @@ test-oldest:
 # Two workers on two cores: one math thread per process, or kernels fight for the cores
 # (measured: small RNNs ran up to 28 times slower with two threads each).
 # ruff first (seconds: lint and layout, configured in pyproject.toml), then pytest.
-# Every notebook runs inside its section's grading round trip (tests/grading/grading_harness.py):
-# the solution under SOLUTIONS_CPU_KERNEL, the student version natively, each cell checked
-# as nbval would; nbval itself stays for one notebook at a time while you work.
+# Every instructor notebook runs inside its section's grading round trip
+# (tests/grading/grading_harness.py) under SOLUTIONS_CPU_KERNEL, each cell checked as
+# nbval would; `make book` runs every student version natively. nbval itself stays for
+# one notebook at a time while you work.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

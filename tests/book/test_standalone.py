@@ -1,13 +1,14 @@
 """seqbook as a student gets it: pip-installed from this repository (in Colab, from its
 URL), not imported from the checkout.
 
-That every student notebook runs top to bottom without the checkout is tested by the
-blank round trip of each section (tests/grading): the grader executes the student
-version in its sandbox, which sees the Python environment and the seqbook package folder
-only (no chapters, no solutions, no data beside the package), and checks that every cell
-ran. What the sandbox cannot see is packaging: a file in seqbook/ that the installed
-package lacks. This file checks that the installed package holds every file of seqbook/
-that git tracks, and runs one notebook against it from an empty folder, end to end."""
+That every notebook's cells run without the checkout is tested by the solution round
+trip of each section (tests/grading): the grader executes the instructor version, whose
+cells are the student version's plus the answers, in its sandbox, which sees the Python
+environment and the seqbook package folder only (no chapters, no solutions, no data
+beside the package), and checks that every cell ran. What the sandbox cannot see is
+packaging: a file in seqbook/ that the installed package lacks. This file checks that
+the installed package holds every file of seqbook/ that git tracks, and runs one
+notebook against it from an empty folder, end to end."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_the_installed_package_holds_every_tracked_file_of_seqbook(installed_seq
     assert not missing, f"not in the installed package: {missing}"
 
 
-# The quickest notebook; every other one runs in the sandboxed blank round trips.
+# The quickest notebook; every other one runs in the sandboxed solution round trips.
 ALONE = [path for path in chapter_notebooks() if path.stem == "soft_lookup"]
 
 

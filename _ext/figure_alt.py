@@ -6,6 +6,8 @@ reader would read out. ``seqbook.book.plotting.use_book_style()`` (called in eve
 section's set-up cell) writes a sentence built from the figure's titles and axis labels
 into the PNG's "Description" text chunk; this extension copies that sentence into the
 image's ``alt`` when the document is read. An image that already has alt text keeps it.
+The figures' own text is English in both editions (it is code output), so the Chinese
+edition keeps the sentence and prefixes it (``figure_alt_prefix``) with a Chinese note.
 """
 
 from __future__ import annotations
@@ -51,9 +53,12 @@ def add_alt_text(app, doctree) -> None:
             continue
         description = png_description(path)
         if description:
-            image["alt"] = description
+            image["alt"] = app.config.figure_alt_prefix + description
 
 
 def setup(app):
+    # The Chinese edition says, before the English titles and labels the figure itself
+    # shows, what the reader is about to hear (tools/translation.py sets it).
+    app.add_config_value("figure_alt_prefix", "", "env")
     app.connect("doctree-read", add_alt_text)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

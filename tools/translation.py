@@ -596,6 +596,9 @@ def book_source(out: Path) -> Path:
     config["execute"]["cache"] = str(REPO / config["execute"]["cache"])
     config["repository"]["path_to_book"] = LANGUAGE
     config["sphinx"]["config"]["language"] = LANGUAGE
+    # A figure's titles and labels are code output, English in both editions; its alt
+    # text (_ext/figure_alt.py) quotes them after this note.
+    config["sphinx"]["config"]["figure_alt_prefix"] = "图（图中文字为英文）："
     config["sphinx"]["config"]["language_switch"] = {
         "root": "../",
         "label": "English",

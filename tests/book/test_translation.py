@@ -166,6 +166,7 @@ def test_chinese_book_reads_the_english_execution(tmp_path):
     assert config["execute"]["execute_notebooks"] == "cache"
     assert config["sphinx"]["config"]["language"] == "zh_CN"
     assert config["sphinx"]["config"]["language_switch"]["root"] == "../"
+    assert translation.CJK.search(config["sphinx"]["config"]["figure_alt_prefix"])
     assert config["repository"]["path_to_book"] == translation.LANGUAGE
     assert translation.CJK.search(config["title"])
     toc = yaml.safe_load((source / "_toc.yml").read_text(encoding="utf-8"))
@@ -219,3 +220,30 @@ def test_numbers_of_the_prose_become_placeholders():
         ["2026-12-03"],
     )
     assert translation.fill_numbers("{#1} 至 {#0}", ["3", "4"]) == "4 至 3"
+
+
+def test_no_english_prose_escapes_the_cut():
+    # What the cut leaves as it is goes into the Chinese pages unchanged: it must be
+    # code, formulas, markup or the glossary's English terms, never a sentence.
+    skipped = ("$$", "<!--", ":")
+    # Fences whose content is not prose; any other fence (a directive the cut does not
+    # know) must hold no English sentence.
+    not_prose = re.compile(
+        r"\s*```+\s*(python|bash|sh|shell|text|console|yaml|toml|json|ini|diff|)\s*\n|\s*```+\s*\{("
+        r"math|code-cell|tableofcontents|bibliography)\}"
+    )
+    for page in translation.pages():
+        for location, text in translation.page_texts(page):
+            for piece in translation.segment(text):
+                if isinstance(piece, translation.Unit) or piece.lstrip().startswith(
+                    skipped
+                ):
+                    continue
+                if not_prose.match(piece) or re.fullmatch(r"\s*```+\s*", piece):
+                    continue
+                if piece.rstrip().endswith("|"):
+                    continue  # a table cell kept as it is (the glossary's terms)
+                if piece.lstrip().startswith("```"):  # the fence's inside
+                    piece = "\n".join(piece.strip().split("\n")[1:-1])
+                text_only = translation.prose(piece)
+                assert not translation.ENGLISH_RUN.search(text_only), (location, piece)

@@ -397,6 +397,8 @@ def write_catalogue(name: str, catalogue: Catalog) -> None:
     catalogue.version = ""
     catalogue.msgid_bugs_address = ""
     catalogue.copyright_holder = "The Everything Is a Mapping team"
+    catalogue.last_translator = "The Everything Is a Mapping team"
+    catalogue.language_team = "简体中文 (zh_CN)"
     catalogue.fuzzy = False
     with path.open("wb") as handle:
         write_po(handle, catalogue, width=0, ignore_obsolete=True, omit_header=False)
@@ -463,9 +465,25 @@ def protected_spans(text: str) -> list[str]:
     return sorted(piece for protected, piece in split_protected(text) if protected)
 
 
+def unclosed_emphasis(text: str) -> bool:
+    """Whether Markdown leaves ``**`` or ``__`` of ``text`` as they are: CommonMark
+    closes ``**`` after punctuation only before a space or punctuation, so
+    ``**问题？**每个`` shows its asterisks (write ``**问题**？每个``)."""
+    from markdown_it import MarkdownIt
+
+    shown = "".join(
+        "X" if protected and piece.startswith("$") else piece
+        for protected, piece in split_protected(text)
+    )
+    html = re.sub(r"<code>.*?</code>", "", MarkdownIt("commonmark").renderInline(shown))
+    return "**" in html or "__" in html
+
+
 def problems_of(msgid: str, msgstr: str) -> list[str]:
-    """What is wrong with one translation ('' for nothing)."""
+    """What is wrong with one translation (empty for nothing)."""
     found = []
+    if unclosed_emphasis(msgstr) and not unclosed_emphasis(msgid):
+        found.append("bold or italic markers that Markdown does not close")
     if sorted(PLACEHOLDER.findall(msgid)) != sorted(PLACEHOLDER.findall(msgstr)):
         found.append("the numbers ({#i}) differ from the English")
     if protected_spans(msgid) != protected_spans(msgstr):

@@ -247,3 +247,19 @@ def test_no_english_prose_escapes_the_cut():
                     piece = "\n".join(piece.strip().split("\n")[1:-1])
                 text_only = translation.prose(piece)
                 assert not translation.ENGLISH_RUN.search(text_only), (location, piece)
+
+
+def test_unclosed_bold_next_to_chinese_punctuation_is_named():
+    msgid = (
+        "Our task: **is the order natural or shuffled?** Each sentence occurs twice."
+    )
+    assert (
+        translation.problems_of(
+            msgid, "任务：**词序是自然的还是打乱的**？每个句子出现两次。"
+        )
+        == []
+    )
+    found = translation.problems_of(
+        msgid, "任务：**词序是自然的还是打乱的？**每个句子出现两次。"
+    )
+    assert found and "does not close" in found[0], found

@@ -29,6 +29,12 @@ CELL_ID = "claims-across-machines"
 HEADING = "## The claims on other machines"
 
 
+def listed(items) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    words = [str(item) for item in items]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else words[0]
+
+
 def _range(row: dict) -> str:
     if row["comparison"] == "is":
         return "—"
@@ -54,8 +60,8 @@ def cell_text(section: str, records: dict) -> str | None:
         f"{len(results)} runs on {max(r.get('date', meta['date']) for r in results)}, "
         "which between them vary the seed shift "
         f"({', '.join(map(str, seeds))}), the CPU kernel "
-        f"({' and '.join(f'`{k}`' for k in kernels)}) and the number of threads "
-        f"({' and '.join(map(str, threads))}), not in every combination (how, and why: "
+        f"({listed([f'`{k}`' for k in kernels])}) and the number of threads "
+        f"({listed(threads)}), not in every combination (how, and why: "
         "[Robustness of the claims](../../back/robustness.md)). "
         + (
             "Each held in every run. "

@@ -356,7 +356,20 @@ def main() -> None:
         PAGE.write_text(render(json.loads(RECORDS.read_text())))
         return
     sections = toc_sections()
-    runs = plan(sections, cpu_kernels(), args.plan == "full")
+    old = json.loads(RECORDS.read_text()) if RECORDS.exists() else None
+    kernels = cpu_kernels()
+    if args.only and old:
+        # A partial re-run joins the recorded matrix: it runs the matrix's kernels (a
+        # processor with more, such as avx512, would give one section configurations
+        # the others lack), and only where this processor can run them all.
+        kernels = old["meta"]["kernels"]
+        missing = set(kernels) - set(cpu_kernels())
+        if missing:
+            parser.error(
+                f"the matrix was recorded with kernels {kernels}; this processor "
+                f"cannot run {sorted(missing)}: re-run the whole matrix instead"
+            )
+    runs = plan(sections, kernels, args.plan == "full")
     if args.only:
         unknown = set(args.only) - set(sections)
         if unknown:
@@ -372,13 +385,12 @@ def main() -> None:
         key=lambda r: (order[r["section"]], r["seed_shift"], r["kernel"], r["threads"])
     )
     meta = {
-        **machine(cpu_kernels()),
+        **machine(kernels),
         "plan": args.plan,
         "wall_minutes": (time.perf_counter() - started) / 60,
     }
     data = {"meta": meta, "results": results}
-    if RECORDS.exists() and not args.no_write:
-        old = json.loads(RECORDS.read_text())
+    if old is not None and not args.no_write:
         if args.only:  # keep the other sections' records, and the day they were made
             kept = [
                 {"date": old["meta"]["date"], **r}
